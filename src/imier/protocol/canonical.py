@@ -1,0 +1,90 @@
+"""Canonical msgpack: one byte string per value, and nothing else accepted.
+
+Rules (docs/protocol.md, "Canonical encoding"):
+
+1. Only nil, bool, int (-2**63 .. 2**64-1), str (UTF-8), bin, array and map
+   with str keys. No floats, no ext types.
+2. Every value uses the shortest msgpack form (msgpack-python's packer does
+   this for ints, strs, bins, arrays and maps).
+3. Map keys are sorted by their UTF-8 bytes; no duplicate keys.
+4. Decoding re-encodes the value and requires the same bytes; any other
+   encoding of the same value is refused, so one value has one id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from .errors import Rejected
+
+__all__ = ["pack", "unpack", "MAX_DEPTH"]
+
+MAX_DEPTH = 6
+
+
+def _canon(value: Any, depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise Rejected("too_deep", f"nesting deeper than {MAX_DEPTH}")
+    if value is None or isinstance(value, (bool, int, str, bytes)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_canon(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        for k in value:
+            if not isinstance(k, str):
+                raise Rejected("bad_key", "map keys must be strings")
+        return {k: _canon(value[k], depth + 1) for k in sorted(value, key=lambda s: s.encode())}
+    raise Rejected("bad_type", f"type {type(value).__name__} cannot be encoded")
+
+
+def pack(value: Any) -> bytes:
+    """Encode ``value`` canonically."""
+    return msgpack.packb(_canon(value), use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def _check_types(value: Any, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise Rejected("too_deep", f"nesting deeper than {MAX_DEPTH}")
+    if isinstance(value, float):
+        raise Rejected("bad_type", "floating point values are not allowed")
+    if isinstance(value, list):
+        for v in value:
+            _check_types(v, depth + 1)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise Rejected("bad_key", "map keys must be strings")
+            _check_types(v, depth + 1)
+    elif not (value is None or isinstance(value, (bool, int, str, bytes))):
+        raise Rejected("bad_type", f"type {type(value).__name__} is not allowed")
+
+
+def unpack(data: bytes, *, max_size: int, check_canonical: bool = True) -> Any:
+    """Decode one canonical msgpack value of at most ``max_size`` bytes."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise Rejected("bad_type", "expected bytes")
+    data = bytes(data)
+    if len(data) > max_size:
+        raise Rejected("too_large", f"{len(data)} bytes, limit is {max_size}")
+    try:
+        value = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            max_str_len=max_size,
+            max_bin_len=max_size,
+            max_array_len=4096,
+            max_map_len=64,
+            max_ext_len=0,
+        )
+    except msgpack.ExtraData:
+        raise Rejected("trailing_bytes", "bytes after the end of the value") from None
+    except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
+        raise Rejected("malformed", f"not valid msgpack ({type(exc).__name__})") from None
+    _check_types(value)
+    if check_canonical and pack(value) != data:
+        raise Rejected("not_canonical", "not in canonical msgpack form")
+    return value

@@ -1,0 +1,458 @@
+"""The SQLite event store: the single source of truth on a node.
+
+Invariants (checked by tests/test_store.py):
+
+1. ``events`` holds only events that passed :func:`imier.protocol.decode_event`
+   (shape, canonical form, signature). Raw bytes are stored as received.
+2. An event is *accepted* (``state = 1``) iff every id in its ``prev`` is an
+   accepted event of the same body with a timestamp ``<=`` its own, and (for
+   ``seq > 1``) one of them is the author's event with ``seq - 1``.
+   Otherwise it is *pending* (``state = 0``) while a prev is missing, and
+   refused (never stored) once its prevs show it invalid. Acceptance is a
+   function of the set of events held, so any arrival order gives the same
+   accepted set (DECISIONS.md s.8).
+3. Every write happens inside :meth:`Store.atomic`; a failed call leaves the
+   database as it was.
+4. ``outbox`` lists locally made events the daemon has not yet published.
+5. Schema changes are migrations, each applied with its record in one
+   transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from ..protocol.errors import LocalError
+from ..protocol.events import Event, Found, Part, decode_event
+
+__all__ = ["Store", "IngestResult", "DEFAULT_MAX_SKEW_MS", "PENDING", "ACCEPTED"]
+
+PENDING = 0
+ACCEPTED = 1
+DEFAULT_MAX_SKEW_MS = 5 * 60 * 1000
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "events, prev edges, outbox, follows, meta",
+        """
+        CREATE TABLE events (
+            id     BLOB PRIMARY KEY,
+            body   BLOB NOT NULL,
+            author BLOB NOT NULL,
+            kind   TEXT NOT NULL,
+            ts     INTEGER NOT NULL,
+            seq    INTEGER NOT NULL,
+            target BLOB,
+            state  INTEGER NOT NULL,
+            raw    BLOB NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX events_body_ts ON events(body, ts, id);
+        CREATE INDEX events_target ON events(target) WHERE target IS NOT NULL;
+        CREATE INDEX events_author_seq ON events(body, author, seq);
+        CREATE TABLE prev (
+            id   BLOB NOT NULL,
+            prev BLOB NOT NULL,
+            PRIMARY KEY (id, prev)
+        ) WITHOUT ROWID;
+        CREATE INDEX prev_by_prev ON prev(prev);
+        CREATE TABLE heads (body BLOB NOT NULL, ts INTEGER NOT NULL, id BLOB NOT NULL,
+                            PRIMARY KEY (body, id)) WITHOUT ROWID;
+        CREATE TABLE outbox (id BLOB PRIMARY KEY, added INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE follows (body BLOB PRIMARY KEY, added INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
+        """,
+    ),
+]
+
+
+@dataclass
+class IngestResult:
+    """What one :meth:`Store.ingest` call did, per event id."""
+
+    new: list[bytes] = field(default_factory=list)  # stored now (accepted or pending)
+    held: list[bytes] = field(default_factory=list)  # already in the store
+    pending: list[bytes] = field(default_factory=list)  # stored, waiting for prev events
+    accepted: list[bytes] = field(default_factory=list)  # became countable now (incl. older pending)
+    rejected: list[tuple[bytes, str]] = field(default_factory=list)  # (id, reason)
+    deferred: list[bytes] = field(default_factory=list)  # too far in the future: try later
+
+
+def _target(ev: Event) -> bytes | None:
+    d = ev.data
+    for name in ("target", "proposal", "mandate"):
+        v = getattr(d, name, None)
+        if isinstance(v, bytes):
+            return v
+    if isinstance(d, Part):
+        return d.part
+    return None
+
+
+class Store:
+    """One node's events. Not thread-safe; one per process/task."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._depth = 0
+        self._migrate()
+
+    # -- opening ---------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Store":
+        path = Path(path)
+        if not path.parent.is_dir():
+            raise LocalError(f"no such directory {path.parent}", hint="run 'imier init' first")
+        conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit that returned survives a power cut (nothing acknowledged is lost).
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return cls(conn)
+
+    @classmethod
+    def memory(cls) -> "Store":
+        return cls(sqlite3.connect(":memory:", isolation_level=None))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def atomic(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; nested calls become savepoints."""
+        name = f"sp{self._depth}"
+        if self._depth == 0:
+            self.conn.execute("BEGIN IMMEDIATE")
+        else:
+            self.conn.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield self.conn
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self.conn.execute("ROLLBACK")
+            else:
+                self.conn.execute(f"ROLLBACK TO {name}")
+                self.conn.execute(f"RELEASE {name}")
+            raise
+        else:
+            self._depth -= 1
+            if self._depth == 0:
+                self.conn.execute("COMMIT")
+            else:
+                self.conn.execute(f"RELEASE {name}")
+
+    def _migrate(self) -> None:
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS migrations "
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+        )
+        done = {r[0] for r in self.conn.execute("SELECT version FROM migrations")}
+        for version, name, sql in MIGRATIONS:
+            if version in done:
+                continue
+            with self.atomic() as c:
+                for stmt in sql.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+                c.execute(
+                    "INSERT INTO migrations VALUES (?, ?, ?)",
+                    (version, name, int(time.time())),
+                )
+
+    # -- ingest ------------------------------------------------------------------
+
+    def ingest(
+        self,
+        events: Iterable[Event],
+        *,
+        now_ms: int | None = None,
+        max_skew_ms: int = DEFAULT_MAX_SKEW_MS,
+        local: bool = False,
+    ) -> IngestResult:
+        """Store verified events in one transaction. Idempotent, order-independent.
+
+        ``now_ms`` (the one clock reading, taken by the caller) defers events
+        timestamped more than ``max_skew_ms`` ahead. ``local`` puts new
+        events in the outbox for the daemon to publish.
+        """
+        res = IngestResult()
+        batch: dict[bytes, Event] = {}
+        for ev in events:
+            if now_ms is not None and ev.ts > now_ms + max_skew_ms:
+                res.deferred.append(ev.id)
+                continue
+            batch.setdefault(ev.id, ev)
+        with self.atomic() as c:
+            held = self._held(list(batch))
+            new = [ev for eid, ev in batch.items() if eid not in held]
+            res.held.extend(eid for eid in batch if eid in held)
+            c.executemany(
+                "INSERT INTO events (id, body, author, kind, ts, seq, target, state, raw) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                [
+                    (ev.id, ev.body_id, ev.author, ev.kind, ev.ts, ev.seq, _target(ev), ev.raw)
+                    for ev in new
+                ],
+            )
+            c.executemany(
+                "INSERT INTO prev (id, prev) VALUES (?, ?)",
+                [(ev.id, p) for ev in new for p in ev.prev],
+            )
+            if local:
+                now = int(time.time() * 1000)
+                c.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?)", [(ev.id, now) for ev in new])
+            accepted, rejected = self._resolve(new)
+            res.accepted.extend(accepted)
+            res.rejected.extend(rejected)
+            bad = {eid for eid, _ in rejected}
+            res.new.extend(ev.id for ev in new if ev.id not in bad)
+            acc = set(accepted)
+            res.pending.extend(ev.id for ev in new if ev.id not in bad and ev.id not in acc)
+        return res
+
+    def _held(self, ids: Sequence[bytes]) -> set[bytes]:
+        out: set[bytes] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            q = f"SELECT id FROM events WHERE id IN ({','.join('?' * len(chunk))})"
+            out.update(r[0] for r in self.conn.execute(q, chunk))
+        return out
+
+    def _meta(self, ids: Iterable[bytes]) -> dict[bytes, tuple[int, bytes, bytes, int, int]]:
+        """id -> (state, body, author, seq, ts) for the held ones."""
+        ids = list(ids)
+        out: dict[bytes, tuple[int, bytes, bytes, int, int]] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            q = (
+                "SELECT id, state, body, author, seq, ts FROM events "
+                f"WHERE id IN ({','.join('?' * len(chunk))})"
+            )
+            for r in self.conn.execute(q, chunk):
+                out[r[0]] = (r[1], r[2], r[3], r[4], r[5])
+        return out
+
+    def _resolve(self, new: list[Event]) -> tuple[list[bytes], list[tuple[bytes, str]]]:
+        """Accept every pending event whose prevs are now all accepted (rule 2)."""
+        accepted: list[bytes] = []
+        rejected: list[tuple[bytes, str]] = []
+        work: list[bytes] = [ev.id for ev in new]
+        seen_work: set[bytes] = set()
+        while work:
+            eid = work.pop()
+            if eid in seen_work:
+                continue
+            seen_work.add(eid)
+            row = self.conn.execute(
+                "SELECT state, body, author, seq, ts FROM events WHERE id = ?", (eid,)
+            ).fetchone()
+            if row is None or row[0] == ACCEPTED:
+                continue
+            _, body, author, seq, ts = row
+            prevs = [r[0] for r in self.conn.execute("SELECT prev FROM prev WHERE id = ?", (eid,))]
+            meta = self._meta(prevs)
+            if len(meta) < len(prevs) or any(m[0] != ACCEPTED for m in meta.values()):
+                continue  # still waiting for a prev
+            reason = None
+            if any(m[1] != body for m in meta.values()):
+                reason = "prev names an event of another body"
+            elif any(m[4] > ts for m in meta.values()):
+                reason = "timestamp is earlier than an event it names in prev"
+            elif seq > 1 and not any(m[2] == author and m[3] == seq - 1 for m in meta.values()):
+                reason = "prev does not name the author's previous event in the body"
+            elif seq == 1 and prevs and any(
+                m[2] == author for m in meta.values()
+            ):
+                reason = "seq 1 but prev names an earlier event of the same author"
+            if reason is not None:
+                self.conn.execute("DELETE FROM events WHERE id = ?", (eid,))
+                self.conn.execute("DELETE FROM prev WHERE id = ?", (eid,))
+                self.conn.execute("DELETE FROM outbox WHERE id = ?", (eid,))
+                rejected.append((eid, reason))
+                continue
+            self.conn.execute("UPDATE events SET state = 1 WHERE id = ?", (eid,))
+            # heads: accepted events that no accepted event names (children come later).
+            self.conn.executemany("DELETE FROM heads WHERE body = ? AND id = ?", [(body, p) for p in prevs])
+            self.conn.execute("INSERT INTO heads VALUES (?, ?, ?)", (body, ts, eid))
+            accepted.append(eid)
+            children = [r[0] for r in self.conn.execute("SELECT id FROM prev WHERE prev = ?", (eid,))]
+            work.extend(children)
+            seen_work.difference_update(children)
+        return accepted, rejected
+
+    # -- reading -------------------------------------------------------------------
+
+    def get(self, eid: bytes) -> Event | None:
+        row = self.conn.execute("SELECT raw FROM events WHERE id = ?", (eid,)).fetchone()
+        return None if row is None else decode_event(row[0], verify=False)
+
+    def state(self, eid: bytes) -> int | None:
+        row = self.conn.execute("SELECT state FROM events WHERE id = ?", (eid,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def has(self, eid: bytes) -> bool:
+        return self.conn.execute("SELECT 1 FROM events WHERE id = ?", (eid,)).fetchone() is not None
+
+    def find_prefix(self, prefix: bytes) -> list[bytes]:
+        """Ids starting with ``prefix`` (for short ids typed by people)."""
+        hi = prefix + b"\xff" * (32 - len(prefix))
+        return [r[0] for r in self.conn.execute(
+            "SELECT id FROM events WHERE id >= ? AND id <= ? LIMIT 5", (prefix, hi)
+        )]
+
+    def raw_many(self, ids: Sequence[bytes]) -> list[bytes]:
+        out: list[bytes] = []
+        for i in range(0, len(ids), 500):
+            chunk = list(ids[i : i + 500])
+            q = f"SELECT raw FROM events WHERE id IN ({','.join('?' * len(chunk))})"
+            out.extend(r[0] for r in self.conn.execute(q, chunk))
+        return out
+
+    def events_for_bodies(self, bodies: Iterable[bytes], *, include_pending: bool = False) -> list[Event]:
+        """Accepted events of these bodies, in ``(ts, id)`` order."""
+        out: list[Event] = []
+        q = "SELECT raw FROM events WHERE body = ?" + ("" if include_pending else " AND state = 1")
+        for b in sorted(set(bodies)):
+            out.extend(decode_event(r[0], verify=False) for r in self.conn.execute(q, (b,)))
+        out.sort(key=lambda e: (e.ts, e.id))
+        return out
+
+    def all_events(self, *, include_pending: bool = False) -> list[Event]:
+        q = "SELECT raw FROM events" + ("" if include_pending else " WHERE state = 1")
+        q += " ORDER BY ts, id"
+        return [decode_event(r[0], verify=False) for r in self.conn.execute(q)]
+
+    def raw_for_bodies(self, bodies: Iterable[bytes] | None) -> Iterator[bytes]:
+        """Raw bytes of every held event (pending included) of these bodies, or all."""
+        if bodies is None:
+            yield from (r[0] for r in self.conn.execute("SELECT raw FROM events ORDER BY ts, id"))
+            return
+        for b in sorted(set(bodies)):
+            yield from (
+                r[0] for r in self.conn.execute(
+                    "SELECT raw FROM events WHERE body = ? ORDER BY ts, id", (b,)
+                )
+            )
+
+    def items(self, bodies: Iterable[bytes]) -> list[tuple[int, bytes]]:
+        """``(ts, id)`` of every held event of these bodies, sorted: the set sync reconciles."""
+        out: list[tuple[int, bytes]] = []
+        for b in sorted(set(bodies)):
+            out.extend(
+                (r[0], r[1]) for r in self.conn.execute(
+                    "SELECT ts, id FROM events WHERE body = ?", (b,)
+                )
+            )
+        out.sort()
+        return out
+
+    def count(self, *, state: int | None = None) -> int:
+        if state is None:
+            return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        return int(self.conn.execute("SELECT count(*) FROM events WHERE state = ?", (state,)).fetchone()[0])
+
+    def bodies(self) -> list[Event]:
+        """The founding events of every body held (accepted), oldest first."""
+        return [
+            decode_event(r[0], verify=False)
+            for r in self.conn.execute(
+                "SELECT raw FROM events WHERE kind = 'found' AND state = 1 ORDER BY ts, id"
+            )
+        ]
+
+    def closure(self, body: bytes) -> set[bytes]:
+        """``body`` and every body ever named as its part, recursively (a superset
+        of the bodies whose events a tally of ``body`` needs)."""
+        out: set[bytes] = set()
+        todo = [body]
+        while todo:
+            b = todo.pop()
+            if b in out:
+                continue
+            out.add(b)
+            found = self.get(b)
+            if found is not None and isinstance(found.data, Found):
+                todo.extend(found.data.parts)
+            for r in self.conn.execute(
+                "SELECT target FROM events WHERE body = ? AND kind = 'part' AND state = 1", (b,)
+            ):
+                todo.append(r[0])
+        return out
+
+    def parents(self, body: bytes) -> set[bytes]:
+        """Federations that name ``body`` as a part (founding or part events)."""
+        out: set[bytes] = set()
+        for r in self.conn.execute(
+            "SELECT body FROM events WHERE kind = 'part' AND target = ? AND state = 1", (body,)
+        ):
+            out.add(r[0])
+        for f in self.bodies():
+            if isinstance(f.data, Found) and body in f.data.parts:
+                out.add(f.id)
+        return out
+
+    def heads(self, body: bytes) -> list[tuple[int, bytes]]:
+        """Accepted events of ``body`` that no accepted event names in its prev, newest first."""
+        rows = self.conn.execute(
+            "SELECT ts, id FROM heads WHERE body = ? ORDER BY ts DESC, id DESC", (body,)
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def last_own(self, body: bytes, author: bytes) -> tuple[int, bytes, int] | None:
+        """``(seq, id, ts)`` of the author's newest event in ``body`` (held, any state)."""
+        row = self.conn.execute(
+            "SELECT seq, id, ts FROM events WHERE body = ? AND author = ? ORDER BY seq DESC LIMIT 1",
+            (body, author),
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def events_targeting(self, target: bytes) -> list[Event]:
+        return [
+            decode_event(r[0], verify=False)
+            for r in self.conn.execute(
+                "SELECT raw FROM events WHERE target = ? AND state = 1 ORDER BY ts, id", (target,)
+            )
+        ]
+
+    # -- outbox and follows ----------------------------------------------------------
+
+    def outbox(self, limit: int = 256) -> list[bytes]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT o.id FROM outbox o ORDER BY o.added, o.id LIMIT ?", (limit,)
+        )]
+
+    def outbox_done(self, ids: Iterable[bytes]) -> None:
+        with self.atomic() as c:
+            c.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    def follow(self, body: bytes) -> None:
+        with self.atomic() as c:
+            c.execute("INSERT OR IGNORE INTO follows VALUES (?, ?)", (body, int(time.time())))
+
+    def follows(self) -> list[bytes]:
+        return [r[0] for r in self.conn.execute("SELECT body FROM follows ORDER BY body")]
+
+    def get_meta(self, key: str) -> bytes | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: bytes) -> None:
+        with self.atomic() as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def integrity_ok(self) -> bool:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

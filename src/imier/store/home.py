@@ -1,0 +1,253 @@
+"""A node's home directory: store, keys, config.
+
+Layout (docs/operations.md)::
+
+    HOME/config.toml        node settings (listen, bootstrap peers, max_skew, mdns)
+    HOME/node.key           the node's libp2p identity, sealed with the passphrase
+    HOME/keys/NAME.key      people's keys, sealed with the passphrase
+    HOME/store.sqlite3      the event store (WAL)
+    HOME/daemon.sock        control socket while the daemon runs
+    HOME/daemon.json        pid and addresses while the daemon runs
+
+The home and the keys directory are 0700, key files 0600; :meth:`Home.check_permissions`
+refuses to go on when they are readable by others.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from ..protocol.charter import parse_duration_ms
+from ..protocol.errors import LocalError, Rejected
+from ..protocol.keys import SealedKey, new_signing_key, read_sealed, seal, unseal
+from .db import DEFAULT_MAX_SKEW_MS, Store
+
+__all__ = ["Home", "Config", "default_home", "NAME_RE"]
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def default_home() -> Path:
+    env = os.environ.get("IMIER_HOME")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("imier", appauthor=False))
+
+
+@dataclass
+class Config:
+    name: str = "imier-node"
+    listen: list[str] = field(default_factory=lambda: ["/ip4/127.0.0.1/tcp/0"])
+    bootstrap: list[str] = field(default_factory=list)
+    mdns: bool = True
+    gossip: bool = True
+    max_skew_ms: int = DEFAULT_MAX_SKEW_MS
+    sync_interval_ms: int = 30_000
+    log_level: str = "info"
+
+    @classmethod
+    def load(cls, path: Path) -> "Config":
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls()
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise LocalError(f"{path}: not valid TOML ({exc})", hint="fix or remove the file") from None
+        return cls.from_dict(data, where=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, where: str = "config") -> "Config":
+        cfg = cls()
+        node = data.get("node", {})
+        net = data.get("network", {})
+        unknown = set(data) - {"node", "network"}
+        if unknown:
+            raise LocalError(f"{where}: unknown section(s) {', '.join(sorted(unknown))}")
+
+        def need(section: dict[str, Any], key: str, typ: type, sec: str) -> Any:
+            v = section[key]
+            if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+                raise LocalError(f"{where}: {sec}.{key} must be {typ.__name__}")
+            return v
+
+        for key in node:
+            if key == "name":
+                cfg.name = need(node, key, str, "node")
+            elif key == "max_skew":
+                try:
+                    cfg.max_skew_ms = parse_duration_ms(node[key], field="node.max_skew")
+                except Rejected as exc:
+                    raise LocalError(f"{where}: {exc}") from None
+            elif key == "log_level":
+                cfg.log_level = need(node, key, str, "node")
+            else:
+                raise LocalError(f"{where}: unknown key node.{key}")
+        for key in net:
+            if key in ("listen", "bootstrap"):
+                v = need(net, key, list, "network")
+                if not all(isinstance(x, str) and x.startswith("/") for x in v):
+                    raise LocalError(f"{where}: network.{key} must be a list of multiaddrs")
+                setattr(cfg, key, v)
+            elif key in ("mdns", "gossip"):
+                setattr(cfg, key, need(net, key, bool, "network"))
+            elif key == "sync_interval":
+                try:
+                    cfg.sync_interval_ms = parse_duration_ms(net[key], field="network.sync_interval")
+                except Rejected as exc:
+                    raise LocalError(f"{where}: {exc}") from None
+            else:
+                raise LocalError(f"{where}: unknown key network.{key}")
+        return cfg
+
+    def to_toml(self) -> str:
+        def lst(v: list[str]) -> str:
+            return "[" + ", ".join(f'"{x}"' for x in v) + "]"
+
+        return (
+            "# Imier node settings: see docs/operations.md\n"
+            "[node]\n"
+            f'name = "{self.name}"\n'
+            f'max_skew = "{self.max_skew_ms // 1000}s"\n'
+            f'log_level = "{self.log_level}"\n\n'
+            "[network]\n"
+            f"listen = {lst(self.listen)}\n"
+            f"bootstrap = {lst(self.bootstrap)}\n"
+            f"mdns = {'true' if self.mdns else 'false'}\n"
+            f"gossip = {'true' if self.gossip else 'false'}\n"
+            f'sync_interval = "{self.sync_interval_ms // 1000}s"\n'
+        )
+
+
+class Home:
+    """Paths and secrets of one node. Opening never creates anything; :meth:`create` does."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.config_path = self.path / "config.toml"
+        self.node_key_path = self.path / "node.key"
+        self.keys_dir = self.path / "keys"
+        self.store_path = self.path / "store.sqlite3"
+        self.socket_path = self.path / "daemon.sock"
+        self.daemon_info_path = self.path / "daemon.json"
+        self._store: Store | None = None
+
+    # -- life cycle --------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return self.node_key_path.is_file() and self.store_path.is_file()
+
+    def require(self) -> "Home":
+        if not self.exists():
+            raise LocalError(
+                f"no Imier node at {self.path}", hint="run 'imier init' or pass --home DIR"
+            )
+        self.check_permissions()
+        return self
+
+    def create(self, name: str, passphrase: str) -> SigningKey:
+        if self.exists() or self.node_key_path.exists():
+            raise LocalError(f"{self.path} already holds an Imier node; refusing to overwrite it")
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.path, 0o700)
+        self.keys_dir.mkdir(exist_ok=True, mode=0o700)
+        os.chmod(self.keys_dir, 0o700)
+        key = new_signing_key()
+        sealed = seal(key, "node", passphrase)
+        cfg = Config(name=name)
+        _write_private(self.config_path, cfg.to_toml().encode())
+        Store.open(self.store_path).close()
+        os.chmod(self.store_path, 0o600)
+        _write_private(self.node_key_path, sealed.blob)  # last: its presence marks a whole home
+        return key
+
+    def check_permissions(self) -> None:
+        for p in (self.path, self.keys_dir):
+            if p.exists() and stat.S_IMODE(p.stat().st_mode) & 0o077:
+                raise LocalError(
+                    f"{p} is readable by other users", hint=f"run 'chmod 700 {p}'"
+                )
+        for p in [self.node_key_path, *self._key_files()]:
+            if p.exists() and stat.S_IMODE(p.stat().st_mode) & 0o077:
+                raise LocalError(f"key file {p} is readable by other users", hint=f"run 'chmod 600 {p}'")
+
+    def config(self) -> Config:
+        return Config.load(self.config_path)
+
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store.open(self.store_path)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- keys ----------------------------------------------------------------------
+
+    def _key_files(self) -> list[Path]:
+        if not self.keys_dir.is_dir():
+            return []
+        return sorted(self.keys_dir.glob("*.key"))
+
+    def people(self) -> list[SealedKey]:
+        return [read_sealed(p.read_bytes()) for p in self._key_files()]
+
+    def new_person(self, name: str, passphrase: str) -> SealedKey:
+        if not NAME_RE.match(name):
+            raise LocalError(
+                f"{name!r} is not a usable name",
+                hint="letters, digits, '.', '_' and '-', starting with a letter or digit",
+            )
+        path = self.keys_dir / f"{name}.key"
+        if path.exists():
+            raise LocalError(f"a person named {name!r} already has a key on this node")
+        sealed = seal(new_signing_key(), name, passphrase)
+        _write_private(path, sealed.blob)
+        return sealed
+
+    def person(self, name: str | None) -> SealedKey:
+        people = self.people()
+        if name is None:
+            if len(people) == 1:
+                return people[0]
+            if not people:
+                raise LocalError("this node holds no person's key", hint="run 'imier key new NAME'")
+            raise LocalError(
+                "this node holds several people: say who signs",
+                hint="--as NAME or IMIER_AS; 'imier key list' shows the names",
+            )
+        for p in people:
+            if p.name == name:
+                return p
+        raise LocalError(f"no person named {name!r} on this node", hint="'imier key list' shows the names")
+
+    def unlock(self, sealed: SealedKey, passphrase: str) -> SigningKey:
+        return unseal(sealed.blob, passphrase)
+
+    def node_key(self, passphrase: str) -> SigningKey:
+        return unseal(self.node_key_path.read_bytes(), passphrase)
+
+    def node_public(self) -> bytes:
+        return read_sealed(self.node_key_path.read_bytes()).public
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
