@@ -1,0 +1,1 @@
+"""The `imier` command line."""
