@@ -61,7 +61,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             PRIMARY KEY (id, prev)
         ) WITHOUT ROWID;
         CREATE INDEX prev_by_prev ON prev(prev);
-        CREATE TABLE heads (body BLOB NOT NULL, ts INTEGER NOT NULL, id BLOB NOT NULL,
+        CREATE TABLE heads (body BLOB NOT NULL, id BLOB NOT NULL, ts INTEGER NOT NULL,
                             PRIMARY KEY (body, id)) WITHOUT ROWID;
         CREATE TABLE outbox (id BLOB PRIMARY KEY, added INTEGER NOT NULL) WITHOUT ROWID;
         CREATE TABLE follows (body BLOB PRIMARY KEY, added INTEGER NOT NULL) WITHOUT ROWID;
@@ -287,7 +287,7 @@ class Store:
             self.conn.execute("UPDATE events SET state = 1 WHERE id = ?", (eid,))
             # heads: accepted events that no accepted event names (children come later).
             self.conn.executemany("DELETE FROM heads WHERE body = ? AND id = ?", [(body, p) for p in prevs])
-            self.conn.execute("INSERT INTO heads VALUES (?, ?, ?)", (body, ts, eid))
+            self.conn.execute("INSERT INTO heads (body, id, ts) VALUES (?, ?, ?)", (body, eid, ts))
             accepted.append(eid)
             children = [r[0] for r in self.conn.execute("SELECT id FROM prev WHERE prev = ?", (eid,))]
             work.extend(children)
