@@ -1,0 +1,353 @@
+"""Range-based set reconciliation over ``(timestamp, id)`` items (Negentropy-style).
+
+Pure: bytes in, bytes out, no I/O, no clock. Two :class:`Reconciler` objects,
+each over its own sorted item set, exchange messages until both know the
+symmetric difference: ``have`` (ids I hold that the peer lacks) and ``need``
+(ids the peer holds that I lack). Traffic grows with the difference and the
+logarithm of the set size, not with the set size (docs/protocol.md, "Sync").
+
+Invariants:
+
+1. A message is a list of ranges ``[upper, mode, payload]`` that together
+   cover ``[(0, b""), +inf)`` in strictly increasing order: each range's
+   lower bound is the previous range's upper bound, the last upper is
+   ``nil`` (infinity). An empty list means "I have nothing more to say".
+2. Modes: ``0`` skip (agreed), ``1`` fingerprint (16 bytes over the sender's
+   items in the range), ``2`` id list (every id the sender holds in the
+   range), ``3`` diff (the answer to an id list: the ids the answerer holds
+   in the range that were not listed, and a bitfield over the listed ids
+   that the answerer lacks).
+3. A fingerprint mismatch is answered by an id list when the answerer holds
+   fewer than ``ID_LIST_MAX`` items in the range, else by ``BUCKETS``
+   fingerprinted sub-ranges. An id list is answered by a diff when the
+   answerer holds at most ``DIFF_MAX`` items in the range, else by a split.
+   Every answer is over a strictly smaller part of the item space, so the
+   exchange ends.
+4. An outgoing message stays under ``frame_budget`` bytes: once the budget
+   is used, the rest of the space is sent as one fingerprint, to be
+   reconciled in later rounds.
+5. The item set must not change during a session (callers take a snapshot).
+6. Everything received is validated; bad input raises :class:`Rejected`
+   with a code, never anything else.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import canonical
+from .errors import Rejected
+from .limits import ID_LEN, MAX_TS
+
+__all__ = [
+    "BUCKETS",
+    "DIFF",
+    "DIFF_MAX",
+    "FINGERPRINT",
+    "FRAME_BUDGET",
+    "ID_LIST",
+    "ID_LIST_MAX",
+    "MAX_MESSAGE_BYTES",
+    "SKIP",
+    "Reconciler",
+    "fingerprint",
+]
+
+SKIP, FINGERPRINT, ID_LIST, DIFF = 0, 1, 2, 3
+BUCKETS = 16
+ID_LIST_MAX = 2 * BUCKETS  # a mismatched range with fewer items is sent as ids
+DIFF_MAX = 128  # an id list is answered by a diff when we hold at most this many there
+FP_LEN = 16
+FRAME_BUDGET = 48 * 1024
+MAX_MESSAGE_BYTES = 64 * 1024  # what we accept from a peer
+MAX_RANGES = 4000
+_MOD = 1 << 256
+
+Item = tuple[int, bytes]
+Bound = tuple[int, bytes]  # (ts, id prefix); ts > MAX_TS means +inf
+_ZERO: Bound = (0, b"")
+_INF: Bound = (MAX_TS + 1, b"")
+
+
+def fingerprint(ids_sum: int, count: int) -> bytes:
+    """16 bytes: sha256 of (sum of ids as little-endian integers mod 2^256) || count."""
+    return hashlib.sha256(
+        (ids_sum % _MOD).to_bytes(32, "little") + count.to_bytes(8, "little")
+    ).digest()[:FP_LEN]
+
+
+def _min_bound(prev: Item, cur: Item) -> Bound:
+    """The shortest bound b with prev < b <= cur."""
+    if prev[0] != cur[0]:
+        return (cur[0], b"")
+    a, b = prev[1], cur[1]
+    k = 0
+    while k < len(a) and a[k] == b[k]:
+        k += 1
+    return (cur[0], b[: k + 1])
+
+
+@dataclass
+class Reconciler:
+    """One side of a reconciliation. ``items`` must be sorted, unique ``(ts, id)``."""
+
+    items: Sequence[Item]
+    frame_budget: int = FRAME_BUDGET
+    have: set[bytes] = field(default_factory=set)
+    need: set[bytes] = field(default_factory=set)
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    rounds: int = 0
+    done: bool = False
+
+    def __post_init__(self) -> None:
+        self.items = list(self.items)
+        self._ids = {i for _, i in self.items}
+        # prefix sums of ids (mod 2^256) make any range's fingerprint O(1).
+        self._psum = [0]
+        acc = 0
+        for _, i in self.items:
+            acc = (acc + int.from_bytes(i, "little")) % _MOD
+            self._psum.append(acc)
+
+    # -- positions --------------------------------------------------------------
+
+    def _index(self, bound: Bound) -> int:
+        """Index of the first item >= bound."""
+        return bisect.bisect_left(self.items, bound)
+
+    def _fp(self, lo: int, hi: int) -> bytes:
+        return fingerprint(self._psum[hi] - self._psum[lo], hi - lo)
+
+    # -- the two calls ------------------------------------------------------------
+
+    def initiate(self) -> bytes:
+        """The first message: the whole space, split or listed."""
+        out = _Out(self.frame_budget)
+        self._split(out, _ZERO, _INF, 0, len(self.items))
+        return self._emit(out.ranges)
+
+    def reconcile(self, msg: bytes) -> tuple[bytes | None, list[bytes], list[bytes]]:
+        """Take the peer's message; return ``(reply, new have ids, new need ids)``.
+
+        ``reply`` is ``None`` when the peer said it was done; an empty-range
+        reply (``done`` set) tells the peer we are.
+        """
+        self.bytes_received += len(msg)
+        ranges = decode_message(msg)
+        if not ranges:
+            self.done = True
+            return None, [], []
+        self.rounds += 1
+        have: list[bytes] = []
+        need: list[bytes] = []
+        out = _Out(self.frame_budget)
+        lower = _ZERO
+        for upper, mode, payload in ranges:
+            lo, hi = self._index(lower), self._index(upper)
+            if mode == SKIP:
+                out.skip(upper)
+            elif mode == FINGERPRINT:
+                if payload == self._fp(lo, hi):
+                    out.skip(upper)
+                else:
+                    self._split(out, lower, upper, lo, hi)
+            elif mode == ID_LIST:
+                theirs: list[bytes] = payload
+                if hi - lo > DIFF_MAX:
+                    self._split(out, lower, upper, lo, hi)
+                else:
+                    mine = [i for _, i in self.items[lo:hi]]
+                    tset = set(theirs)
+                    extra = [i for i in mine if i not in tset]
+                    bits = bytearray((len(theirs) + 7) // 8)
+                    for n, t in enumerate(theirs):
+                        if t not in self._ids:
+                            bits[n // 8] |= 1 << (n % 8)
+                    if out.fits_diff(len(extra), len(bits)):
+                        out.add(upper, DIFF, [extra, bytes(bits)])
+                        have.extend(extra)
+                        need.extend(t for t in theirs if t not in self._ids)
+                    else:
+                        out.overflow()
+            elif mode == DIFF:
+                extra, bits = payload
+                mine = [i for _, i in self.items[lo:hi]]
+                if len(bits) != (len(mine) + 7) // 8:
+                    raise Rejected("bad_bitfield", "diff bitfield does not match our id list")
+                for n, i in enumerate(mine):
+                    if bits[n // 8] >> (n % 8) & 1:
+                        have.append(i)
+                for t in extra:
+                    if t not in self._ids:
+                        need.append(t)
+                out.skip(upper)
+            lower = upper
+        if out.overflow_from is not None:
+            lo = self._index(out.overflow_from)
+            out.ranges.append((_INF, FINGERPRINT, self._fp(lo, len(self.items))))
+        have = [i for i in dict.fromkeys(have) if i not in self.have]
+        need = [i for i in dict.fromkeys(need) if i not in self.need]
+        self.have.update(have)
+        self.need.update(need)
+        if all(mode == SKIP for _, mode, _ in out.ranges):
+            self.done = True
+            return self._emit([]), have, need
+        return self._emit(out.ranges), have, need
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _split(self, out: _Out, lower: Bound, upper: Bound, lo: int, hi: int) -> None:
+        n = hi - lo
+        if n < ID_LIST_MAX:
+            out.add(upper, ID_LIST, [i for _, i in self.items[lo:hi]])
+            return
+        per, rem = divmod(n, BUCKETS)
+        start = lo
+        for b in range(BUCKETS):
+            end = start + per + (1 if b < rem else 0)
+            if b == BUCKETS - 1:
+                ub = upper
+            else:
+                ub = _min_bound(self.items[end - 1], self.items[end])
+            out.add(ub, FINGERPRINT, self._fp(start, end))
+            start = end
+
+    def _emit(self, ranges: list[tuple[Bound, int, Any]]) -> bytes:
+        raw = encode_message(ranges)
+        self.bytes_sent += len(raw)
+        return raw
+
+
+class _Out:
+    """An outgoing message under construction, with its byte budget (invariant 4)."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.ranges: list[tuple[Bound, int, Any]] = []
+        self.size = 8
+        self.overflow_from: Bound | None = None
+        self._last_upper: Bound = _ZERO
+
+    def skip(self, upper: Bound) -> None:
+        if self.overflow_from is not None:
+            return
+        if self.ranges and self.ranges[-1][1] == SKIP:
+            self.ranges[-1] = (upper, SKIP, None)
+        else:
+            self.ranges.append((upper, SKIP, None))
+            self.size += 16
+        self._last_upper = upper
+
+    def fits_diff(self, n_ids: int, n_bits: int) -> bool:
+        return self.overflow_from is None and self.size + 24 + 34 * n_ids + n_bits <= self.budget
+
+    def add(self, upper: Bound, mode: int, payload: Any) -> None:
+        if self.overflow_from is not None:
+            return
+        cost = 24
+        if mode == FINGERPRINT:
+            cost += FP_LEN + 2
+        elif mode == ID_LIST:
+            cost += 34 * len(payload)
+        elif mode == DIFF:
+            cost += 34 * len(payload[0]) + len(payload[1])
+        if self.size + cost > self.budget and self.ranges:
+            self.overflow()
+            return
+        self.ranges.append((upper, mode, payload))
+        self.size += cost
+        self._last_upper = upper
+
+    def overflow(self) -> None:
+        """Stop here: the rest of the space goes as one fingerprint (see close)."""
+        if self.overflow_from is None:
+            self.overflow_from = self._last_upper
+
+
+# -- wire form ----------------------------------------------------------------------
+
+
+def _enc_bound(b: Bound) -> Any:
+    return None if b[0] > MAX_TS else [b[0], b[1]]
+
+
+def encode_message(ranges: list[tuple[Bound, int, Any]]) -> bytes:
+    """``{"r": [[upper, mode, payload], ...]}`` in canonical msgpack."""
+    out = []
+    for upper, mode, payload in ranges:
+        out.append([_enc_bound(upper), mode, payload])
+    return canonical.pack({"r": out})
+
+
+def _dec_bound(v: Any) -> Bound:
+    if v is None:
+        return _INF
+    if (
+        not isinstance(v, list)
+        or len(v) != 2
+        or not isinstance(v[0], int)
+        or isinstance(v[0], bool)
+        or not (0 <= v[0] <= MAX_TS)
+        or not isinstance(v[1], bytes)
+        or len(v[1]) > ID_LEN
+    ):
+        raise Rejected("bad_bound", "a range bound is [ts, id prefix] or nil", field="r")
+    return (v[0], v[1])
+
+
+def _ids(v: Any, limit: int) -> list[bytes]:
+    if not isinstance(v, list) or len(v) > limit:
+        raise Rejected("bad_ids", f"an id list is a list of at most {limit} ids", field="r")
+    for i in v:
+        if not isinstance(i, bytes) or len(i) != ID_LEN:
+            raise Rejected("bad_ids", "ids are 32 bytes", field="r")
+    return v
+
+
+def decode_message(msg: bytes) -> list[tuple[Bound, int, Any]]:
+    """Validate a reconciliation message (invariants 1-2) and return its ranges."""
+    value = canonical.unpack(msg, max_size=MAX_MESSAGE_BYTES)
+    if not isinstance(value, dict) or set(value) != {"r"} or not isinstance(value["r"], list):
+        raise Rejected("bad_message", "a reconciliation message is {\"r\": [...]}", field="r")
+    raw_ranges = value["r"]
+    if len(raw_ranges) > MAX_RANGES:
+        raise Rejected("too_many_ranges", f"more than {MAX_RANGES} ranges", field="r")
+    ranges: list[tuple[Bound, int, Any]] = []
+    prev = _ZERO
+    for n, r in enumerate(raw_ranges):
+        if not isinstance(r, list) or len(r) != 3:
+            raise Rejected("bad_range", "a range is [upper, mode, payload]", field=f"r[{n}]")
+        upper = _dec_bound(r[0])
+        if upper <= prev:
+            raise Rejected("bad_order", "range bounds must increase", field=f"r[{n}]")
+        mode, payload = r[1], r[2]
+        if mode == SKIP:
+            if payload is not None:
+                raise Rejected("bad_range", "a skip carries nil", field=f"r[{n}]")
+        elif mode == FINGERPRINT:
+            if not isinstance(payload, bytes) or len(payload) != FP_LEN:
+                raise Rejected("bad_range", f"a fingerprint is {FP_LEN} bytes", field=f"r[{n}]")
+        elif mode == ID_LIST:
+            payload = _ids(payload, ID_LIST_MAX)
+            if len(payload) != len(set(payload)):
+                raise Rejected("bad_ids", "ids in a list are unique", field=f"r[{n}]")
+        elif mode == DIFF:
+            if not isinstance(payload, list) or len(payload) != 2:
+                raise Rejected("bad_range", "a diff is [ids, bitfield]", field=f"r[{n}]")
+            extra = _ids(payload[0], DIFF_MAX)
+            bits = payload[1]
+            if not isinstance(bits, bytes) or len(bits) > (ID_LIST_MAX + 7) // 8:
+                raise Rejected("bad_bitfield", "bad diff bitfield", field=f"r[{n}]")
+            payload = (extra, bits)
+        else:
+            raise Rejected("bad_mode", f"unknown range mode {mode!r}", field=f"r[{n}]")
+        ranges.append((upper, mode, payload))
+        prev = upper
+    if ranges and ranges[-1][0] != _INF:
+        raise Rejected("bad_cover", "the last range must end at infinity (nil)", field="r")
+    return ranges
