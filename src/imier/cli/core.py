@@ -95,7 +95,7 @@ def register(sub: Any) -> None:
                        "(PUBKEY is the person's public key, as printed by 'imier key new'), or a "
                        "body into a federation (PUBKEY is then the member body's id).")
     p.add_argument("body", metavar="BODY")
-    p.add_argument("pubkey", metavar="PUBKEY", help="64 hex digits")
+    p.add_argument("pubkey", metavar="PUBKEY", help="64 hex digits, or the name of a person on this node")
     add_json(p)
     p.set_defaults(func=cmd_member_admit)
     p = mem.add_parser("leave", help="leave a body (always allowed)")
@@ -180,7 +180,12 @@ def register(sub: Any) -> None:
 # -- helpers --------------------------------------------------------------------------
 
 
-def _pubkey(text: str, what: str) -> bytes:
+def _pubkey(text: str, what: str, ctx: Context | None = None) -> bytes:
+    """64 hex digits, or the name of a person on this node."""
+    if ctx is not None and ctx.home.exists():
+        for p in ctx.home.people():
+            if p.name == text.strip():
+                return p.public
     t = text.strip().lower()
     try:
         b = bytes.fromhex(t)
@@ -387,7 +392,7 @@ def cmd_member_admit(ctx: Context, args: argparse.Namespace) -> int:
         part = ctx.resolve_body(args.pubkey).id
         ev = _make(ctx, body.id, lambda: Part(part=part, join=True))
         return _created(ctx, ev, "part")
-    member = _pubkey(args.pubkey, "PUBKEY")
+    member = _pubkey(args.pubkey, "PUBKEY", ctx)
     key = ctx.signer()
     me = bytes(key.verify_key)
     current = _members(ctx, body)
@@ -448,7 +453,7 @@ def cmd_propose(ctx: Context, args: argparse.Namespace) -> int:
     if kind == "mandate":
         if not (args.holder and args.task and args.term):
             raise LocalError("a mandate proposal needs --holder, --task and --term")
-        extra.update(holder=_pubkey(args.holder, "--holder"), task=args.task,
+        extra.update(holder=_pubkey(args.holder, "--holder", ctx), task=args.task,
                      term_ms=_duration(args.term, "--term"))
         if args.scope:
             extra["scope"] = bytes.fromhex(args.scope) if len(args.scope) == 64 else \
@@ -456,7 +461,7 @@ def cmd_propose(ctx: Context, args: argparse.Namespace) -> int:
     if kind == "draw":
         if not (args.candidate and args.seats and args.task):
             raise LocalError("a draw proposal needs --candidate (one or more), --seats and --task")
-        extra.update(candidates=tuple(sorted({_pubkey(c, "--candidate") for c in args.candidate})),
+        extra.update(candidates=tuple(sorted({_pubkey(c, "--candidate", ctx) for c in args.candidate})),
                      k=args.seats, task=args.task)
     if kind == "renew":
         if not args.committee:
@@ -514,7 +519,7 @@ def cmd_vote(ctx: Context, args: argparse.Namespace) -> int:
     if args.choice == "no":
         severity = "blocking" if args.blocking else "minor"
         category = (args.category or "other").strip().lower()
-        delegate = _pubkey(args.delegate, "--delegate") if args.delegate else None
+        delegate = _pubkey(args.delegate, "--delegate", ctx) if args.delegate else None
     ev = _make(ctx, target.body_id, lambda: Vote(target=target.id, choice=args.choice, severity=severity,
                                                  category=category, delegate=delegate))
     return _created(ctx, ev, "vote")
@@ -541,7 +546,7 @@ def cmd_withdraw(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_recall(ctx: Context, args: argparse.Namespace) -> int:
     prop = ctx.resolve_event(args.mandate, kinds=("propose",), what="mandate proposal")
-    holder = _pubkey(args.holder, "--holder")
+    holder = _pubkey(args.holder, "--holder", ctx)
     ev = _make(ctx, prop.body_id, lambda: Recall(mandate=prop.id, holder=holder, reason=args.reason))
     return _created(ctx, ev, "recall")
 
