@@ -127,7 +127,7 @@ def _ids(v: Any, name: str, max_len: int, *, sorted_unique: bool) -> tuple[bytes
     return out
 
 
-def _keys(d: Any, name: str, required: set[str], optional: set[str] = frozenset()) -> dict:  # type: ignore[assignment]
+def _keys(d: Any, name: str, required: set[str], optional: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
     if not isinstance(d, dict):
         raise Rejected("bad_field", "must be a map", field=name)
     missing = required - d.keys()
@@ -482,7 +482,7 @@ class Recall:
 
 Payload = Union[Found, Admit, Leave, Part, Propose, Amend, Vote, Stand, Withdraw, Recall]
 PAYLOADS: dict[str, Callable[[Any], Payload]] = {
-    cls.KIND: cls.from_wire  # type: ignore[attr-defined]
+    cls.KIND: cls.from_wire
     for cls in (Found, Admit, Leave, Part, Propose, Amend, Vote, Stand, Withdraw, Recall)
 }
 

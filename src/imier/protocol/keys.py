@@ -43,7 +43,7 @@ def new_signing_key() -> SigningKey:
 
 
 def _derive(passphrase: str, salt: bytes, ops: int, mem: int) -> bytes:
-    return nacl.pwhash.argon2id.kdf(  # type: ignore[no-any-return]
+    return nacl.pwhash.argon2id.kdf(
         nacl.secret.SecretBox.KEY_SIZE, passphrase.encode("utf-8"), salt, opslimit=ops, memlimit=mem
     )
 
