@@ -188,6 +188,11 @@ class Store:
         ``now_ms`` (the one clock reading, taken by the caller) defers events
         timestamped more than ``max_skew_ms`` ahead. ``local`` puts new
         events in the outbox for the daemon to publish.
+
+        Acceptance is decided in memory before anything is written (see
+        :meth:`_resolve`), so a new event is inserted once, with its final
+        state, and a refused one is never inserted: a few statements per
+        batch instead of several per event (docs/performance.md).
         """
         res = IngestResult()
         batch: dict[bytes, Event] = {}
@@ -200,28 +205,30 @@ class Store:
             held = self._held(list(batch))
             new = [ev for eid, ev in batch.items() if eid not in held]
             res.held.extend(eid for eid in batch if eid in held)
+            accepted, rejected = self._resolve(new)
+            bad = {eid for eid, _ in rejected}
+            acc = set(accepted)
+            keep = [ev for ev in new if ev.id not in bad]
             c.executemany(
                 "INSERT INTO events (id, body, author, kind, ts, seq, target, state, raw) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (ev.id, ev.body_id, ev.author, ev.kind, ev.ts, ev.seq, _target(ev), ev.raw)
-                    for ev in new
+                    (ev.id, ev.body_id, ev.author, ev.kind, ev.ts, ev.seq, _target(ev),
+                     ACCEPTED if ev.id in acc else PENDING, ev.raw)
+                    for ev in keep
                 ],
             )
             c.executemany(
                 "INSERT INTO prev (id, prev) VALUES (?, ?)",
-                [(ev.id, p) for ev in new for p in ev.prev],
+                [(ev.id, p) for ev in keep for p in ev.prev],
             )
             if local:
                 now = int(time.time() * 1000)
-                c.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?)", [(ev.id, now) for ev in new])
-            accepted, rejected = self._resolve(new)
+                c.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?)", [(ev.id, now) for ev in keep])
             res.accepted.extend(accepted)
             res.rejected.extend(rejected)
-            bad = {eid for eid, _ in rejected}
-            res.new.extend(ev.id for ev in new if ev.id not in bad)
-            acc = set(accepted)
-            res.pending.extend(ev.id for ev in new if ev.id not in bad and ev.id not in acc)
+            res.new.extend(ev.id for ev in keep)
+            res.pending.extend(ev.id for ev in keep if ev.id not in acc)
         return res
 
     def _held(self, ids: Sequence[bytes]) -> set[bytes]:
@@ -246,52 +253,119 @@ class Store:
                 out[r[0]] = (r[1], r[2], r[3], r[4], r[5])
         return out
 
+    def _pending_children(self, parents: Sequence[bytes], skip: set[bytes]) -> dict[bytes, list[bytes]]:
+        """Held pending events naming any of ``parents`` (not in ``skip``): id -> its prevs."""
+        kids: set[bytes] = set()
+        for i in range(0, len(parents), 500):
+            chunk = parents[i : i + 500]
+            q = f"SELECT id FROM prev WHERE prev IN ({','.join('?' * len(chunk))})"
+            kids.update(r[0] for r in self.conn.execute(q, chunk) if r[0] not in skip)
+        out: dict[bytes, list[bytes]] = {k: [] for k in kids}
+        ks = list(kids)
+        for i in range(0, len(ks), 500):
+            chunk = ks[i : i + 500]
+            q = f"SELECT id, prev FROM prev WHERE id IN ({','.join('?' * len(chunk))})"
+            for r in self.conn.execute(q, chunk):
+                out[r[0]].append(r[1])
+        return out
+
     def _resolve(self, new: list[Event]) -> tuple[list[bytes], list[tuple[bytes, str]]]:
-        """Accept every pending event whose prevs are now all accepted (rule 2)."""
+        """Decide rule 2 for ``new`` (not yet written) and for the held pending
+        events that wait on them, and write the outcome for the held ones.
+
+        Candidates are the new events plus every held pending event that
+        names one of them, transitively. Acceptance follows prev edges in
+        topological order (Kahn): an event is decided once all its prevs are
+        decided, from the prevs' (state, body, author, seq, ts) alone, so the
+        outcome does not depend on the order of arrival. Returns the ids
+        accepted now and the ids refused (with a reason); refused held events
+        are deleted here, refused new ones are simply not inserted.
+        """
+        # id -> (body, author, seq, ts, prevs) for every candidate
+        cand: dict[bytes, tuple[bytes, bytes, int, int, Sequence[bytes]]] = {
+            ev.id: (ev.body_id, ev.author, ev.seq, ev.ts, ev.prev) for ev in new
+        }
+        stored: set[bytes] = set()  # candidates already in the events table (pending)
+        frontier = list(cand)
+        while frontier:
+            kids = self._pending_children(frontier, set(cand))
+            if not kids:
+                break
+            meta = self._meta(kids)
+            for k, prevs in kids.items():
+                m = meta.get(k)
+                if m is None or m[0] == ACCEPTED:
+                    continue
+                cand[k] = (m[1], m[2], m[3], m[4], sorted(prevs))
+                stored.add(k)
+            frontier = [k for k in kids if k in stored]
+        # What is known of the prevs outside the candidates.
+        outside = {p for c in cand.values() for p in c[4] if p not in cand}
+        known = self._meta(outside)  # (state, body, author, seq, ts)
+        children: dict[bytes, list[bytes]] = {}
+        waiting: dict[bytes, int] = {}
+        ready: list[bytes] = []
+        for eid, (_, _, _, _, prevs) in cand.items():
+            n = 0
+            blocked = False
+            for p in prevs:
+                if p in cand:
+                    n += 1
+                    children.setdefault(p, []).append(eid)
+                else:
+                    m = known.get(p)
+                    if m is None or m[0] != ACCEPTED:
+                        blocked = True  # stays pending until that prev is accepted
+            if blocked:
+                continue
+            waiting[eid] = n
+            if n == 0:
+                ready.append(eid)
         accepted: list[bytes] = []
         rejected: list[tuple[bytes, str]] = []
-        work: list[bytes] = [ev.id for ev in new]
-        seen_work: set[bytes] = set()
-        while work:
-            eid = work.pop()
-            if eid in seen_work:
-                continue
-            seen_work.add(eid)
-            row = self.conn.execute(
-                "SELECT state, body, author, seq, ts FROM events WHERE id = ?", (eid,)
-            ).fetchone()
-            if row is None or row[0] == ACCEPTED:
-                continue
-            _, body, author, seq, ts = row
-            prevs = [r[0] for r in self.conn.execute("SELECT prev FROM prev WHERE id = ?", (eid,))]
-            meta = self._meta(prevs)
-            if len(meta) < len(prevs) or any(m[0] != ACCEPTED for m in meta.values()):
-                continue  # still waiting for a prev
+        while ready:
+            eid = ready.pop()
+            body, author, seq, ts, prevs = cand[eid]
+            pm = [known[p] for p in prevs]
             reason = None
-            if any(m[1] != body for m in meta.values()):
+            if any(m[1] != body for m in pm):
                 reason = "prev names an event of another body"
-            elif any(m[4] > ts for m in meta.values()):
+            elif any(m[4] > ts for m in pm):
                 reason = "timestamp is earlier than an event it names in prev"
-            elif seq > 1 and not any(m[2] == author and m[3] == seq - 1 for m in meta.values()):
+            elif seq > 1 and not any(m[2] == author and m[3] == seq - 1 for m in pm):
                 reason = "prev does not name the author's previous event in the body"
-            elif seq == 1 and prevs and any(
-                m[2] == author for m in meta.values()
-            ):
+            elif seq == 1 and prevs and any(m[2] == author for m in pm):
                 reason = "seq 1 but prev names an earlier event of the same author"
             if reason is not None:
-                self.conn.execute("DELETE FROM events WHERE id = ?", (eid,))
-                self.conn.execute("DELETE FROM prev WHERE id = ?", (eid,))
-                self.conn.execute("DELETE FROM outbox WHERE id = ?", (eid,))
                 rejected.append((eid, reason))
-                continue
-            self.conn.execute("UPDATE events SET state = 1 WHERE id = ?", (eid,))
-            # heads: accepted events that no accepted event names (children come later).
-            self.conn.executemany("DELETE FROM heads WHERE body = ? AND id = ?", [(body, p) for p in prevs])
-            self.conn.execute("INSERT INTO heads (body, id, ts) VALUES (?, ?, ?)", (body, eid, ts))
+                continue  # its children keep waiting on a prev that is not held
             accepted.append(eid)
-            children = [r[0] for r in self.conn.execute("SELECT id FROM prev WHERE prev = ?", (eid,))]
-            work.extend(children)
-            seen_work.difference_update(children)
+            known[eid] = (ACCEPTED, body, author, seq, ts)
+            for k in children.get(eid, ()):
+                if k in waiting:
+                    waiting[k] -= 1
+                    if waiting[k] == 0:
+                        ready.append(k)
+        c = self.conn
+        gone = [(eid,) for eid, _ in rejected if eid in stored]
+        if gone:
+            c.executemany("DELETE FROM events WHERE id = ?", gone)
+            c.executemany("DELETE FROM prev WHERE id = ?", gone)
+            c.executemany("DELETE FROM outbox WHERE id = ?", gone)
+        c.executemany("UPDATE events SET state = 1 WHERE id = ?", [(e,) for e in accepted if e in stored])
+        # heads: accepted events that no accepted event names. An event is
+        # accepted only after all it names, so nothing accepted names the
+        # events accepted now except each other.
+        acc = set(accepted)
+        named = {p for e in accepted for p in cand[e][4]}
+        c.executemany(
+            "DELETE FROM heads WHERE body = ? AND id = ?",
+            [(cand[e][0], p) for e in accepted for p in cand[e][4] if p not in acc],
+        )
+        c.executemany(
+            "INSERT INTO heads (body, id, ts) VALUES (?, ?, ?)",
+            [(cand[e][0], e, cand[e][3]) for e in accepted if e not in named],
+        )
         return accepted, rejected
 
     # -- reading -------------------------------------------------------------------
