@@ -19,24 +19,41 @@ import msgpack
 
 from .errors import Rejected
 
-__all__ = ["pack", "unpack", "MAX_DEPTH"]
+__all__ = ["pack", "pack_canonical", "canonicalize", "unpack", "MAX_DEPTH"]
 
 MAX_DEPTH = 6
 
 
+_SCALARS = (type(None), bool, int, str, bytes)
+_SCALAR_TYPES = frozenset(_SCALARS)
+
+
 def _canon(value: Any, depth: int = 0) -> Any:
+    # Exact-type checks first: this runs for every field of every event
+    # decoded (docs/performance.md); subclasses take the isinstance path.
     if depth > MAX_DEPTH:
         raise Rejected("too_deep", f"nesting deeper than {MAX_DEPTH}")
-    if value is None or isinstance(value, (bool, int, str, bytes)):
+    t = type(value)
+    if t in _SCALAR_TYPES:
         return value
-    if isinstance(value, (list, tuple)):
-        return [_canon(v, depth + 1) for v in value]
-    if isinstance(value, dict):
+    if t is dict or isinstance(value, dict):
         for k in value:
             if not isinstance(k, str):
                 raise Rejected("bad_key", "map keys must be strings")
-        return {k: _canon(value[k], depth + 1) for k in sorted(value, key=lambda s: s.encode())}
+        d = depth + 1
+        return {k: _canon(value[k], d) for k in sorted(value, key=str.encode)}
+    if t is list or t is tuple or isinstance(value, (list, tuple)):
+        d = depth + 1
+        return [_canon(v, d) for v in value]
+    if isinstance(value, _SCALARS):
+        return value
     raise Rejected("bad_type", f"type {type(value).__name__} cannot be encoded")
+
+
+def canonicalize(value: Any) -> Any:
+    """``value`` with every map's keys in canonical order, lists for tuples;
+    :class:`Rejected` if it cannot be encoded. ``pack(v) == pack_canonical(canonicalize(v))``."""
+    return _canon(value)
 
 
 def pack(value: Any) -> bytes:
@@ -44,12 +61,34 @@ def pack(value: Any) -> bytes:
     return msgpack.packb(_canon(value), use_bin_type=True)  # type: ignore[no-any-return]
 
 
+def pack_canonical(value: Any) -> bytes:
+    """Encode a value :func:`canonicalize` returned, without walking it again."""
+    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+
+
 def _check_types(value: Any, depth: int = 0) -> None:
+    # Only what msgpack.unpackb(raw=False, strict_map_key=True) can return
+    # reaches here: exact types, so type() lookups suffice.
     if depth > MAX_DEPTH:
         raise Rejected("too_deep", f"nesting deeper than {MAX_DEPTH}")
-    if isinstance(value, float):
+    t = type(value)
+    if t in _SCALAR_TYPES:
+        return
+    if t is dict:
+        d = depth + 1
+        for k, v in value.items():
+            if type(k) is not str and not isinstance(k, str):
+                raise Rejected("bad_key", "map keys must be strings")
+            if type(v) not in _SCALAR_TYPES or d > MAX_DEPTH:
+                _check_types(v, d)
+    elif t is list:
+        d = depth + 1
+        for v in value:
+            if type(v) not in _SCALAR_TYPES or d > MAX_DEPTH:
+                _check_types(v, d)
+    elif t is float or isinstance(value, float):
         raise Rejected("bad_type", "floating point values are not allowed")
-    if isinstance(value, list):
+    elif isinstance(value, list):
         for v in value:
             _check_types(v, depth + 1)
     elif isinstance(value, dict):
@@ -57,7 +96,7 @@ def _check_types(value: Any, depth: int = 0) -> None:
             if not isinstance(k, str):
                 raise Rejected("bad_key", "map keys must be strings")
             _check_types(v, depth + 1)
-    elif not (value is None or isinstance(value, (bool, int, str, bytes))):
+    elif not isinstance(value, _SCALARS):
         raise Rejected("bad_type", f"type {type(value).__name__} is not allowed")
 
 

@@ -585,6 +585,7 @@ def sign_event(
 
 
 _TOP = {"author", "body", "data", "kind", "prev", "seq", "sig", "ts", "v"}
+_BEFORE_SIG = ("author", "body", "data", "kind", "prev", "seq")
 
 
 def decode_event(raw: bytes, *, verify: bool = True) -> Event:
@@ -617,10 +618,17 @@ def decode_event(raw: bytes, *, verify: bool = True) -> Event:
         author=value["author"], body=value["body"], ts=value["ts"], seq=value["seq"],
         prev=prev, data=data,
     )
-    signed = canonical.pack(env)
+    # One canonical walk serves both encodings (docs/performance.md): the
+    # envelope's keys are fixed, and "sig" sorts between "seq" and "ts".
+    env = canonical.canonicalize(env)
+    signed = canonical.pack_canonical(env)
+    full = {k: env[k] for k in _BEFORE_SIG}
+    full["sig"] = sig
+    full["ts"] = env["ts"]
+    full["v"] = env["v"]
     # The payload round trip must give the same bytes: no field may be encoded
     # two ways (e.g. an explicit nil where the canonical form omits the key).
-    if canonical.pack({**env, "sig": sig}) != raw:
+    if canonical.pack_canonical(full) != raw:
         raise Rejected("not_canonical", "payload is not in its canonical form", field="data")
     if verify:
         try:
