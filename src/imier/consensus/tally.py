@@ -1,0 +1,322 @@
+"""From a set of events and a time to the state of one proposal (DECISIONS.md s.3).
+
+Invariants:
+
+1. Pure: the result is a function of the set of events and ``as_of`` only.
+   Events timestamped after ``as_of`` have not happened yet and are not
+   looked at; a window counts as closed when ``as_of >= its end``.
+2. The state moves only through :func:`.ladder.step`, input by input, in
+   the order of the calendar: withdrawal, opening of round 1, each round's
+   close, each standing change, the end of contention.
+3. Every event aimed at the proposal that does not count is listed in
+   ``ignored`` once, with the reason (outside its window, not eligible,
+   forked author, not the proposer...), so that `status` can show it.
+4. A proposal whose author is not, at its timestamp, a member of a base
+   body under its body (or of its body), or whose charter change is
+   incoherent, is void: :class:`~.engine.NotAProposal`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Iterable
+
+from ..protocol.errors import Rejected
+from ..protocol.events import Amend, Event, Propose, Stand, Vote, Withdraw
+from .engine import Engine, NotAProposal
+from .ladder import Calendar, step
+from .mandates import settle
+from .record import Record
+from .result import AmendmentResult, Grievance, Ignored, ProposalResult, RoundResult
+from .share import Rule
+from .verdict import ContentionResult, Node, Present, Verdict, contend, judge
+
+__all__ = ["tally_proposal", "tally_with", "proposals", "RULES", "AMENDMENT_RULE"]
+
+RULES = {
+    1: Rule(key="first_threshold", strict=False),
+    2: Rule(key="first_threshold", strict=False),
+    3: Rule(key="final_threshold", strict=False),
+}
+AMENDMENT_RULE = Rule(key="amendment_threshold", strict=True)
+# The objections a round hands on: round 1's minor ones make round 2's
+# grievance categories, round 2's blocking ones round 3's (round 3 shows its
+# blocking ones too, as the deal-breakers that sank it).
+SEVERITY = {1: "minor", 2: "blocking", 3: "blocking"}
+
+
+def tally_proposal(events: Iterable[Event], proposal_id: bytes, as_of: int) -> ProposalResult:
+    """The state of proposal ``proposal_id`` as of ``as_of`` (ms), from accepted events.
+
+    ``events`` should hold the proposal body's closure; events of other bodies
+    are harmless. Raises :class:`NotAProposal` if the id is not a valid proposal.
+    """
+    return tally_with(Engine(Record(events)), proposal_id, as_of)
+
+
+def proposals(events: Iterable[Event]) -> list[Event]:
+    """The valid proposals among ``events``, in ``(timestamp, id)`` order."""
+    eng = Engine(Record(events))
+    out = []
+    for ev in sorted(eng.record.proposals.values(), key=lambda e: e.order_key):
+        try:
+            _check(eng, ev)
+        except NotAProposal:
+            continue
+        out.append(ev)
+    return out
+
+
+def _check(eng: Engine, p: Event) -> tuple[Calendar, Node]:
+    r = eng.record
+    d = p.data
+    assert isinstance(d, Propose)
+    if p.body_id not in r.bodies:
+        raise NotAProposal("the proposal's body is not among the events")
+    charter = eng.charter_at(p.body_id, p.ts)
+    tree = eng.tree(p.body_id, p.ts, p.ts)
+    assert tree is not None
+    if p.author not in tree.everyone():
+        raise NotAProposal("its author is not a member of the body at the proposal's timestamp")
+    if not r.counted(p):
+        raise NotAProposal("its author forked their record in this body")
+    if d.charter is not None:
+        try:
+            charter.with_changes(d.charter)
+        except Rejected as exc:
+            raise NotAProposal(f"its charter change is refused: {exc}") from None
+    return Calendar.of(p.ts, charter), tree
+
+
+def _grievances(best: dict[bytes, Event], present: Present, node: Node, severity: str) -> tuple[Grievance, ...]:
+    by_cat: dict[str, list[Vote]] = defaultdict(list)
+    everyone = node.everyone()
+    for person, ev in best.items():
+        d = ev.data
+        if not isinstance(d, Vote) or d.choice != "no" or d.severity != severity:
+            continue
+        if any(present(b, person) for b in node.base_of(person)) and d.category:
+            by_cat[d.category].append(d)
+    out = []
+    for cat in sorted(by_cat):
+        named = Counter(v.delegate for v in by_cat[cat] if v.delegate in everyone)
+        delegate = min(named, key=lambda k: (-named[k], k)) if named else None
+        out.append(Grievance(category=cat, severity=severity, count=len(by_cat[cat]), delegate=delegate))
+    return tuple(out)
+
+
+def _counted_ids(best: dict[bytes, Event], present: Present, node: Node) -> tuple[bytes, ...]:
+    return tuple(sorted(
+        ev.id for p, ev in best.items() if any(present(b, p) for b in node.base_of(p))
+    ))
+
+
+class _Tally:
+    """One run of the ladder; fills the fields of a :class:`ProposalResult`."""
+
+    def __init__(self, eng: Engine, pid: bytes, as_of: int) -> None:
+        r = eng.record
+        p = r.proposals.get(pid)
+        if p is None:
+            raise NotAProposal(f"no proposal {pid.hex()[:12]} among the events")
+        self.eng, self.p, self.as_of = eng, p, as_of
+        self.cal, self.tree0 = _check(eng, p)
+        d = p.data
+        assert isinstance(d, Propose)
+        self.d = d
+        self.state = "discussion"
+        self.text, self.version = d.text, 1
+        self.rounds: list[RoundResult] = []
+        self.ignored: list[Ignored] = []
+        self.decided: int | None = None
+        self.round: int | None = None
+        self.phase: str | None = None
+        self.window: tuple[int, int] | None = None
+        self.closed_at: int | None = None
+        self.open_amendments: tuple[bytes, ...] = ()
+        self.passing: tuple[Verdict, dict[bytes, Event], Node, tuple[bytes, ...]] | None = None
+        self.contention: ContentionResult | None = None
+        self.contention_window: tuple[int, int] | None = None
+
+    def _mine(self, target: bytes, kind: type) -> list[Event]:
+        return [e for e in self.eng.record.targeting(target, kind) if e.ts <= self.as_of]
+
+    def _ignore(self, ev: Event, kind: str, reason: str) -> None:
+        self.ignored.append(Ignored(id=ev.id, author=ev.author, kind=kind, reason=reason))
+
+    def _withdrawal(self) -> Event | None:
+        r1_end = self.cal.vote_window(1)[1]
+        found: Event | None = None
+        for ev in self._mine(self.p.id, Withdraw):
+            if ev.author != self.p.author:
+                self._ignore(ev, "withdraw", "only the proposer may withdraw")
+            elif not self.eng.record.counted(ev):
+                self._ignore(ev, "withdraw", "its author forked their record in this body")
+            elif not (self.p.ts <= ev.ts < r1_end):
+                self._ignore(ev, "withdraw", "made after round 1 closed")
+            elif found is None:
+                found = ev
+            else:
+                self._ignore(ev, "withdraw", "already withdrawn")
+        return found
+
+    def run(self) -> None:
+        cal, as_of = self.cal, self.as_of
+        withdraw = self._withdrawal()
+        if withdraw is not None and withdraw.ts < cal.t1:
+            self._finish(step(self.state, "withdraw"), withdraw.ts)
+            return
+        if as_of < cal.t1:
+            self.phase, self.window = "discussion", cal.discussion_window()
+            return
+        self.state = step(self.state, "open")
+        votes = self._mine(self.p.id, Vote)
+        placed: set[bytes] = set()
+        for k in (1, 2, 3):
+            amendments: tuple[AmendmentResult, ...] = ()
+            if k > 1:
+                amendments = self._amendments(k)
+                if as_of < cal.vote_window(k)[0]:
+                    self._open(k, "amend", amendments)
+                    break
+                for a in amendments:
+                    if a.adopted:
+                        self.text, self.version = a.text, self.version + 1
+            vw = cal.vote_window(k)
+            if k == 1 and withdraw is not None:
+                self._finish(step(self.state, "withdraw"), withdraw.ts)
+                break
+            node = self.eng.tree(self.p.body_id, self.p.ts, vw[0])
+            assert node is not None
+            inside = [v for v in votes if vw[0] <= v.ts < vw[1]]
+            placed.update(v.id for v in inside)
+            best = self.eng.ballots(node, inside, self.ignored, what="vote")
+            present = self.eng.present(best)
+            verdict = judge(node, present, RULES[k])
+            closed = as_of >= vw[1]
+            counted = _counted_ids(best, present, node)
+            self.rounds.append(RoundResult(
+                round=k, vote_window=vw, amend_window=cal.amend_window(k), verdict=verdict,
+                grievances=_grievances(best, present, node, SEVERITY[k]), amendments=amendments,
+                open=not closed, votes=counted,
+            ))
+            if not closed:
+                self.round, self.phase, self.window = k, "vote", vw
+                break
+            if verdict.passed:
+                self.state = step(self.state, "pass")
+                self.decided = k
+                self.passing = (verdict, best, node, counted)
+                self._contend(k)
+                break
+            self.state = step(self.state, "fail")
+            if k == 3:
+                self.decided = 3
+                self._finish(self.state, vw[1])
+        for v in votes:
+            if v.id not in placed:
+                self._ignore(v, "vote", "outside the vote windows of the rounds held")
+
+    def _open(self, k: int, phase: str, amendments: tuple[AmendmentResult, ...]) -> None:
+        aw = self.cal.amend_window(k)
+        assert aw is not None
+        self.round, self.phase, self.window = k, phase, aw
+        self.open_amendments = tuple(a.id for a in amendments)
+        self.rounds.append(RoundResult(
+            round=k, vote_window=self.cal.vote_window(k), amend_window=aw, verdict=None,
+            amendments=amendments, open=True,
+        ))
+
+    def _finish(self, state: str, at: int) -> None:
+        self.state, self.closed_at = state, at
+        self.phase = self.window = self.round = None
+
+    def _amendments(self, k: int) -> tuple[AmendmentResult, ...]:
+        aw = self.cal.amend_window(k)
+        assert aw is not None
+        closed = self.as_of >= aw[1]
+        node = self.eng.tree(self.p.body_id, self.p.ts, aw[0])
+        assert node is not None
+        out: list[AmendmentResult] = []
+        for ev in self._mine(self.p.id, Amend):
+            if not (aw[0] <= ev.ts < aw[1]):
+                if k == 2:  # judged once, not once per round
+                    other = self.cal.amend_window(3)
+                    assert other is not None
+                    if not (other[0] <= ev.ts < other[1]):
+                        self._ignore(ev, "amend", "outside the amendment windows")
+                continue
+            why = self.eng.reason(node, ev)
+            if why is not None:
+                self._ignore(ev, "amend", why)
+                continue
+            inside: list[Event] = []
+            for v in self._mine(ev.id, Vote):
+                if aw[0] <= v.ts < aw[1]:
+                    inside.append(v)
+                else:
+                    self._ignore(v, "amendment vote", "outside the amendment window")
+            best = self.eng.ballots(node, inside, self.ignored, what="amendment vote")
+            verdict = judge(node, self.eng.present(best), AMENDMENT_RULE)
+            assert isinstance(ev.data, Amend)
+            out.append(AmendmentResult(
+                id=ev.id, author=ev.author, ts=ev.ts, text=ev.data.text, verdict=verdict,
+                adopted=closed and verdict.passed, open=not closed,
+            ))
+        return tuple(out)
+
+    def _contend(self, k: int) -> None:
+        assert self.passing is not None
+        verdict, best, node_v, _ = self.passing
+        cw = self.cal.contention_window(k)
+        self.contention_window = cw
+        node = self.eng.tree(self.p.body_id, self.p.ts, cw[0])
+        assert node is not None
+        present = self.eng.present(best)
+        initial = {
+            p: ev.data.choice
+            for p, ev in best.items() if isinstance(ev.data, Vote) and any(present(b, p) for b in node_v.base_of(p))
+        }
+        changes: list[tuple[int, bytes, str]] = []
+        for ev in self._mine(self.p.id, Stand):
+            if not (cw[0] <= ev.ts < cw[1]):
+                self._ignore(ev, "stand", "outside the contention window")
+                continue
+            why = self.eng.reason(node, ev)
+            if why is not None:
+                self._ignore(ev, "stand", why)
+                continue
+            assert isinstance(ev.data, Stand)
+            changes.append((ev.ts, ev.author, ev.data.choice))
+        self.contention = c = contend(node, verdict, initial, changes)
+        if c.tabled_at is not None:
+            self._finish(step(self.state, "fall"), c.tabled_at)
+        elif self.as_of >= cw[1]:
+            self._finish(step(self.state, "close"), cw[1])
+        else:
+            self.phase, self.window = "contention", cw
+
+    def result(self) -> ProposalResult:
+        r = self.eng.record
+        bodies = {n.body for n in self.tree0.walk()}
+        forks = tuple(sorted(
+            (f.author, f.first, f.second) for f in r.forks.values() if f.body in bodies
+        ))
+        mandates, draw, recalls, extra = settle(self.eng, self.p, self.state, self.closed_at,
+                                                self.passing[3] if self.passing else (), self.as_of)
+        return ProposalResult(
+            id=self.p.id, body=self.p.body_id, title=self.d.title, kind=self.d.proposal_kind,
+            proposer=self.p.author, as_of=self.as_of, calendar=self.cal, state=self.state,
+            text=self.text, version=self.version, decided_round=self.decided,
+            rounds=tuple(self.rounds), round=self.round, open_phase=self.phase,
+            window=self.window, closed_at=self.closed_at, contention=self.contention,
+            contention_window=self.contention_window, open_amendments=self.open_amendments,
+            mandates=mandates, draw=draw, recalls=recalls,
+            ignored=tuple(self.ignored) + extra, forks=forks,
+        )
+
+
+def tally_with(eng: Engine, pid: bytes, as_of: int) -> ProposalResult:
+    t = _Tally(eng, pid, as_of)
+    t.run()
+    return t.result()
