@@ -1,0 +1,125 @@
+"""Per-peer bounds and offence accounting (the daemon's view of each peer).
+
+Invariants:
+
+1. Every frame read from a peer is at most ``MAX_FRAME_BYTES`` (checked on
+   the length header, before the body is read) and every read has a deadline.
+2. A peer has at most ``MAX_STREAMS`` sync streams open with us at a time;
+   more are refused (and counted).
+3. Events from a peer pass a token bucket of ``EVENTS_PER_SECOND`` (burst
+   ``EVENT_BURST``): sync waits for tokens (back-pressure, under the read
+   deadline); gossip drops what does not fit (sync heals it).
+4. Each refusal of a peer's data is an *offence* with a reason code, logged
+   and kept (the last ``KEEP_OFFENCES``); after ``MAX_OFFENCES`` within
+   ``OFFENCE_WINDOW_S`` the peer is disconnected and refused for ``BAN_S``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "PeerRecord",
+    "TokenBucket",
+    "MAX_STREAMS",
+    "EVENTS_PER_SECOND",
+    "EVENT_BURST",
+    "MAX_OFFENCES",
+    "OFFENCE_WINDOW_S",
+    "BAN_S",
+    "READ_TIMEOUT_S",
+]
+
+MAX_STREAMS = 4
+EVENTS_PER_SECOND = 2000.0
+EVENT_BURST = 5000.0
+MAX_OFFENCES = 5
+OFFENCE_WINDOW_S = 600.0
+BAN_S = 600.0
+KEEP_OFFENCES = 20
+READ_TIMEOUT_S = 15.0
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float, clock: Any = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.clock = clock
+        self.last = clock()
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+
+    def take(self, n: float) -> bool:
+        """Take ``n`` tokens if there are enough."""
+        self._refill()
+        if self.tokens >= n:
+            self.tokens -= n
+            return True
+        return False
+
+    def wait_time(self, n: float) -> float:
+        """Seconds until ``n`` tokens are there (``n`` is capped at the burst)."""
+        self._refill()
+        n = min(n, self.burst)
+        return 0.0 if self.tokens >= n else (n - self.tokens) / self.rate
+
+
+@dataclass
+class PeerRecord:
+    peer_id: str
+    node: str = ""
+    addrs: list[str] = field(default_factory=list)
+    bodies: set[bytes] = field(default_factory=set)  # what the peer said it holds
+    shared: set[bytes] = field(default_factory=set)  # what the last sync reconciled
+    connected: bool = False
+    streams: int = 0
+    offences: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=KEEP_OFFENCES))
+    offence_count: int = 0
+    banned_until: float = 0.0
+    syncs: int = 0
+    last_sync: dict[str, Any] = field(default_factory=dict)
+    events_in: int = 0
+    events_out: int = 0
+    gossip_in: int = 0
+    bucket: TokenBucket = field(default_factory=lambda: TokenBucket(EVENTS_PER_SECOND, EVENT_BURST))
+
+    def offend(self, code: str, message: str, now: float | None = None) -> bool:
+        """Count an offence; True when the peer has now earned a disconnection."""
+        now = time.time() if now is None else now
+        self.offences.append((now, code, message))
+        self.offence_count += 1
+        recent = sum(1 for t, _, _ in self.offences if now - t <= OFFENCE_WINDOW_S)
+        if recent >= MAX_OFFENCES:
+            self.banned_until = now + BAN_S
+            return True
+        return False
+
+    def banned(self, now: float | None = None) -> bool:
+        return (time.time() if now is None else now) < self.banned_until
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "peer_id": self.peer_id,
+            "node": self.node,
+            "addresses": self.addrs,
+            "connected": self.connected,
+            "bodies": sorted(b.hex() for b in self.bodies),
+            "shared": sorted(b.hex() for b in self.shared),
+            "syncs": self.syncs,
+            "last_sync": self.last_sync,
+            "events_in": self.events_in,
+            "events_out": self.events_out,
+            "gossip_in": self.gossip_in,
+            "offences": self.offence_count,
+            "recent_offences": [
+                {"at": int(t), "code": c, "reason": m} for t, c, m in list(self.offences)[-5:]
+            ],
+            "banned": self.banned(),
+        }

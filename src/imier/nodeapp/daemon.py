@@ -1,0 +1,508 @@
+"""The daemon: one trio program that replicates a node's store with its peers.
+
+Tasks under one nursery (all cancelled together on SIGINT/SIGTERM):
+
+* the libp2p host (listening, Noise, Yamux) and GossipSub (gossip.py),
+* the outbox publisher: new local events (written by the CLI) are published,
+* the peer watcher: a new connection starts a sync; lost ones are marked,
+* the periodic sync with every connected peer (``sync_interval``),
+* discovery (discovery.py): bootstrap peers with backoff, mDNS,
+* the control socket (control.py) for ``imier peers``, ``imier sync``, nudges,
+* the retry of deferred (future-dated) events.
+
+Invariants:
+
+1. The store is the truth. Everything from the network goes through
+   ``ingest_remote``: decode, verify, bounds, then ``Store.ingest`` in one
+   transaction. Nothing is acknowledged that is not committed.
+2. Gossip is a hint: an outbox entry is cleared once published, but whether
+   any peer got it is never assumed; sync (on connect, on hints, periodic)
+   makes the sets equal.
+3. At most one outgoing sync per peer runs at a time; a request during a
+   run makes it run once more afterwards.
+4. Shutdown cancels everything; the store needs no flush (each ingest is a
+   committed transaction), ``daemon.json`` and the socket are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ..protocol import syncwire as wire
+from ..protocol.errors import LocalError, Rejected, RemoteError
+from ..protocol.events import Event, decode_event
+from ..store.home import Config, Home
+from .bounds import MAX_STREAMS, PeerRecord
+from .holding import held_bodies
+from .host import build_host, full_addrs
+from .sync import StreamGone, SyncStats, run_session
+
+__all__ = ["Options", "Node", "run_daemon", "one_shot_sync"]
+
+log = logging.getLogger("imier.daemon")
+MAX_DEFERRED = 10_000
+OUTBOX_POLL_S = 0.25
+WATCH_S = 0.5
+
+
+@dataclass
+class Options:
+    listen: list[str] = field(default_factory=list)
+    bootstrap: list[str] = field(default_factory=list)
+    mdns: bool = True
+    gossip: bool = True
+    sync_interval_s: float = 30.0
+    max_skew_ms: int = 5 * 60 * 1000
+    log_level: str = "info"
+    name: str = "imier-node"
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "Options":
+        return cls(
+            listen=list(cfg.listen), bootstrap=list(cfg.bootstrap), mdns=cfg.mdns, gossip=cfg.gossip,
+            sync_interval_s=cfg.sync_interval_ms / 1000, max_skew_ms=cfg.max_skew_ms,
+            log_level=cfg.log_level, name=cfg.name,
+        )
+
+
+class Node:
+    """State shared by the daemon's tasks. Only touched from the trio thread."""
+
+    def __init__(self, home: Home, opts: Options, node_key: Any) -> None:
+        self.home = home
+        self.opts = opts
+        self.name = opts.name
+        self.store = home.store()
+        self.node_key = node_key
+        self.host: Any = None
+        self.gossip: Any = None
+        self.peers: dict[str, PeerRecord] = {}
+        self.deferred: dict[bytes, bytes] = {}  # id -> raw, future-dated events to retry
+        self._people: list[bytes] = []
+        self._people_at = 0.0
+        self._held: set[bytes] = set()
+        self._held_at = 0.0
+        self.nursery: trio.Nursery | None = None
+        self._syncing: set[str] = set()
+        self._again: set[str] = set()
+        self.outbox_event = trio.Event()
+        self.changed = trio.Event()  # set when the held set may have changed
+        self.started = time.time()
+        self.last_syncs: list[dict[str, Any]] = []
+
+    # -- what we hold ---------------------------------------------------------
+
+    def people(self) -> list[bytes]:
+        if time.monotonic() - self._people_at > 5:
+            self._people = sorted(p.public for p in self.home.people())
+            self._people_at = time.monotonic()
+        return self._people
+
+    def held(self, *, fresh: bool = False) -> set[bytes]:
+        if fresh or time.monotonic() - self._held_at > 2:
+            new = held_bodies(self.store, self.people())
+            if new != self._held:
+                self._held = new
+                self.changed.set()
+            self._held_at = time.monotonic()
+        return self._held
+
+    # -- peers ----------------------------------------------------------------
+
+    def peer(self, peer_id: Any) -> PeerRecord:
+        key = peer_id if isinstance(peer_id, str) else peer_id.to_string()
+        rec = self.peers.get(key)
+        if rec is None:
+            rec = self.peers[key] = PeerRecord(peer_id=key)
+        return rec
+
+    def offend(self, peer: PeerRecord, code: str, message: str) -> None:
+        log.warning("peer %s (%s): refused %s: %s", peer.peer_id[-8:], peer.node or "?", code, message)
+        if peer.offend(code, message) and self.nursery is not None:
+            log.warning("peer %s: %d offences; disconnecting and refusing it for a while",
+                        peer.peer_id[-8:], peer.offence_count)
+            self.nursery.start_soon(self._disconnect, peer.peer_id)
+
+    async def _disconnect(self, peer_id: str) -> None:
+        from libp2p.peer.id import ID
+
+        with trio.move_on_after(3):
+            try:
+                await self.host.disconnect(ID.from_base58(peer_id))
+            except Exception as exc:  # already gone
+                log.debug("disconnect %s: %s", peer_id, exc)
+
+    # -- the one way in ----------------------------------------------------------
+
+    async def ingest_remote(
+        self, raws: list[bytes], peer: PeerRecord, *, source: str,
+        expect: set[bytes] | None = None, bodies: set[bytes] | None = None,
+    ) -> int:
+        """Decode, verify and store events from ``peer``; returns how many were new."""
+        evs: list[Event] = []
+        for raw in raws:
+            try:
+                ev = decode_event(raw)
+            except Rejected as exc:
+                self.offend(peer, exc.code, f"{source}: {exc}")
+                continue
+            if expect is not None:
+                if ev.id not in expect:
+                    self.offend(peer, "unrequested", f"{source}: event {ev.id.hex()[:12]} was not asked for")
+                    continue
+                expect.discard(ev.id)
+            if bodies is not None and ev.body_id not in bodies:
+                self.offend(peer, "wrong_body", f"{source}: event of a body not in this exchange")
+                continue
+            evs.append(ev)
+        if not evs:
+            return 0
+        if source == "gossip":
+            if not peer.bucket.take(len(evs)):
+                log.info("peer %s: gossip over the rate limit; dropped %d (sync heals)",
+                         peer.peer_id[-8:], len(evs))
+                return 0
+        else:
+            wait = peer.bucket.wait_time(len(evs))
+            if wait > 0:
+                await trio.sleep(wait)
+            peer.bucket.take(min(len(evs), peer.bucket.burst))
+        now = int(time.time() * 1000)
+        res = self.store.ingest(evs, now_ms=now, max_skew_ms=self.opts.max_skew_ms)
+        for eid, reason in res.rejected:
+            self.offend(peer, "invalid_event", f"{source}: {eid.hex()[:12]}: {reason}")
+        if res.deferred:
+            by_id = {e.id: e.raw for e in evs}
+            for eid in res.deferred:
+                if len(self.deferred) < MAX_DEFERRED:
+                    self.deferred[eid] = by_id[eid]
+            log.info("deferred %d future-dated events from %s", len(res.deferred), peer.peer_id[-8:])
+        peer.events_in += len(res.new)
+        if source == "gossip":
+            peer.gossip_in += len(res.new)
+        if res.new:
+            log.info("%s from %s (%s): %d new events (%d pending)", source, peer.node or "?",
+                     peer.peer_id[-8:], len(res.new), len(res.pending))
+            self.held(fresh=True)
+            # Others may lack them too: relay by reconciling with the other peers soon.
+            for other in list(self.peers.values()):
+                if other.connected and other.peer_id != peer.peer_id:
+                    self.request_sync(other.peer_id, delay=0.3)
+        if source == "gossip" and res.pending:
+            # A hint of something missing: the prevs are on the peer; sync with it.
+            self.request_sync(peer.peer_id)
+        return len(res.new)
+
+    # -- syncs ----------------------------------------------------------------------
+
+    def request_sync(self, peer_id: str, *, delay: float = 0.0) -> None:
+        if self.nursery is None:
+            return
+        if peer_id in self._syncing:
+            self._again.add(peer_id)
+            return
+        self._syncing.add(peer_id)
+        self.nursery.start_soon(self._sync_loop, peer_id, delay)
+
+    async def _sync_loop(self, peer_id: str, delay: float) -> None:
+        try:
+            if delay:
+                await trio.sleep(delay)
+            for _ in range(5):  # bounded re-runs (invariant 3)
+                self._again.discard(peer_id)
+                await self.sync_with(peer_id)
+                if peer_id not in self._again:
+                    break
+        finally:
+            self._syncing.discard(peer_id)
+
+    async def sync_with(self, peer_id: str) -> SyncStats | None:
+        from libp2p.peer.id import ID
+
+        peer = self.peer(peer_id)
+        if peer.banned():
+            return None
+        stream = None
+        try:
+            with trio.fail_after(10):
+                stream = await self.host.new_stream(ID.from_base58(peer_id), [wire.SYNC_PROTOCOL])
+            stats = await run_session(self, stream, peer, initiator=True)
+        except trio.TooSlowError:
+            log.info("sync with %s: could not open a stream in time", peer_id[-8:])
+            return None
+        except RemoteError as exc:
+            self.offend(peer, exc.code, f"sync: {exc}")
+            await _send_err(stream, exc)
+            return None
+        except StreamGone as exc:
+            log.info("sync with %s ended early: %s", peer_id[-8:], exc)
+            return None
+        except Exception as exc:  # libp2p dial/negotiation errors
+            log.info("sync with %s failed: %s: %s", peer_id[-8:], type(exc).__name__, exc)
+            return None
+        finally:
+            await _close(stream)
+        self._record(peer, stats)
+        return stats
+
+    def _record(self, peer: PeerRecord, stats: SyncStats) -> None:
+        peer.syncs += 1
+        peer.last_sync = stats.to_json()
+        self.last_syncs = (self.last_syncs + [stats.to_json()])[-20:]
+        level = logging.INFO if (stats.need or stats.have) else logging.DEBUG
+        log.log(level, "synced with %s (%s): %d bodies, %d items, sent %d, got %d new; "
+                "reconcile %d B in %d rounds, %d ms", peer.node or "?", peer.peer_id[-8:],
+                stats.bodies, stats.items, stats.have, stats.new, stats.reconcile_bytes,
+                stats.rounds, stats.ms)
+
+    async def handle_stream(self, stream: Any) -> None:
+        """Inbound /imier/sync/1 stream (bounds: streams per peer, bans)."""
+        try:
+            peer_id = stream.muxed_conn.peer_id.to_string()
+        except Exception:
+            await _close(stream)
+            return
+        peer = self.peer(peer_id)
+        if peer.banned():
+            await _close(stream)
+            return
+        if peer.streams >= MAX_STREAMS:
+            self.offend(peer, "too_many_streams", f"more than {MAX_STREAMS} sync streams at once")
+            await _close(stream)
+            return
+        peer.streams += 1
+        try:
+            stats = await run_session(self, stream, peer, initiator=False)
+            self._record(peer, stats)
+        except RemoteError as exc:
+            self.offend(peer, exc.code, f"sync: {exc}")
+            await _send_err(stream, exc)
+        except StreamGone as exc:
+            log.info("sync from %s ended early: %s", peer_id[-8:], exc)
+        except Exception as exc:
+            log.warning("sync from %s failed: %s: %s", peer_id[-8:], type(exc).__name__, exc)
+        finally:
+            peer.streams -= 1
+            await _close(stream)
+
+    # -- background tasks ---------------------------------------------------------------
+
+    async def watch_peers(self) -> None:
+        """New connections start a sync; lost ones are marked (every WATCH_S)."""
+        while True:
+            try:
+                connected = {p.to_string() for p in self.host.get_connected_peers()}
+            except Exception:
+                connected = set()
+            for pid in connected:
+                rec = self.peer(pid)
+                if not rec.connected:
+                    rec.connected = True
+                    if rec.banned():
+                        self.nursery.start_soon(self._disconnect, pid)  # type: ignore[union-attr]
+                        continue
+                    log.info("connected to %s", pid)
+                    try:
+                        from libp2p.peer.id import ID
+
+                        rec.addrs = [str(a) for a in self.host.get_peerstore().addrs(ID.from_base58(pid))]
+                    except Exception:
+                        pass
+                    self.request_sync(pid)
+            for rec in self.peers.values():
+                if rec.connected and rec.peer_id not in connected:
+                    rec.connected = False
+                    log.info("disconnected from %s (%s)", rec.node or "?", rec.peer_id[-8:])
+            await trio.sleep(WATCH_S)
+
+    async def periodic_sync(self) -> None:
+        while True:
+            await trio.sleep(self.opts.sync_interval_s)
+            for rec in list(self.peers.values()):
+                if rec.connected and not rec.banned():
+                    self.request_sync(rec.peer_id)
+
+    async def publish_outbox(self) -> None:
+        """Local events (the CLI writes them to the store and the outbox) go out as gossip."""
+        while True:
+            with trio.move_on_after(OUTBOX_POLL_S):
+                await self.outbox_event.wait()
+            self.outbox_event = trio.Event()
+            ids = self.store.outbox(limit=256)
+            if not ids:
+                continue
+            self.held(fresh=True)
+            raws = self.store.raw_many(ids)
+            if self.gossip is not None:
+                await self.gossip.publish(raws)
+            self.store.outbox_done(ids)
+            log.info("published %d local event(s)%s", len(raws), "" if self.gossip else " (gossip off)")
+            # With gossip off, or to reach peers outside the mesh yet, reconcile soon.
+            for rec in list(self.peers.values()):
+                if rec.connected:
+                    self.request_sync(rec.peer_id, delay=0.0 if self.gossip is None else 1.0)
+
+    async def retry_deferred(self) -> None:
+        while True:
+            await trio.sleep(5)
+            if not self.deferred:
+                continue
+            evs = [decode_event(r, verify=False) for r in self.deferred.values()]
+            res = self.store.ingest(evs, now_ms=int(time.time() * 1000), max_skew_ms=self.opts.max_skew_ms)
+            for eid in list(self.deferred):
+                if eid not in res.deferred:
+                    del self.deferred[eid]
+            if res.new:
+                log.info("took %d deferred events now that their time has come", len(res.new))
+
+    # -- status ---------------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "name": self.name,
+            "peer_id": self.host.get_id().to_string(),
+            "addresses": full_addrs(self.host),
+            "started": int(self.started),
+            "control": str(self.home.socket_path),
+            "gossip": self.gossip is not None,
+            "mdns": self.opts.mdns,
+        }
+
+    def peers_doc(self) -> dict[str, Any]:
+        return {
+            "peer_id": self.host.get_id().to_string(),
+            "held": sorted(b.hex() for b in self.held()),
+            "peers": [p.to_json() for p in sorted(self.peers.values(), key=lambda p: p.peer_id)],
+            "deferred": len(self.deferred),
+            "events": self.store.count(),
+        }
+
+
+async def _send_err(stream: Any, exc: RemoteError) -> None:
+    if stream is None:
+        return
+    with trio.move_on_after(1):
+        try:
+            await stream.write(wire.err(exc.code, str(exc)))
+        except Exception:
+            pass
+
+
+async def _close(stream: Any) -> None:
+    if stream is None:
+        return
+    with trio.move_on_after(2):
+        try:
+            await stream.close()
+        except Exception:
+            pass
+
+
+def _write_info(path: Path, info: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(info, f, indent=2)
+    os.replace(tmp, path)
+
+
+async def _run(home: Home, opts: Options, node_key: Any) -> None:
+    from libp2p.custom_types import TProtocol
+
+    from . import control, discovery, gossip
+
+    node = Node(home, opts, node_key)
+    host, listen = build_host(node_key, opts.listen)
+    node.host = host
+    host.set_stream_handler(TProtocol(wire.SYNC_PROTOCOL), node.handle_stream)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with host.run(listen), trio.open_nursery() as nursery:
+            node.nursery = nursery
+            if opts.gossip:
+                node.gossip = gossip.Gossip(node)
+                await nursery.start(node.gossip.run)
+            info = node.info()
+            await nursery.start(control.serve, node)
+            _write_info(home.daemon_info_path, info)
+            log.info("node %s (%s) listening on %s", node.name, info["peer_id"], " ".join(info["addresses"]))
+            log.info("holding %d bodies; gossip %s, mdns %s, sync every %gs", len(node.held(fresh=True)),
+                     "on" if opts.gossip else "off", "on" if opts.mdns else "off", opts.sync_interval_s)
+            nursery.start_soon(node.watch_peers)
+            nursery.start_soon(node.periodic_sync)
+            nursery.start_soon(node.publish_outbox)
+            nursery.start_soon(node.retry_deferred)
+            nursery.start_soon(discovery.run, node)
+            async for signum in signals:
+                log.info("received %s: stopping", signal.Signals(signum).name)
+                break
+            nursery.cancel_scope.cancel()
+
+
+def run_daemon(home: Home, opts: Options, node_key: Any) -> None:
+    """Run until SIGINT/SIGTERM. Raises LocalError when another daemon holds this home."""
+    from . import quirks
+
+    quirks.configure_logging(opts.log_level)
+    info_path = home.daemon_info_path
+    if info_path.exists():
+        try:
+            old = json.loads(info_path.read_text())
+            os.kill(int(old["pid"]), 0)
+            raise LocalError(f"a daemon (pid {old['pid']}) already runs for {home.path}",
+                             hint="stop it first, or use another --home")
+        except (ProcessLookupError, ValueError, KeyError, json.JSONDecodeError):
+            pass  # stale file from a crash
+    t0 = time.monotonic()
+    try:
+        trio.run(_run, home, opts, node_key)
+    finally:
+        for p in (info_path, home.socket_path):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+        log.info("stopped cleanly (%.1f s of running)", time.monotonic() - t0)
+        logging.shutdown()
+
+
+async def _one_shot(home: Home, opts: Options, node_key: Any, addr: str, timeout: float) -> SyncStats:
+    from .host import peer_info
+
+    node = Node(home, opts, node_key)
+    host, _ = build_host(node_key, ["/ip4/127.0.0.1/tcp/0"])
+    node.host = host
+    info = peer_info(addr)
+    async with host.run([]), trio.open_nursery() as nursery:
+        node.nursery = nursery
+        with trio.fail_after(timeout):
+            await host.connect(info)
+            stats = await node.sync_with(info.peer_id.to_string())
+        nursery.cancel_scope.cancel()
+    if stats is None:
+        peer = node.peer(info.peer_id.to_string())
+        reason = peer.offences[-1][2] if peer.offences else "see the log above"
+        raise LocalError(f"sync with {addr} failed: {reason}")
+    return stats
+
+
+def one_shot_sync(home: Home, opts: Options, node_key: Any, addr: str, timeout: float = 60) -> SyncStats:
+    """``imier sync MULTIADDR`` with no daemon running: a temporary host, one session."""
+    from . import quirks
+
+    quirks.configure_logging(opts.log_level)
+    try:
+        return trio.run(_one_shot, home, opts, node_key, addr, timeout)
+    except trio.TooSlowError:
+        raise LocalError(f"sync with {addr} took longer than {timeout:.0f} s") from None
+    except (OSError, RuntimeError) as exc:
+        raise LocalError(f"cannot reach {addr}: {exc}") from None
