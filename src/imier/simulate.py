@@ -413,10 +413,10 @@ class _Run:
             if result.state != f"round{k + 1}":
                 break
         if result.state == "contention":
-            k = result.decided_round
-            assert k is not None
-            cw = cal.contention_window(k)
-            self.contend(sc.rounds[k - 1] if k <= len(sc.rounds) else None, k,
+            won = result.decided_round
+            assert won is not None
+            cw = cal.contention_window(won)
+            self.contend(sc.rounds[won - 1] if won <= len(sc.rounds) else None, won,
                          _Clock(cw[0], cw[1], "contention"))
             result = self.tally(cw[1])
         return result

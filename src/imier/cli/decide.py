@@ -1,0 +1,199 @@
+"""`imier status` and `imier simulate`: where proposals stand, and why.
+
+Thin: read events, call :func:`imier.consensus.tally_proposal`, render. Both
+commands use the same renderer and the same tally; `simulate` only builds
+its events first (imier.simulate). No libp2p here: status answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ..protocol.errors import LocalError
+from ..protocol.events import Event, Found
+from .context import Context, add_json, parse_time, short
+
+if TYPE_CHECKING:
+    from ..consensus import ProposalResult, RoundResult
+    from ..store.db import Store
+
+__all__ = ["register", "cmd_status", "cmd_simulate", "render_result", "proposal_events"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "status", help="where every proposal stands, round by round, and why",
+        description="Show proposals of the bodies this node holds: their state, each round "
+        "per body (eligible, participation, yes/no/abstain, support, passed), grievances with "
+        "their delegates, amendments with their outcome, and one sentence saying why. Votes "
+        "that were not counted are listed with the reason.")
+    p.add_argument("proposal", nargs="?", metavar="PROPOSAL", help="a proposal id (or 4+ hex digits)")
+    p.add_argument("--as-of", metavar="TIME", help="ISO 8601 time or +DURATION from now (default: now)")
+    add_json(p)
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser(
+        "simulate", help="replay an assembly from a scenario file (SIMULATE.md)",
+        description="Turn a scenario (bodies, a proposal, votes per round, contention) into real "
+        "signed events in a throw-away store and judge them with the same tally as 'status'. "
+        "Needs no home. A malformed scenario exits non-zero naming the field.")
+    p.add_argument("file", type=Path, metavar="FILE")
+    add_json(p)
+    p.set_defaults(func=cmd_simulate)
+
+
+# -- reading the store ------------------------------------------------------------------
+
+
+def proposal_events(store: "Store", body: bytes) -> list[Event]:
+    """The events a tally of a proposal in ``body`` needs: the body's closure, plus the
+    parents of committees in it (where renewals are decided)."""
+    bodies = set(store.closure(body))
+    for b in list(bodies):
+        found = store.get(b)
+        if found is not None and isinstance(found.data, Found) and found.data.parent is not None:
+            bodies.add(found.data.parent)
+    return store.events_for_bodies(bodies)
+
+
+def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
+    from ..consensus import NotAProposal, proposals, tally_proposal
+
+    store = ctx.store
+    now = ctx.now_ms()
+    as_of = parse_time(args.as_of, now) if args.as_of else now
+    names = {b.id: b.data.name for b in store.bodies() if isinstance(b.data, Found)}
+    people = ctx.names()
+    results: list[ProposalResult] = []
+    if args.proposal:
+        prop = ctx.resolve_event(args.proposal, kinds=("propose",), what="proposal")
+        try:
+            results.append(tally_proposal(proposal_events(store, prop.body_id), prop.id, as_of))
+        except NotAProposal as exc:
+            raise LocalError(f"{short(prop.id)} is not a valid proposal: {exc}") from None
+    else:
+        for body in store.bodies():
+            events = proposal_events(store, body.id)
+            for p in proposals(events):
+                if p.body_id == body.id and p.ts <= as_of:
+                    results.append(tally_proposal(events, p.id, as_of))
+    if ctx.json:
+        if args.proposal:
+            ctx.emit(results[0].to_json(names))
+        else:
+            ctx.emit({"as_of": as_of, "proposals": [r.to_json(names) for r in results]})
+        return 0
+    if not results:
+        ctx.console.print("No proposals yet: 'imier propose BODY --title T --text X'.")
+    for r in results:
+        render_result(ctx.console, r, names, people, detail=True)
+    return 0
+
+
+def cmd_simulate(ctx: Context, args: argparse.Namespace) -> int:
+    from ..simulate import load_file, simulate
+
+    sim = simulate(load_file(args.file))
+    if ctx.json:
+        ctx.emit(sim.json())
+    else:
+        render_result(ctx.console, sim.result, sim.names, {}, detail=False)
+    return 0
+
+
+# -- rendering for people -----------------------------------------------------------------
+
+
+def _who(key: bytes | None, people: Mapping[bytes, str]) -> str:
+    if key is None:
+        return "none"
+    return people.get(key) or short(key)
+
+
+def _round_table(r: "RoundResult", names: Mapping[bytes, str]) -> Any:
+    from rich.table import Table
+
+    v = r.verdict
+    title = f"Round {r.round}" + (" (open)" if r.open else "")
+    t = Table(title=title, title_justify="left")
+    for c in ("body", "eligible", "took part", "yes", "no", "abstain", "support", "needed", "passed"):
+        t.add_column(c, justify="left" if c == "body" else "right", no_wrap=True)
+    if v is None:
+        return t
+    for depth, x in _walk(v):
+        name = ("  " * depth) + (names.get(x.body) or short(x.body))
+        if x.combine:
+            name += f" [{x.combine}]"
+        verdict = "yes" if x.passed else ("no quorum" if not x.quorum else "no")
+        t.add_row(name, str(x.eligible), str(x.participation), str(x.yes), str(x.no),
+                  str(x.abstain), str(x.support), f"{x.threshold}", verdict)
+    return t
+
+
+def _walk(v: Any, depth: int = 0) -> list[tuple[int, Any]]:
+    out = [(depth, v)]
+    for p in v.parts:
+        out.extend(_walk(p, depth + 1))
+    return out
+
+
+def render_result(console: Any, r: "ProposalResult", names: Mapping[bytes, str],
+                  people: Mapping[bytes, str], *, detail: bool) -> None:
+    from rich.table import Table
+
+    from ..consensus.result import when
+
+    head = f"[bold]{r.title}[/bold]"
+    if detail:
+        head += f"  {short(r.id)} in {names.get(r.body) or short(r.body)} ({r.kind})"
+    console.print(head)
+    console.print(f"State: [bold]{r.state}[/bold], text version {r.version}")
+    console.print(f"Why: {r.explain()}")
+    for rr in r.rounds:
+        console.print(_round_table(rr, names))
+        if rr.grievances:
+            console.print("  grievances: " + "; ".join(
+                f"{g.category} ({g.severity}, {g.count}), delegate {_who(g.delegate, people)}"
+                for g in rr.grievances))
+        if rr.amendments:
+            t = Table(title=f"Round {rr.round} amendments", title_justify="left")
+            for c in ("amendment", "text", "took part", "support", "needed", "adopted"):
+                t.add_column(c)
+            for a in rr.amendments:
+                text = a.text if len(a.text) <= 60 else a.text[:57] + "..."
+                outcome = "open" if a.open else ("yes" if a.adopted else "no")
+                t.add_row(short(a.id), text, str(a.verdict.participation), str(a.verdict.support),
+                          f"> {a.verdict.threshold}", outcome)
+            console.print(t)
+    if r.contention is not None:
+        c = r.contention
+        console.print(f"Contention: support {c.start} at the pass, {c.now} now "
+                      f"(lowest {c.lowest}, floor {c.floor}), {c.changes} standing change(s)")
+    if detail and r.window is not None:
+        console.print(f"Open: {r.open_phase} until {when(r.window[1])}")
+    if r.draw is not None:
+        console.print(f"Draw: seed {r.draw.seed.hex()}, {r.draw.k} of {len(r.draw.candidates)}: "
+                      + ", ".join(_who(k, people) for k in r.draw.chosen))
+    for m in r.mandates:
+        status = "active" if m.active(r.as_of) else ("recalled" if m.ended else "expired")
+        console.print(f"Mandate: {_who(m.holder, people)}: {m.task} ({status}; "
+                      f"{when(m.start)} to {when(m.expires)})")
+    for rc in r.recalls:
+        outcome = "open" if rc.open else ("recalled" if rc.passed else "not recalled")
+        console.print(f"Recall {short(rc.id)} of {_who(rc.holder, people)}: {outcome} "
+                      f"({rc.verdict.support} support, {rc.verdict.participation} took part)")
+    if detail:
+        for author, a, b in r.forks:
+            console.print(f"[red]Fork:[/red] {_who(author, people)} signed two events with one "
+                          f"sequence number ({short(a)}, {short(b)}); their votes from then on "
+                          "are not counted")
+        if r.ignored:
+            t = Table(title="Not counted", title_justify="left")
+            for c in ("event", "kind", "author", "reason"):
+                t.add_column(c)
+            for i in r.ignored:
+                t.add_row(short(i.id), i.kind, _who(i.author, people), i.reason)
+            console.print(t)
+    console.print()
+
