@@ -1,0 +1,118 @@
+"""Real daemons on 127.0.0.1 converge: three nodes, a late joiner, a partition, no gossip.
+
+The people's clock is fixed in the past with IMIER_NOW, so every vote falls in
+its window without sleeping; the daemons use the real clock (past events are
+fine, only future ones are deferred).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from .nodes import Node, same_sets, wait_until
+
+pytestmark = pytest.mark.integration
+
+S = 1000
+CHARTER = ["--charter", "discussion=5s", "--charter", "vote_window=60s",
+           "--charter", "amendment_window=60s", "--charter", "contention_window=60s"]
+
+
+def _t0() -> int:
+    return (int(time.time() * 1000) // S) * S - 3600 * S
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
+
+
+def _holds(node: Node, body: str) -> bool:
+    return any(b["id"] == body for b in node.json("body", "list"))
+
+
+def test_three_nodes_late_joiner_and_partition(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    t0 = _t0()
+    a, b, c = Node(tmp_path, "a"), Node(tmp_path, "b"), Node(tmp_path, "c")
+    ana, ben, cid = a.init("ana"), b.init("ben"), c.init("cid")
+    north = a.run("body", "found", "community", "North", *CHARTER, IMIER_NOW=str(t0)).stdout.strip()
+    a.run("member", "admit", "North", ben, IMIER_NOW=str(t0 + S))
+    a.run("member", "admit", "North", cid, IMIER_NOW=str(t0 + S))
+    try:
+        a.start("--sync-interval", "2s")
+        b.start("--bootstrap", a.addr(), "--sync-interval", "2s")
+        # b learns of its admission from a in the handshake, and holds North
+        wait_until(lambda: _holds(b, north), 20, "b to hold North")
+        prop = b.run("propose", "North", "--title", "Benches", "--text", "Benches in the square.",
+                     IMIER_NOW=str(t0 + 2 * S)).stdout.strip()
+        wait_until(lambda: prop.encode() and bytes.fromhex(prop) in a.event_ids(), 20, "a to get the proposal")
+        a.run("vote", prop, "yes", IMIER_NOW=str(t0 + 8 * S))
+        b.run("vote", prop, "yes", IMIER_NOW=str(t0 + 9 * S))
+        wait_until(lambda: same_sets([a, b]), 20, "a and b to converge")
+        assert len(a.event_ids()) == 6
+
+        # c starts after the votes: nothing to gossip, it catches up through sync alone
+        c.start("--bootstrap", a.addr(), "--sync-interval", "2s")
+        wait_until(lambda: same_sets([a, b, c]), 30, "c to catch up")
+
+        # partition: b is stopped while c votes; b heals on restart
+        took = b.stop()
+        assert took < 2.0, f"b took {took:.2f} s to stop"
+        c.run("vote", prop, "yes", IMIER_NOW=str(t0 + 10 * S))
+        a.run("vote", prop, "no", "--category", "cost", IMIER_NOW=str(t0 + 11 * S))
+        wait_until(lambda: same_sets([a, c]) and len(a.event_ids()) == 8, 20, "a and c to converge")
+        assert len(b.event_ids()) == 6
+        b.start("--bootstrap", a.addr(), "--sync-interval", "2s")
+        wait_until(lambda: same_sets([a, b, c]), 30, "b to heal after the partition")
+
+        as_of = _iso(t0 + 10 * 60 * S)
+        docs = [n.json("status", prop, "--as-of", as_of) for n in (a, b, c)]
+        assert docs[0] == docs[1] == docs[2]
+        assert docs[0]["id"] == prop
+        everything = [n.json("status", "--as-of", as_of) for n in (a, b, c)]
+        assert everything[0] == everything[1] == everything[2]
+
+        ident = a.json("id")
+        assert ident["peer_id"] and ident["addresses"]
+        assert all(x.endswith("/p2p/" + ident["peer_id"]) and x.startswith("/ip4/127.0.0.1/tcp/")
+                   for x in ident["addresses"])
+        peers = a.json("peers")
+        names = {p["node"] for p in peers["peers"] if p["connected"]}
+        assert {"b", "c"} <= names
+        assert all(p["offences"] == 0 for p in peers["peers"])
+        assert ana and north
+    finally:
+        for n in (a, b, c):
+            if n.proc is not None and n.proc.poll() is None:
+                took = n.stop()
+                assert took < 2.0, f"{n.name} took {took:.2f} s to stop"
+            n.kill()
+
+
+def test_without_gossip_sync_alone_converges(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    t0 = _t0()
+    a, b = Node(tmp_path, "a"), Node(tmp_path, "b")
+    a.init("ana")
+    ben = b.init("ben")
+    north = a.run("body", "found", "community", "North", *CHARTER, IMIER_NOW=str(t0)).stdout.strip()
+    a.run("member", "admit", "North", ben, IMIER_NOW=str(t0 + S))
+    try:
+        a.start("--no-gossip", "--sync-interval", "1s")
+        b.start("--no-gossip", "--sync-interval", "1s", "--bootstrap", a.addr())
+        wait_until(lambda: _holds(b, north), 20, "b to hold North")
+        prop = a.run("propose", "North", "--title", "Lights", "--text", "Street lights.",
+                     IMIER_NOW=str(t0 + 2 * S)).stdout.strip()
+        wait_until(lambda: bytes.fromhex(prop) in b.event_ids(), 20, "b to get the proposal")
+        a.run("vote", prop, "yes", IMIER_NOW=str(t0 + 8 * S))
+        b.run("vote", prop, "yes", IMIER_NOW=str(t0 + 9 * S))
+        wait_until(lambda: same_sets([a, b]) and len(a.event_ids()) == 5, 20, "convergence without gossip")
+        as_of = _iso(t0 + 10 * 60 * S)
+        assert a.json("status", prop, "--as-of", as_of) == b.json("status", prop, "--as-of", as_of)
+        assert "gossip from" not in a.log() + b.log()
+    finally:
+        for n in (a, b):
+            if n.proc is not None and n.proc.poll() is None:
+                n.stop()
+            n.kill()
