@@ -101,6 +101,8 @@ class World:
     def propose(self, body: str, by: str | None = None, *, at: int = T0, text: str = "v1",
                 **kw: Any) -> bytes:
         who = by or self.members[self._first_base(body)][0]
+        if "kind" in kw:
+            kw["proposal_kind"] = kw.pop("kind")
         return self.emit(who, self.ids[body], Propose(title="T", text=text, **kw), at).id
 
     def _first_base(self, body: str) -> str:
