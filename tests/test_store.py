@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from imier.protocol.events import Found, Leave, Vote, sign_event
 from imier.store.author import author_event
-from imier.store.db import Store
+from imier.store.db import MIGRATIONS, Store
 
 from .strategies import KEYS, meeting
 
@@ -130,6 +130,6 @@ def test_outbox_and_migrations(tmp_path) -> None:  # type: ignore[no-untyped-def
     assert s.outbox() == []
     s.close()
     s = Store.open(tmp_path / "s.sqlite3")  # reopening applies no migration twice
-    assert [r[0] for r in s.conn.execute("SELECT version FROM migrations")] == [1]
+    assert [r[0] for r in s.conn.execute("SELECT version FROM migrations")] == [v for v, _, _ in MIGRATIONS]
     assert s.integrity_ok()
     assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

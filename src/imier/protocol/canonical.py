@@ -29,21 +29,29 @@ _SCALAR_TYPES = frozenset(_SCALARS)
 
 
 def _canon(value: Any, depth: int = 0) -> Any:
-    # Exact-type checks first: this runs for every field of every event
-    # decoded (docs/performance.md); subclasses take the isinstance path.
+    # Exact-type checks first, and no call per scalar: this runs for every
+    # event decoded (docs/performance.md); subclasses take the isinstance path.
     if depth > MAX_DEPTH:
         raise Rejected("too_deep", f"nesting deeper than {MAX_DEPTH}")
     t = type(value)
     if t in _SCALAR_TYPES:
         return value
+    d = depth + 1
     if t is dict or isinstance(value, dict):
-        for k in value:
-            if not isinstance(k, str):
-                raise Rejected("bad_key", "map keys must be strings")
-        d = depth + 1
-        return {k: _canon(value[k], d) for k in sorted(value, key=str.encode)}
+        try:
+            keys = sorted(value, key=str.encode)
+        except TypeError:
+            raise Rejected("bad_key", "map keys must be strings") from None
+        if d > MAX_DEPTH:
+            return {k: _canon(value[k], d) for k in keys}
+        out = {}
+        for k in keys:
+            v = value[k]
+            out[k] = v if type(v) in _SCALAR_TYPES else _canon(v, d)
+        return out
     if t is list or t is tuple or isinstance(value, (list, tuple)):
-        d = depth + 1
+        if d <= MAX_DEPTH:
+            return [v if type(v) in _SCALAR_TYPES else _canon(v, d) for v in value]
         return [_canon(v, d) for v in value]
     if isinstance(value, _SCALARS):
         return value

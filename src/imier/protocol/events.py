@@ -619,8 +619,10 @@ def decode_event(raw: bytes, *, verify: bool = True) -> Event:
         prev=prev, data=data,
     )
     # One canonical walk serves both encodings (docs/performance.md): the
-    # envelope's keys are fixed, and "sig" sorts between "seq" and "ts".
-    env = canonical.canonicalize(env)
+    # envelope's keys are fixed and already in order (its other values were
+    # checked above: bytes, ints, a list of ids), and "sig" sorts between
+    # "seq" and "ts". Only the payload needs the walk.
+    env["data"] = canonical.canonicalize(env["data"])
     signed = canonical.pack_canonical(env)
     full = {k: env[k] for k in _BEFORE_SIG}
     full["sig"] = sig
