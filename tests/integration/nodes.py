@@ -100,7 +100,7 @@ class Node:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
-                raise AssertionError(f"{self.name}: daemon did not stop within {timeout} s")
+                raise AssertionError(f"{self.name}: daemon did not stop within {timeout} s") from None
         took = time.monotonic() - t0
         if self._log:
             self._log.close()
