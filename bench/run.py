@@ -1,0 +1,119 @@
+"""``make bench``: every benchmark, one table, bench/results.json.
+
+Each figure is printed beside its ceiling measured in the same run, the
+ratio, the target and whether it is met. Select benchmarks with
+``IMIER_BENCH=ingest,memory`` (default: all); sizes come from the
+``IMIER_BENCH_*`` variables each module documents. A benchmark that cannot
+run (a missing module, a failure) is reported as such in the table and in
+the JSON, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["main", "BENCHES"]
+
+BENCHES = ("ingest", "tally", "sync", "gossip", "memory")
+RESULTS = Path(__file__).resolve().parent / "results.json"
+
+
+def _fmt(v: Any, spec: str = ".3g") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    if isinstance(v, (int, float)):
+        return format(v, spec)
+    return str(v)
+
+
+def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, ...]]:
+    """(benchmark, figure, ceiling, ratio, target, met) rows for one result."""
+    if "error" in r:
+        return [(name, "not run", "-", "-", "-", r["error"][:60])]
+    if name == "ingest":
+        return [("ingest", f"{r['events_per_s']:,.0f} ev/s", f"{r['ceiling_events_per_s']:,.0f} ev/s",
+                 _fmt(r["ratio"]), ">= 0.7", _fmt(r["met"]))]
+    if name == "tally":
+        rows = [("tally", f"{r['tally_s']:.3f} s", f"read {r['read_s']:.3f} s", _fmt(r["ratio"]),
+                 "<= 3", _fmt(r["met"]))]
+        g = r.get("growth", [])
+        if g:
+            rows.append(("tally growth", " ".join(f"{x['votes'] // 1000}k:{x['tally_s']:.3f}s" for x in g),
+                         "per-vote cost", _fmt(r.get("growth_ratio")), "linear", _fmt(r.get("linear"))))
+        if "cached_s" in r:
+            rows.append(("tally (cached)", f"{r['cached_s'] * 1000:.2f} ms", f"read {r['read_s']:.3f} s",
+                         _fmt(r["cached_s"] / r["read_s"]), "-", "-"))
+        return rows
+    if name == "sync":
+        rows = []
+        for x in r["by_d"]:
+            rows.append((f"sync d={x['d']}", f"{x['bytes']:,} B, {x['round_trips']} rt",
+                         f"{x['ideal_bytes']:,.0f} B (d x event)", _fmt(x["ratio"]),
+                         "<= 2" if x["d"] > 1 else "const", _fmt(x.get("met"))))
+        rows.append(("sync ratio_max", f"worst d={r['worst_d']}", f"N={r['n']:,}", _fmt(r["ratio_max"]),
+                     "<= 2", _fmt(r["met"])))
+        return rows
+    if name == "gossip":
+        return [("gossip", f"{r['heartbeats']:.2f} heartbeats", f"{r['latency_s']:.3f} s, hb {r['heartbeat_s']} s",
+                 "-", "-", f"{r['nodes']} nodes")]
+    if name == "memory":
+        how = "extrapolated" if r["extrapolated"] else "measured"
+        return [
+            ("memory", f"{r['rss_mb_per_million']:.0f} MiB RSS / 1M", f"empty node {r['rss_mb_empty_node']:.0f} MiB",
+             "-", "-", f"{how} (N={r['n']:,})"),
+            ("memory idle", f"{r['rss_mb_per_million_idle']:.0f} MiB RSS / 1M", "no sync snapshot", "-", "-", how),
+            ("disk", f"{r['disk_bytes_per_event']:.0f} B/event", f"event {r['mean_event_bytes']:.0f} B",
+             _fmt(r["disk_bytes_per_event"] / r["mean_event_bytes"]), "-", "-"),
+        ]
+    return [(name, json.dumps(r)[:60], "-", "-", "-", "-")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    chosen = [b for b in os.environ.get("IMIER_BENCH", ",".join(BENCHES)).split(",") if b]
+    console = Console(highlight=False)
+    results: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                    "platform": platform.platform()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    for name in chosen:
+        console.print(f"[bold]bench {name}[/bold] ...")
+        t = time.perf_counter()
+        try:
+            mod = importlib.import_module(f"bench.{name}")
+            fn: Callable[[], dict[str, Any]] = mod.run
+            results[name] = fn()
+        except Exception as exc:  # report it and go on with the others
+            traceback.print_exc()
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        results[name]["wall_s"] = time.perf_counter() - t
+        RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    table = Table(title="Imier benchmarks (figure beside its ceiling, same run)")
+    for col in ("benchmark", "figure", "ceiling / reference", "ratio", "target", "met?"):
+        table.add_column(col)
+    for name in chosen:
+        for row in _rows(name, results[name]):
+            table.add_row(*row)
+    console.print(table)
+    results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    console.print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
