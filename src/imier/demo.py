@@ -1,0 +1,254 @@
+"""`make demo`: three community nodes and their municipality, as real daemons on loopback.
+
+Each node is its own home and its own `imier daemon` process on 127.0.0.1;
+every step is a real `imier` command run as a subprocess, as a person would
+type it. A proposal of the municipality is walked through its rounds with
+charter windows of seconds: round 1 fails on a minor objection, an amendment
+is adopted in round 2, round 2 passes, contention ends, and every node prints
+the verdict it computes itself. Then everything stops cleanly.
+
+Every wait has a deadline; the whole run takes well under two minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+PASSPHRASE = "demo"
+T_START = time.monotonic()
+CHARTER = ["--charter", "discussion=3s", "--charter", "vote_window=5s",
+           "--charter", "amendment_window=5s", "--charter", "contention_window=3s"]
+
+
+def say(msg: str) -> None:
+    print(f"[{time.monotonic() - T_START:5.1f}s] {msg}", flush=True)
+
+
+class DemoError(Exception):
+    pass
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise DemoError(f"gave up after {timeout:.0f} s waiting for {what}")
+
+
+class Node:
+    def __init__(self, root: Path, name: str, person: str, town: str) -> None:
+        self.name, self.person, self.town = name, person, town
+        self.home = root / name
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = root / f"{name}.log"
+        self.pub = ""
+
+    def imier(self, *args: str, check: bool = True) -> str:
+        env = dict(os.environ, IMIER_HOME=str(self.home), IMIER_PASSPHRASE=PASSPHRASE)
+        env.pop("IMIER_NOW", None)
+        env.pop("IMIER_AS", None)
+        r = subprocess.run([sys.executable, "-m", "imier.cli.main", *args], env=env,
+                           capture_output=True, text=True, timeout=60)
+        if check and r.returncode != 0:
+            raise DemoError(f"{self.name}: imier {' '.join(args)} failed:\n{r.stderr.strip()}")
+        return r.stdout.strip()
+
+    def doc(self, *args: str) -> Any:
+        return json.loads(self.imier(*args, "--json"))
+
+    def start(self, bootstrap: list[str]) -> str:
+        log = open(self.log_path, "ab")
+        env = dict(os.environ, IMIER_HOME=str(self.home), IMIER_PASSPHRASE=PASSPHRASE)
+        args = ["daemon", "--no-mdns", "--sync-interval", "2s"]
+        for b in bootstrap:
+            args += ["--bootstrap", b]
+        self.proc = subprocess.Popen([sys.executable, "-m", "imier.cli.main", *args], env=env,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        info = self.home / "daemon.json"
+
+        def ready() -> Any:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise DemoError(f"{self.name}'s daemon exited; see {self.log_path}")
+            try:
+                return json.loads(info.read_text())["addresses"][0]
+            except (FileNotFoundError, json.JSONDecodeError, IndexError, KeyError):
+                return None
+
+        return str(wait_for(ready, 30, f"{self.name}'s daemon"))
+
+    def stop(self) -> float:
+        if self.proc is None or self.proc.poll() is not None:
+            return 0.0
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        return time.monotonic() - t0
+
+    def holds(self, ev_id: str) -> bool:
+        import sqlite3
+
+        con = sqlite3.connect(f"file:{self.home / 'store.sqlite3'}?mode=ro", uri=True, timeout=10)
+        try:
+            return con.execute("SELECT 1 FROM events WHERE id = ? AND state = 1",
+                               (bytes.fromhex(ev_id),)).fetchone() is not None
+        finally:
+            con.close()
+
+
+def everywhere(nodes: list[Node], ev_id: str, what: str) -> None:
+    wait_for(lambda: all(n.holds(ev_id) for n in nodes), 20, f"{what} to reach every node")
+
+
+def status(node: Node, prop: str) -> Any:
+    return node.doc("status", prop)
+
+
+def wait_phase(node: Node, prop: str, phase: str, rnd: int | None, what: str) -> Any:
+    def ok() -> Any:
+        d = status(node, prop)
+        if d["open_phase"] == phase and (rnd is None or d["round_open"] == rnd):
+            return d
+        return None
+
+    return wait_for(ok, 30, what, interval=0.3)
+
+
+def run(root: Path) -> int:
+    north = Node(root, "north", "ana", "North")
+    east = Node(root, "east", "ben", "East")
+    west = Node(root, "west", "cid", "West")
+    nodes = [north, east, west]
+    say("Three neighbourhood nodes, each with its own home and one person:")
+    for n in nodes:
+        n.imier("init", "--name", n.name)
+        n.pub = n.imier("key", "new", n.person)
+        n.body = n.imier("body", "found", "community", n.town)  # type: ignore[attr-defined]
+        say(f"  {n.name}: {n.person} founds the community {n.town} ({n.body[:12]})")  # type: ignore[attr-defined]
+
+    say("Starting three daemons on 127.0.0.1 (east and west bootstrap from north)")
+    addr = north.start([])
+    for n in (east, west):
+        n.start([addr])
+    for n in nodes:
+        say(f"  {n.name}: {n.doc('id')['addresses'][0]}")
+
+    say("north follows East and West to found the municipality with them")
+    for n in (east, west):
+        north.imier("body", "follow", n.body)  # type: ignore[attr-defined]
+    for n in (east, west):
+        everywhere([north], n.body, f"{n.town}'s record")  # type: ignore[attr-defined]
+    muni = north.imier("body", "found", "municipality", "Riverside", *CHARTER,
+                       "--part", "North", "--part", "East", "--part", "West")
+    say(f"  Riverside founded ({muni[:12]}): discussion 3s, votes 5s, amendments 5s, contention 3s")
+    everywhere(nodes, muni, "the municipality")
+    say("  every node now holds Riverside (a federation above its community)")
+
+    prop = north.imier("propose", "Riverside", "--title", "Tool library",
+                       "--text", "Riverside opens a tool library in the old station.")
+    say(f"ana proposes in Riverside: 'Tool library' ({prop[:12]})")
+    everywhere(nodes, prop, "the proposal")
+
+    wait_phase(north, prop, "vote", 1, "round 1 to open")
+    say("Round 1 is open: votes cast on three different nodes")
+    north.imier("vote", prop, "yes")
+    east.imier("vote", prop, "yes")
+    west.imier("vote", prop, "no", "--minor", "--category", "cost")
+    say("  ana yes (north), ben yes (east), cid no: minor objection 'cost' (west)")
+
+    d = wait_phase(north, prop, "amend", 2, "round 1 to close")
+    say(f"  round 1: {d['rounds'][0]['support']} of the communities passed it; 9/10 needed, so round 2")
+    amend = east.imier("amend", prop, "--text",
+                       "Riverside opens a tool library in the old station, paid from the "
+                       "repair budget already set aside.")
+    say(f"ben (east) proposes an amendment answering 'cost' ({amend[:12]})")
+    everywhere(nodes, amend, "the amendment")
+    for n in nodes:
+        n.imier("vote", amend, "yes")
+    say("  all three vote yes on the amendment")
+
+    wait_phase(north, prop, "vote", 2, "round 2's vote to open")
+    d = status(north, prop)
+    say(f"Round 2 vote on version {d['version']}: everyone votes yes")
+    for n in nodes:
+        n.imier("vote", prop, "yes")
+
+    def decided() -> Any:
+        d = status(north, prop)
+        return d if d["state"] in ("carried", "tabled", "rejected") else None
+
+    wait_for(decided, 30, "the verdict", interval=0.5)
+    for n in nodes:
+        wait_for(lambda n=n: status(n, prop)["state"] == status(north, prop)["state"], 20,
+                 f"{n.name} to reach the same verdict")
+    from datetime import datetime, timezone
+
+    as_of = datetime.now(timezone.utc).isoformat()
+    say("Each node computes the verdict from its own store (status --as-of the same moment):")
+    docs = []
+    for n in nodes:
+        d = n.doc("status", prop, "--as-of", as_of)
+        docs.append(d)
+        say(f"  {n.name:5}: {d['state'].upper()} in round {d['decided_round']}, "
+            f"text version {d['version']} -- {d['explain']}")
+    same = all(json.dumps(x, sort_keys=True) == json.dumps(docs[0], sort_keys=True) for x in docs)
+    say("  identical on all three nodes" if same else "  THE NODES DISAGREE")
+    peers = north.doc("peers")
+    say(f"north's peers: {', '.join(p['node'] or p['peer_id'][-8:] for p in peers['peers'] if p['connected'])}"
+        f"; offences: {sum(p['offences'] for p in peers['peers'])}")
+
+    say("Stopping the daemons (SIGTERM)")
+    for n in nodes:
+        took = n.stop()
+        say(f"  {n.name} stopped in {took:.2f} s")
+    return 0 if same and docs[0]["state"] == "carried" else 1
+
+
+def main() -> int:
+    root = Path(tempfile.mkdtemp(prefix="imier-demo-"))
+    os.chmod(root, 0o700)
+    nodes_dir = root
+    code = 1
+    try:
+        code = run(nodes_dir)
+    except DemoError as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+        for log in sorted(root.glob("*.log")):
+            print(f"--- {log.name} (last lines)", file=sys.stderr)
+            print("\n".join(log.read_text(errors="replace").splitlines()[-15:]), file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+    finally:
+        for info in root.glob("*/daemon.json"):
+            try:
+                pid = int(json.loads(info.read_text())["pid"])
+                os.kill(pid, signal.SIGTERM)
+            except (ProcessLookupError, ValueError, KeyError, json.JSONDecodeError, OSError):
+                pass
+        time.sleep(0.5)
+        if code == 0:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"homes and logs kept in {root}", file=sys.stderr)
+    say("done" if code == 0 else "demo did not end as expected")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
