@@ -67,6 +67,7 @@ class World:
         ts = self.tick() if at is None else at
         ev = author_event(self.store, key(who), body=body, data=data, ts=ts, local=False)
         assert ev.ts == ts, f"event moved from {ts} to {ev.ts}: emit in time order"
+        self.t = max(self.t, ts)
         return ev
 
     def body(self, name: str, members: int = 0, *, kind: str = "community",
