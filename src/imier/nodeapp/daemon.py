@@ -43,7 +43,6 @@ from ..protocol.events import Event, decode_event
 from ..store.home import Config, Home
 from .bounds import MAX_STREAMS, PeerRecord
 from .holding import held_bodies
-from .host import build_host, full_addrs
 from .sync import StreamGone, SyncStats, run_session
 
 __all__ = ["Options", "Node", "run_daemon", "one_shot_sync"]
@@ -367,6 +366,8 @@ class Node:
     # -- status ---------------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
+        from .host import full_addrs
+
         return {
             "pid": os.getpid(),
             "name": self.name,
@@ -386,6 +387,17 @@ class Node:
             "deferred": len(self.deferred),
             "events": self.store.count(),
         }
+
+
+async def _keep(name: str, fn: Any) -> None:
+    """Run a background loop; an unexpected error is logged and the loop restarted."""
+    for attempt in range(1_000_000):
+        try:
+            await fn()
+            return
+        except Exception:
+            log.exception("%s failed; restarting it", name)
+            await trio.sleep(min(30.0, 0.5 * 2 ** min(attempt, 6)))
 
 
 async def _send_err(stream: Any, exc: RemoteError) -> None:
@@ -420,6 +432,7 @@ async def _run(home: Home, opts: Options, node_key: Any) -> None:
     from libp2p.custom_types import TProtocol
 
     from . import control, discovery, gossip
+    from .host import build_host
 
     node = Node(home, opts, node_key)
     host, listen = build_host(node_key, opts.listen)
@@ -437,11 +450,11 @@ async def _run(home: Home, opts: Options, node_key: Any) -> None:
             log.info("node %s (%s) listening on %s", node.name, info["peer_id"], " ".join(info["addresses"]))
             log.info("holding %d bodies; gossip %s, mdns %s, sync every %gs", len(node.held(fresh=True)),
                      "on" if opts.gossip else "off", "on" if opts.mdns else "off", opts.sync_interval_s)
-            nursery.start_soon(node.watch_peers)
-            nursery.start_soon(node.periodic_sync)
-            nursery.start_soon(node.publish_outbox)
-            nursery.start_soon(node.retry_deferred)
-            nursery.start_soon(discovery.run, node)
+            for name, fn in (("peer watcher", node.watch_peers), ("periodic sync", node.periodic_sync),
+                             ("outbox publisher", node.publish_outbox),
+                             ("deferred retry", node.retry_deferred),
+                             ("discovery", lambda: discovery.run(node))):
+                nursery.start_soon(_keep, name, fn)
             async for signum in signals:
                 log.info("received %s: stopping", signal.Signals(signum).name)
                 break
@@ -476,7 +489,7 @@ def run_daemon(home: Home, opts: Options, node_key: Any) -> None:
 
 
 async def _one_shot(home: Home, opts: Options, node_key: Any, addr: str, timeout: float) -> SyncStats:
-    from .host import peer_info
+    from .host import build_host, peer_info
 
     node = Node(home, opts, node_key)
     host, _ = build_host(node_key, ["/ip4/127.0.0.1/tcp/0"])

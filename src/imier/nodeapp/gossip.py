@@ -88,7 +88,10 @@ class Gossip:
             except Rejected as exc:
                 self.node.offend(peer, exc.code, f"gossip: {exc}")
                 continue
-            await self.node.ingest_remote(raws, peer, source="gossip", bodies={body})
+            try:
+                await self.node.ingest_remote(raws, peer, source="gossip", bodies={body})
+            except Exception:  # a local failure (e.g. the store is busy): sync will heal it
+                log.exception("gossip message on %s could not be stored", topic[-12:])
 
     async def publish(self, raws: list[bytes]) -> None:
         """Publish events on their bodies' topics, a few per message; never blocks on peers."""

@@ -141,6 +141,22 @@ class FramedStream:
         return sum(self.bytes_in.get(t, 0) + self.bytes_out.get(t, 0) for t in types)
 
 
+def _flat(group: BaseExceptionGroup) -> list[BaseException]:  # type: ignore[type-arg]
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_flat(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
+
+
+def _first(group: BaseExceptionGroup) -> BaseException:  # type: ignore[type-arg]
+    excs = _flat(group)
+    for kind in (RemoteError, StreamGone):
+        for exc in excs:
+            if isinstance(exc, kind):
+                return exc
+    return excs[0]
+
+
 async def run_session(node: SyncNode, stream: Any, peer: PeerRecord, *, initiator: bool) -> SyncStats:
     """One sync session; raises RemoteError (peer's fault) or StreamGone."""
     t0 = time.monotonic()
@@ -202,9 +218,12 @@ async def run_session(node: SyncNode, stream: Any, peer: PeerRecord, *, initiato
             stats.new += await node.ingest_remote(raws, peer, source="sync", expect=remaining,
                                                   bodies=shared)
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(send_events)
-        await receive_events()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send_events)
+            await receive_events()
+    except BaseExceptionGroup as group:  # trio's strict groups: surface the peer's fault first
+        raise _first(group) from None
     stats.handshake_bytes = fs.total("hello", "offer")
     stats.reconcile_bytes = fs.total("rec")
     stats.event_bytes = fs.total("ev", "end")
