@@ -46,6 +46,7 @@ __all__ = ["ScenarioError", "Scenario", "Simulation", "load", "load_file", "simu
 # 2026-01-01T00:00Z: a fixed origin, so the same scenario gives the same events.
 BASE_TIME = 1_767_225_600_000
 MAX_MEMBERS = 5000
+SETUP_MS = 86_400_000  # bodies are founded and filled during the day before the proposal
 _CATEGORY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # Top-level keys a test suite may add; simulate reads past them.
 _NOTE_KEYS = {"comment", "expect"}
@@ -354,7 +355,7 @@ class _Run:
         return ev
 
     def found(self) -> None:
-        clock = _Clock(BASE_TIME, BASE_TIME + 60_000, "bodies")
+        clock = _Clock(BASE_TIME, BASE_TIME + SETUP_MS, "bodies")
         order: list[str] = []
 
         def visit(n: str) -> None:
@@ -395,7 +396,7 @@ class _Run:
             raise ScenarioError("proposal.body", "no base body under it: nobody could vote")
         self.proposer = self.people[bases[0]][0]
         self.body = self.ids[sc.body]
-        t0 = BASE_TIME + 60_000
+        t0 = BASE_TIME + SETUP_MS
         p = self.emit(self.proposer, self.body, Propose(title=sc.title, text=sc.text), t0)
         self.pid = p.id
         charter: Charter = DEFAULT_CHARTER.with_changes(sc.bodies[sc.body].charter)

@@ -58,7 +58,7 @@ def proposal_events(store: "Store", body: bytes) -> list[Event]:
 
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
-    from ..consensus import NotAProposal, proposals, tally_proposal
+    from ..consensus import Engine, NotAProposal, Record, tally_with
 
     store = ctx.store
     now = ctx.now_ms()
@@ -69,15 +69,21 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     if args.proposal:
         prop = ctx.resolve_event(args.proposal, kinds=("propose",), what="proposal")
         try:
-            results.append(tally_proposal(proposal_events(store, prop.body_id), prop.id, as_of))
+            eng = Engine(Record(proposal_events(store, prop.body_id)))
+            results.append(tally_with(eng, prop.id, as_of))
         except NotAProposal as exc:
             raise LocalError(f"{short(prop.id)} is not a valid proposal: {exc}") from None
     else:
         for body in store.bodies():
-            events = proposal_events(store, body.id)
-            for p in proposals(events):
-                if p.body_id == body.id and p.ts <= as_of:
-                    results.append(tally_proposal(events, p.id, as_of))
+            # One engine per body: its records and memoised charters serve every proposal.
+            eng = Engine(Record(proposal_events(store, body.id)))
+            for p in sorted(eng.record.proposals.values(), key=lambda e: e.order_key):
+                if p.body_id != body.id or p.ts > as_of:
+                    continue
+                try:
+                    results.append(tally_with(eng, p.id, as_of))
+                except NotAProposal:
+                    continue  # not a member's proposal: nothing to show
     if ctx.json:
         if args.proposal:
             ctx.emit(results[0].to_json(names))
@@ -167,9 +173,9 @@ def render_result(console: Any, r: "ProposalResult", names: Mapping[bytes, str],
                           f"> {a.verdict.threshold}", outcome)
             console.print(t)
     if r.contention is not None:
-        c = r.contention
-        console.print(f"Contention: support {c.start} at the pass, {c.now} now "
-                      f"(lowest {c.lowest}, floor {c.floor}), {c.changes} standing change(s)")
+        ct = r.contention
+        console.print(f"Contention: support {ct.start} at the pass, {ct.now} now "
+                      f"(lowest {ct.lowest}, floor {ct.floor}), {ct.changes} standing change(s)")
     if detail and r.window is not None:
         console.print(f"Open: {r.open_phase} until {when(r.window[1])}")
     if r.draw is not None:
@@ -184,9 +190,9 @@ def render_result(console: Any, r: "ProposalResult", names: Mapping[bytes, str],
         console.print(f"Recall {short(rc.id)} of {_who(rc.holder, people)}: {outcome} "
                       f"({rc.verdict.support} support, {rc.verdict.participation} took part)")
     if detail:
-        for author, a, b in r.forks:
+        for author, first, second in r.forks:
             console.print(f"[red]Fork:[/red] {_who(author, people)} signed two events with one "
-                          f"sequence number ({short(a)}, {short(b)}); their votes from then on "
+                          f"sequence number ({short(first)}, {short(second)}); their votes from then on "
                           "are not counted")
         if r.ignored:
             t = Table(title="Not counted", title_justify="left")
