@@ -151,3 +151,24 @@ def test_every_command_is_documented() -> None:
     assert len(commands) > 15
     missing = [c for c in commands if c not in docs]
     assert not missing, f"undocumented: {missing}"
+
+
+def test_commands_people_wait_for_import_no_libp2p(tmp_path) -> None:
+    """`imier vote` and `imier status` must answer fast: no network stack loaded."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from imier.cli.main import main\n"
+        "rc = main(['init'])\n"
+        "rc = main(['key', 'new', 'ana']) or rc\n"
+        "rc = main(['body', 'found', 'community', 'North']) or rc\n"
+        "rc = main(['status', '--json']) or rc\n"
+        "assert rc == 0, rc\n"
+        "loaded = [m for m in sys.modules if m == 'libp2p' or m.startswith('libp2p.')]\n"
+        "assert not loaded, loaded[:5]\n"
+    )
+    env = {"IMIER_HOME": str(tmp_path / "h"), "IMIER_PASSPHRASE": "pw", "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
