@@ -114,7 +114,7 @@ class Engine:
         if info is None or info.kind != "committee":
             return None
         expiry = info.founded + self.charter_at(body, info.founded).mandate_term
-        renewer = info.parent if info.parent in self.record.bodies else body
+        renewer = info.parent if info.parent is not None else body
         assert renewer is not None
         for at, ev in self._carried(renewer, "renew", t):
             assert isinstance(ev.data, Propose)

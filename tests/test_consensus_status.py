@@ -1,0 +1,64 @@
+"""`imier status` over a real home: per-round figures, the sentence, what was not
+counted and why, and a draw anyone can recompute from the record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from imier.consensus import draw_seed, sortition
+
+from .cli_helpers import Imier
+
+T0 = 1_800_000_000_000
+S = 1000
+
+
+def test_status_shows_rounds_ignored_votes_and_the_draw(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    n = Imier(tmp_path / "home", capsys, monkeypatch)
+    n.now = T0
+    n("init")
+    keys = {name: n("key", "new", name).out.strip().split()[-1] for name in ("ana", "ben", "cid", "dan")}
+    n("body", "found", "community", "North", "--charter", "discussion=5s", "--charter", "vote_window=60s",
+      "--charter", "amendment_window=60s", "--charter", "contention_window=60s", as_="ana")
+    n.now += S
+    n("member", "admit", "North", keys["ben"], as_="ana")
+    n("member", "admit", "North", keys["cid"], as_="ana")
+    n.now += S
+    args = ["propose", "North", "--title", "Treasurer", "--text", "Draw a treasurer.", "--kind", "draw",
+            "--task", "keep the books", "--seats", "1"]
+    for who in ("ana", "ben", "cid"):
+        args += ["--candidate", keys[who]]
+    prop = n(*args, as_="ana").out.strip()
+    n.now += 6 * S
+    for who in ("ana", "ben", "cid"):
+        n("vote", prop, "yes", as_=who)
+    n("vote", prop, "no", "--category", "cost", as_="dan")  # not a member: kept, not counted
+    mid = n("status", prop, "--json").json()
+    assert (mid["state"], mid["open_phase"], mid["round_open"]) == ("round1", "vote", 1)
+    assert mid["rounds"][0]["open"] is True
+    [ignored] = mid["ignored"]
+    assert ignored["author"] == keys["dan"] and "not eligible" in ignored["reason"]
+
+    doc = n("status", prop, "--as-of", "+3m", "--json").json()
+    assert doc["state"] == "carried" and doc["decided_round"] == 1
+    r1 = doc["rounds"][0]
+    assert (r1["support"], r1["participation"]) == ("3/3", "3/3")
+    assert r1["bodies"]["North"] == {"passed": True, "support": "3/3", "participation": "3/3",
+                                     "yes": 3, "no": 0, "abstain": 0, "eligible": 3}
+    assert doc["explain"] == "carried in round 1 with 3/3 ≥ 9/10; contention closed with 3/3"
+    draw = doc["draw"]
+    votes = [bytes.fromhex(v) for v in draw["votes"]]
+    seed = draw_seed(votes)
+    assert draw["seed"] == seed.hex() and len(votes) == 3
+    cands = [bytes.fromhex(c) for c in draw["candidates"]]
+    assert draw["chosen"] == [c.hex() for c in sortition(seed, cands, 1)]
+    assert doc["mandate"][0]["holder"] == draw["chosen"][0]
+    assert doc["mandate"][0]["task"] == "keep the books"
+
+    human = n("status", prop, "--as-of", "+3m").out
+    assert "carried in round 1 with 3/3 ≥ 9/10" in human
+    assert f"Draw: seed {draw['seed']}" in human and "Not counted" in human and "not eligible" in human
+
+    everything = n("status", "--json", "--as-of", "+3m").json()
+    assert [p["id"] for p in everything["proposals"]] == [prop]
