@@ -187,3 +187,20 @@ def test_frames_round_trip_and_gossip() -> None:
     assert wire.body_of_topic("imier/body/1/zz") is None
     with pytest.raises(Rejected):
         wire.decode_frame(wire.encode_frame({"t": "hello", "v": 2, "node": "", "bodies": [], "people": []})[4:])
+
+
+def test_future_events_are_deferred_not_lost(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    a, ana = _node(tmp_path, "a")
+    b, _ = _node(tmp_path, "b")
+    now = int(time.time() * 1000)
+    found = author_event(a.store, ana, body=None, data=Found(body_kind="community", name="N"), ts=now)
+    future = author_event(a.store, ana, body=found.id, data=Vote(target=found.id, choice="yes"),
+                          ts=now + 3_600_000)
+    b.store.follow(found.id)
+    sa, sb = trio.run(_session, a, b)
+    assert sb.need == 2 and sb.new == 1
+    assert found.id in _ids(b) and future.id not in _ids(b)
+    assert future.id in b.deferred  # kept in memory, retried by the daemon when its time comes
+    assert b.peer("A").offence_count == 0
