@@ -21,7 +21,6 @@ from imier.protocol import syncwire as wire
 from imier.protocol.errors import Rejected, RemoteError
 from imier.protocol.events import Admit, Found, Vote, sign_event
 from imier.store.author import author_event
-from imier.store.db import Store
 from imier.store.home import Home
 
 T = 1_700_000_000_000
