@@ -25,6 +25,7 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable, Iterator, Mapping, Sequence
 
 from ..protocol.charter import Charter
@@ -50,14 +51,27 @@ class Node:
             yield from p.walk()
 
     def everyone(self) -> frozenset[bytes]:
+        return self._everyone
+
+    @cached_property
+    def _everyone(self) -> frozenset[bytes]:
         out: set[bytes] = set()
         for n in self.walk():
             out |= n.people
         return frozenset(out)
 
-    def base_of(self, person: bytes) -> list[bytes]:
+    @cached_property
+    def _bases(self) -> dict[bytes, tuple[bytes, ...]]:
+        found: dict[bytes, set[bytes]] = {}
+        for n in self.walk():
+            if n.base:
+                for p in n.people:
+                    found.setdefault(p, set()).add(n.body)
+        return {p: tuple(sorted(bs)) for p, bs in found.items()}
+
+    def base_of(self, person: bytes) -> tuple[bytes, ...]:
         """The base bodies under this node in which ``person`` is eligible."""
-        return sorted({n.body for n in self.walk() if n.base and person in n.people})
+        return self._bases.get(person, ())
 
 
 @dataclass(frozen=True, kw_only=True)
