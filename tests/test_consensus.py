@@ -295,3 +295,26 @@ def test_result_is_stable_before_its_window_closes() -> None:
     r = w.tally(pid, R1[0] + DAY)
     assert r.state == "round1" and r.rounds[0].open and not r.rounds[0].passed
     assert r.to_json({})["rounds"][0]["open"] is True
+
+
+def test_consensus_is_pure_no_io_no_clock_no_floats() -> None:
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import imier.consensus
+
+    code = ("import sys, imier.consensus\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('sqlite3', 'trio', 'libp2p')]\n"
+            "assert not bad, bad\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for path in Path(imier.consensus.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            assert not (isinstance(node, ast.Constant) and isinstance(node.value, float)), path.name
+            assert not (isinstance(node, ast.Name) and node.id == "float"), path.name
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not any(n.split(".")[0] in ("time", "random", "sqlite3", "trio", "os") for n in names)

@@ -5,6 +5,9 @@ No I/O, no clock, no floating point: a set of accepted events and an
 the same events, whatever order they arrived in.
 """
 
+from typing import Iterable
+
+from ..protocol.events import Event
 from .engine import Engine, NotAProposal
 from .ladder import FINAL, STATES, TRANSITIONS, Calendar, LadderError, step
 from .mandates import draw_seed, sortition
@@ -32,9 +35,9 @@ __all__ = [
 ]
 
 
-def committee_until(events: "list[object] | tuple[object, ...]", body: bytes, as_of: int) -> int | None:
+def committee_until(events: Iterable[Event], body: bytes, as_of: int) -> int | None:
     """When committee ``body`` sunsets, as known at ``as_of`` (None if it is not a committee).
 
     ``events`` must include its parent's record, where renewals are decided.
     """
-    return Engine(Record(events)).committee_until(body, as_of)  # type: ignore[arg-type]
+    return Engine(Record(events)).committee_until(body, as_of)
