@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from .ladder import Calendar, Window
+from .ladder import FINAL, STATES, Calendar, Window
 from .verdict import ContentionResult, Verdict
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 SIMULATE_KEYS = ("state", "decided_round", "version", "text", "rounds")
+OPEN_PHASES = (None, "discussion", "vote", "amend", "contention")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -202,6 +203,18 @@ class ProposalResult:
     ignored: tuple[Ignored, ...] = ()
     forks: tuple[tuple[bytes, bytes, bytes], ...] = ()  # (author, event, event)
     notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.state not in STATES:
+            raise ValueError(f"unknown state {self.state!r}")
+        if self.open_phase not in OPEN_PHASES:
+            raise ValueError(f"unknown open phase {self.open_phase!r}")
+        if (self.open_phase is None) != (self.window is None):
+            raise ValueError("an open phase has a window, and only an open phase")
+        if (self.state in FINAL) != (self.closed_at is not None):
+            raise ValueError("final states, and only they, have a closing time")
+        if self.version != 1 + sum(a.adopted for r in self.rounds for a in r.amendments):
+            raise ValueError("version must count the adopted amendments")
 
     # -- JSON ---------------------------------------------------------------------
 

@@ -91,6 +91,15 @@ class Verdict:
     quorum_needed: Share  # the body's quorum ratio
     parts: tuple["Verdict", ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        # A verdict that breaks these is a bug in the recursion, never bad data.
+        if min(self.eligible, self.yes, self.no, self.abstain) < 0:
+            raise ValueError("negative count in a verdict")
+        if self.base and self.yes + self.no + self.abstain > self.eligible:
+            raise ValueError("more voters than eligible people")
+        if self.passed and not self.quorum:
+            raise ValueError("a verdict cannot pass without quorum")
+
     def walk(self) -> Iterator["Verdict"]:
         yield self
         for p in self.parts:
