@@ -441,6 +441,10 @@ async def _run(home: Home, opts: Options, node_key: Any) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with host.run(listen), trio.open_nursery() as nursery:
             node.nursery = nursery
+            if not host.get_transport_addrs():
+                # py-libp2p 0.8.1 logs a failed listen (port taken) and goes on: refuse here.
+                raise LocalError(f"could not listen on {' '.join(opts.listen)} (address in use?)",
+                                 hint="choose another port with --listen, or port 0 for any")
             if opts.gossip:
                 node.gossip = gossip.Gossip(node)
                 await nursery.start(node.gossip.run)
@@ -466,25 +470,34 @@ def run_daemon(home: Home, opts: Options, node_key: Any) -> None:
     from . import quirks
 
     quirks.configure_logging(opts.log_level)
+    from .control import request
+
     info_path = home.daemon_info_path
-    if info_path.exists():
-        try:
-            old = json.loads(info_path.read_text())
-            os.kill(int(old["pid"]), 0)
-            raise LocalError(f"a daemon (pid {old['pid']}) already runs for {home.path}",
-                             hint="stop it first, or use another --home")
-        except (ProcessLookupError, ValueError, KeyError, json.JSONDecodeError):
-            pass  # stale file from a crash
+    # The control socket answering is the proof of a running daemon (a pid in a
+    # stale daemon.json may belong to another process by now).
+    running = request(home.socket_path, {"cmd": "info"}, timeout=3)
+    if running is not None and running.get("ok"):
+        raise LocalError(f"a daemon (pid {running.get('pid')}) already runs for {home.path}",
+                         hint="stop it first, or use another --home")
     t0 = time.monotonic()
     try:
         trio.run(_run, home, opts, node_key)
+        log.info("stopped cleanly (%.1f s of running)", time.monotonic() - t0)
+    except Exception as exc:  # one clear line for a person, details in the debug log
+        leaf: BaseException = exc
+        while isinstance(leaf, BaseExceptionGroup) and leaf.exceptions:
+            leaf = leaf.exceptions[0]
+        if isinstance(leaf, LocalError):
+            raise leaf from None
+        log.debug("daemon failed", exc_info=exc)
+        raise LocalError(f"the daemon could not run: {type(leaf).__name__}: {leaf}",
+                         hint="check the listen addresses ('imier daemon --listen ...')") from None
     finally:
         for p in (info_path, home.socket_path):
             try:
                 p.unlink()
             except FileNotFoundError:
                 pass
-        log.info("stopped cleanly (%.1f s of running)", time.monotonic() - t0)
         logging.shutdown()
 
 
