@@ -203,3 +203,34 @@ def test_future_events_are_deferred_not_lost(tmp_path) -> None:  # type: ignore[
     assert found.id in _ids(b) and future.id not in _ids(b)
     assert future.id in b.deferred  # kept in memory, retried by the daemon when its time comes
     assert b.peer("A").offence_count == 0
+
+
+def test_backoff_grows_and_resets() -> None:
+    from imier.nodeapp.discovery import MAX_BACKOFF_S, Backoff
+
+    b = Backoff()
+    delays = [b.failed(0.0) for _ in range(10)]
+    assert delays[0] <= 1.2 and delays[3] >= 8 * 0.8 and max(delays) <= MAX_BACKOFF_S * 1.2
+    assert not b.due(0.0)
+    b.succeeded()
+    assert b.due(0.0)
+
+
+def test_advertised_addresses_are_concrete() -> None:
+    from imier.nodeapp.host import full_addrs
+
+    class _ID:
+        def to_string(self) -> str:
+            return "12D3KooWtest"
+
+    class _Host:
+        def get_id(self) -> _ID:
+            return _ID()
+
+        def get_transport_addrs(self) -> list[str]:
+            return ["/ip4/0.0.0.0/tcp/4001", "/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWtest"]
+
+    addrs = full_addrs(_Host())
+    assert "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWtest" in addrs
+    assert "/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWtest" in addrs
+    assert not any("0.0.0.0" in a for a in addrs)

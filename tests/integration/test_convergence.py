@@ -93,9 +93,10 @@ def test_three_nodes_late_joiner_and_partition(tmp_path) -> None:  # type: ignor
 
 def test_without_gossip_sync_alone_converges(tmp_path) -> None:  # type: ignore[no-untyped-def]
     t0 = _t0()
-    a, b = Node(tmp_path, "a"), Node(tmp_path, "b")
+    a, b, d = Node(tmp_path, "a"), Node(tmp_path, "b"), Node(tmp_path, "d")
     a.init("ana")
     ben = b.init("ben")
+    d.init("dan")  # an observer: follows North without being a member
     north = a.run("body", "found", "community", "North", *CHARTER, IMIER_NOW=str(t0)).stdout.strip()
     a.run("member", "admit", "North", ben, IMIER_NOW=str(t0 + S))
     try:
@@ -111,8 +112,13 @@ def test_without_gossip_sync_alone_converges(tmp_path) -> None:  # type: ignore[
         as_of = _iso(t0 + 10 * 60 * S)
         assert a.json("status", prop, "--as-of", as_of) == b.json("status", prop, "--as-of", as_of)
         assert "gossip from" not in a.log() + b.log()
+        # `imier body follow` by id on a node that holds nothing of North yet
+        d.run("body", "follow", north)
+        d.start("--no-gossip", "--sync-interval", "1s", "--bootstrap", b.addr())
+        wait_until(lambda: same_sets([a, b, d]), 20, "the observer to fetch North's record")
+        assert d.json("status", prop, "--as-of", as_of) == a.json("status", prop, "--as-of", as_of)
     finally:
-        for n in (a, b):
+        for n in (a, b, d):
             if n.proc is not None and n.proc.poll() is None:
                 n.stop()
             n.kill()
