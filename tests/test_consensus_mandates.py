@@ -171,3 +171,58 @@ def test_forked_author_is_not_counted_from_the_fork_on() -> None:
     assert v is not None and (v.yes, v.no) == (9, 0)
     assert r.forks == ((pub("a9"), *sorted((one.id, two.id))),)
     assert {i.id for i in r.ignored} == {one.id, two.id}
+
+
+def test_member_body_charter_change_applies_to_later_federation_proposals() -> None:
+    w = World()
+    w.body("a", 10)
+    w.body("b", 10)
+    w.body("town", parts=("a", "b"))
+    change = w.propose("a", kind="charter", text="x", charter={"first_threshold": "7/10"})
+    early = w.propose("town", at=T0 + 1)
+    carry(w, "a", change)
+    at = w.votes("a", early, R1[0] + 1000, yes=7, no=3)
+    w.votes("b", early, at, yes=10)
+    late = w.propose("town", at=CARRIED_1)
+    t1 = CARRIED_1 + 3 * DAY
+    at = w.votes("a", late, t1, yes=7, no=3)
+    w.votes("b", late, at, yes=10)
+    early_a = w.tally(early, R1[1] + 1000).to_json(w.names())["rounds"][0]["bodies"]["a"]
+    assert (early_a["support"], early_a["passed"]) == ("7/10", False)  # under a's old 9/10
+    r = w.tally(late, t1 + 2 * DAY)
+    late_a = r.to_json(w.names())["rounds"][0]["bodies"]["a"]
+    assert (late_a["support"], late_a["passed"]) == ("7/10", True)  # under a's new 7/10
+    assert r.state == "contention"
+
+
+def test_recall_in_a_federation_is_nested() -> None:
+    w = World()
+    w.body("a", 4)
+    w.body("b", 4)
+    w.body("town", parts=("a", "b"))
+    pid = w.propose("town", kind="mandate", text="m", holder=pub("a1"), task="delegate",
+                    term_ms=20 * DAY)
+    at = w.votes("a", pid, R1[0], yes=4)
+    w.votes("b", pid, at, yes=4)
+    rid = w.recall("b0", pid, "a1", CARRIED_1 + DAY)
+    at = w.votes("a", rid, CARRIED_1 + DAY + 1, yes=3, no=1)  # a: 3/4 > 1/2
+    w.votes("b", rid, at, yes=2, no=2)  # b: 2/4 is not > 1/2, so the town is at 1/2: kept
+    r = w.tally(pid, CARRIED_1 + 3 * DAY)
+    (rc,) = r.recalls
+    assert (rc.verdict.support.text(), rc.passed) == ("1/2", False)
+    assert r.mandates[0].active(CARRIED_1 + 3 * DAY)
+
+
+def test_stands_outside_the_window_or_by_outsiders_are_ignored() -> None:
+    w = World()
+    w.body("a", 4)
+    w.body("x", 1)
+    pid = w.propose("a")
+    w.votes("a", pid, R1[0], yes=4)
+    cw = contention_after(1)
+    w.stand("x0", pid, "no", cw[0] + 1)
+    w.stand("a0", pid, "no", cw[1])
+    r = w.tally(pid, cw[1])
+    assert r.state == "carried" and r.contention is not None and r.contention.now.text() == "4/4"
+    reasons = sorted(i.reason for i in r.ignored)
+    assert reasons[0].startswith("not eligible") and reasons[1] == "outside the contention window"
