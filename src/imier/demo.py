@@ -54,6 +54,7 @@ class Node:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = root / f"{name}.log"
         self.pub = ""
+        self.body = ""
 
     def imier(self, *args: str, check: bool = True) -> str:
         env = dict(os.environ, IMIER_HOME=str(self.home), IMIER_PASSPHRASE=PASSPHRASE)
@@ -139,8 +140,8 @@ def run(root: Path) -> int:
     for n in nodes:
         n.imier("init", "--name", n.name)
         n.pub = n.imier("key", "new", n.person)
-        n.body = n.imier("body", "found", "community", n.town)  # type: ignore[attr-defined]
-        say(f"  {n.name}: {n.person} founds the community {n.town} ({n.body[:12]})")  # type: ignore[attr-defined]
+        n.body = n.imier("body", "found", "community", n.town)
+        say(f"  {n.name}: {n.person} founds the community {n.town} ({n.body[:12]})")
 
     say("Starting three daemons on 127.0.0.1 (east and west bootstrap from north)")
     addr = north.start([])
@@ -151,9 +152,9 @@ def run(root: Path) -> int:
 
     say("north follows East and West to found the municipality with them")
     for n in (east, west):
-        north.imier("body", "follow", n.body)  # type: ignore[attr-defined]
+        north.imier("body", "follow", n.body)
     for n in (east, west):
-        everywhere([north], n.body, f"{n.town}'s record")  # type: ignore[attr-defined]
+        everywhere([north], n.body, f"{n.town}'s record")
     muni = north.imier("body", "found", "municipality", "Riverside", *CHARTER,
                        "--part", "North", "--part", "East", "--part", "West")
     say(f"  Riverside founded ({muni[:12]}): discussion 3s, votes 5s, amendments 5s, contention 3s")
@@ -195,8 +196,10 @@ def run(root: Path) -> int:
 
     wait_for(decided, 30, "the verdict", interval=0.5)
     for n in nodes:
-        wait_for(lambda n=n: status(n, prop)["state"] == status(north, prop)["state"], 20,
-                 f"{n.name} to reach the same verdict")
+        def agrees(n: Node = n) -> bool:
+            return bool(status(n, prop)["state"] == status(north, prop)["state"])
+
+        wait_for(agrees, 20, f"{n.name} to reach the same verdict")
     from datetime import datetime, timezone
 
     as_of = datetime.now(timezone.utc).isoformat()

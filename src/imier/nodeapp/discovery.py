@@ -41,7 +41,7 @@ class Backoff:
 
     def failed(self, now: float) -> float:
         self.failures += 1
-        delay = min(self.cap, self.base * 2 ** (self.failures - 1)) * random.uniform(0.8, 1.2)
+        delay = float(min(self.cap, self.base * 2 ** (self.failures - 1)) * random.uniform(0.8, 1.2))
         self.next_at = now + delay
         return delay
 
@@ -144,6 +144,6 @@ async def _mdns(node: Any, found: trio.MemorySendChannel[Any]) -> None:
         peerDiscovery.unregister_peer_discovered_handler(on_peer)
         with trio.CancelScope(shield=True), trio.move_on_after(1):
             try:
-                await trio.to_thread.run_sync(mdns.stop, abandon_on_cancel=True)
+                await trio.to_thread.run_sync(mdns.stop, abandon_on_cancel=True)  # type: ignore[call-arg]
             except Exception:
                 pass

@@ -44,7 +44,7 @@ QUEUE_SIZE = 1024
 # 1. Every dial waits 250 ms before returning even when the first address
 #    succeeded (network/swarm.py `_HAPPY_EYEBALLS_DELAY`, 0.8.1). We dial one
 #    address at a time, so the head start buys nothing: make it short.
-_swarm._HAPPY_EYEBALLS_DELAY = 0.02  # type: ignore[attr-defined]
+_swarm._HAPPY_EYEBALLS_DELAY = 0.02
 
 # 2. GossipSub drops silently on full queues: per-peer outbound RPC queue of
 #    32 (pubsub/rpc_queue.py `OutBoundQueueSize`, bound as a default argument,
@@ -52,7 +52,7 @@ _swarm._HAPPY_EYEBALLS_DELAY = 0.02  # type: ignore[attr-defined]
 #    (pubsub/pubsub.py `SUBSCRIPTION_CHANNEL_SIZE`, read at call time).
 #    Gossip is only a hint for Imier (sync is the truth), but fewer drops
 #    mean lower latency.
-_pubsub.SUBSCRIPTION_CHANNEL_SIZE = QUEUE_SIZE  # type: ignore[attr-defined]
+_pubsub.SUBSCRIPTION_CHANNEL_SIZE = QUEUE_SIZE
 for _cls_name in ("PriorityQueue", "RpcQueue"):
     _cls = getattr(_rpc_queue, _cls_name, None)
     _init = getattr(_cls, "__init__", None)

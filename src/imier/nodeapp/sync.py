@@ -141,14 +141,14 @@ class FramedStream:
         return sum(self.bytes_in.get(t, 0) + self.bytes_out.get(t, 0) for t in types)
 
 
-def _flat(group: BaseExceptionGroup) -> list[BaseException]:  # type: ignore[type-arg]
+def _flat(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     out: list[BaseException] = []
     for exc in group.exceptions:
         out.extend(_flat(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
     return out
 
 
-def _first(group: BaseExceptionGroup) -> BaseException:  # type: ignore[type-arg]
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
     excs = _flat(group)
     for kind in (RemoteError, StreamGone):
         for exc in excs:
