@@ -1,0 +1,150 @@
+"""tally.ratio: status of a municipality proposal ÷ just reading its events.
+
+Data: a municipality of ``IMIER_BENCH_TALLY_COMMUNITIES`` communities (100)
+of ``IMIER_BENCH_TALLY_MEMBERS`` members each (1000), one proposal in the
+municipality, and every member's round-1 vote (100,000 votes; 7 in 10 yes,
+2 no with an objection, 1 abstains), signed and ingested into an on-disk store.
+
+* ``read_s``: the store read that ``imier status`` does for a proposal
+  (:meth:`Store.events_for_bodies` over the body's closure: SQL and
+  decoding every event, without re-verifying signatures).
+* ``tally_s``: :func:`imier.consensus.tally_proposal` over those events, as
+  of the close of round 1.
+* ``ratio`` = (read + tally) ÷ read: the whole status against the read
+  alone. Target <= 3.
+* ``growth``: the tally with 1k, 10k and 100k of the votes (same bodies and
+  members); ``linear`` (at most linear) when the marginal per-vote cost from
+  10k to 100k is at most 2x the marginal per-vote cost from 1k to 10k.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from imier.protocol.events import Admit, Event, Found, Propose, Vote, sign_event
+from imier.store.db import Store
+
+from .common import T0, best_of, env_int, key, load_or_build
+
+__all__ = ["run", "municipality"]
+
+DAY = 86_400_000
+
+
+def municipality(communities: int, members: int) -> Iterator[Event]:
+    """Communities with their members, the municipality, a proposal, and every member's vote."""
+    ts = T0
+    comms: list[tuple[bytes, list[Any]]] = []
+    for c in range(communities):
+        keys = [key(i, 1000 + c) for i in range(members)]
+        f = sign_event(keys[0], body=None, ts=ts, seq=1, prev=[], data=Found(body_kind="community", name=f"c{c}"))
+        yield f
+        prev, seq = f.id, 1
+        for k in keys[1:]:
+            ts += 1
+            seq += 1
+            ev = sign_event(keys[0], body=f.id, ts=ts, seq=seq, prev=[prev],
+                            data=Admit(member=bytes(k.verify_key)))
+            prev = ev.id
+            yield ev
+        comms.append((f.id, keys))
+    ts += 1
+    organiser = key(0, 999)
+    muni = sign_event(organiser, body=None, ts=ts, seq=1, prev=[], data=Found(
+        body_kind="municipality", name="town", parts=tuple(sorted(c[0] for c in comms))))
+    yield muni
+    proposer = comms[0][1][0]
+    t0 = ts + 1
+    prop = sign_event(proposer, body=muni.id, ts=t0, seq=1, prev=[muni.id],
+                      data=Propose(title="Solar co-op rates", text="Rates are set street by street."))
+    yield prop
+    # Round 1 opens after the default 3-day discussion and lasts 2 days.
+    ts = t0 + 3 * DAY
+    head = prop.id
+    # Interleave the communities, so any prefix of the votes spans every body.
+    for i in range(members):
+        for _, keys in comms:
+            k = keys[i]
+            ts += 1
+            if i % 10 in (7, 8):
+                v = Vote(target=prop.id, choice="no", severity="minor", category="cost")
+            elif i % 10 == 9:
+                v = Vote(target=prop.id, choice="abstain")
+            else:
+                v = Vote(target=prop.id, choice="yes")
+            seq = 2 if k is proposer else 1
+            prev = [head] if k is not proposer else sorted({head, prop.id})
+            ev = sign_event(k, body=muni.id, ts=ts, seq=seq, prev=prev, data=v)
+            head = ev.id
+            yield ev
+
+
+def run() -> dict[str, Any]:
+    from imier.consensus import tally_proposal
+
+    communities = env_int("IMIER_BENCH_TALLY_COMMUNITIES", 100)
+    members = env_int("IMIER_BENCH_TALLY_MEMBERS", 1000)
+    runs = env_int("IMIER_BENCH_RUNS", 3)
+    raws = load_or_build(f"municipality-{communities}x{members}",
+                         lambda: municipality(communities, members))
+    from imier.protocol.events import decode_event
+
+    evs = [decode_event(r, verify=False) for r in raws]
+    n_votes = communities * members
+    votes = evs[-n_votes:]
+    prop = evs[-n_votes - 1]
+    assert prop.kind == "propose" and all(v.kind == "vote" for v in votes)
+    muni = prop.body
+    assert muni is not None
+    as_of = prop.ts + 5 * DAY  # round 1 has just closed
+    with tempfile.TemporaryDirectory(prefix="imier-bench-") as tmp:
+        store = Store.open(Path(tmp) / "tally.sqlite3")
+        for i in range(0, len(evs), 50_000):
+            r = store.ingest(evs[i : i + 50_000])
+            assert not r.rejected
+        assert store.count(state=1) == len(evs)
+
+        def read() -> list[Event]:
+            return store.events_for_bodies(store.closure(muni))
+
+        read_s, got = best_of(runs, read)
+        assert len(got) == len(evs)
+        tally_s, res = best_of(runs, lambda: tally_proposal(got, prop.id, as_of))
+        status_s, _ = best_of(1, lambda: tally_proposal(read(), prop.id, as_of).to_json({}))
+        store.close()
+    doc = res.to_json({})
+    growth = []
+    base = evs[: len(evs) - n_votes]
+    for v in (1_000, 10_000, 100_000):
+        if v > n_votes:
+            break
+        sub = base + votes[:v]
+        t, _ = best_of(runs, lambda: tally_proposal(sub, prop.id, as_of))
+        growth.append({"votes": v, "tally_s": t})
+    out: dict[str, Any] = {
+        "communities": communities,
+        "members": members,
+        "votes": n_votes,
+        "events": len(evs),
+        "read_s": read_s,
+        "tally_s": tally_s,
+        "status_s": status_s,
+        "ratio": (read_s + tally_s) / read_s,
+        "tally_only_ratio": tally_s / read_s,
+        "target": 3,
+        "met": (read_s + tally_s) / read_s <= 3,
+        "state": doc.get("state"),
+        "growth": growth,
+    }
+    if len(growth) == 3:
+        a = (growth[1]["tally_s"] - growth[0]["tally_s"]) / (growth[1]["votes"] - growth[0]["votes"])
+        b = (growth[2]["tally_s"] - growth[1]["tally_s"]) / (growth[2]["votes"] - growth[1]["votes"])
+        out["per_vote_s_1k_10k"] = a
+        out["per_vote_s_10k_100k"] = b
+        out["growth_ratio"] = b / a if a > 0 else None
+        # At most linear: the cost of a further vote does not grow with the
+        # number of votes (a fixed cost, the 100k memberships, dominates small V).
+        out["linear"] = b <= 2 * a
+    return out
