@@ -83,7 +83,8 @@ class Record:
         self.proposals: dict[bytes, Event] = {}
         self.by_target: dict[bytes, list[Event]] = defaultdict(list)
         self.forks: dict[tuple[bytes, bytes], Fork] = {}
-        self._spans: dict[tuple[bytes, bytes], list[list[int]]] = defaultdict(list)
+        # body -> member -> spans [start, end): indexed by body, as tallies ask per body.
+        self._spans: dict[bytes, dict[bytes, list[list[int]]]] = defaultdict(dict)
         self._index()
         self._find_forks()
         self._membership()
@@ -108,12 +109,15 @@ class Record:
                 self.by_target[d.mandate].append(ev)
 
     def _find_forks(self) -> None:
-        seen: dict[tuple[bytes, bytes, int], list[bytes]] = defaultdict(list)
+        first: dict[tuple[bytes, bytes, int], bytes] = {}
+        twins: dict[tuple[bytes, bytes, int], list[bytes]] = {}
         for ev in self.ordered:
-            seen[(ev.body_id, ev.author, ev.seq)].append(ev.id)
-        for (body, author, seq), ids in sorted(seen.items()):
-            if len(ids) < 2:
-                continue
+            k = (ev.body_id, ev.author, ev.seq)
+            if k not in first:
+                first[k] = ev.id
+            else:
+                twins.setdefault(k, [first[k]]).append(ev.id)
+        for (body, author, seq), ids in sorted(twins.items()):
             old = self.forks.get((body, author))
             if old is None or seq < old.seq:
                 a, b = sorted(ids)[:2]
@@ -121,10 +125,10 @@ class Record:
 
     def _open(self, body: bytes, who: bytes, t: int) -> None:
         if not self.member_at(body, who, t):
-            self._spans[(body, who)].append([t, FOREVER])
+            self._spans[body].setdefault(who, []).append([t, FOREVER])
 
     def _close(self, body: bytes, who: bytes, t: int) -> None:
-        spans = self._spans.get((body, who))
+        spans = self._spans.get(body, {}).get(who)
         if spans and spans[-1][1] == FOREVER and spans[-1][0] <= t:
             spans[-1][1] = t
 
@@ -161,13 +165,13 @@ class Record:
     # -- reading -------------------------------------------------------------------
 
     def member_at(self, body: bytes, who: bytes, t: int) -> bool:
-        return any(s <= t < e for s, e in self._spans.get((body, who), ()))
+        return any(s <= t < e for s, e in self._spans.get(body, {}).get(who, ()))
 
     def members_at(self, body: bytes, t: int) -> set[bytes]:
         """People of a base body, or member bodies of a federation, at ``t``."""
         return {
-            who for (b, who), spans in self._spans.items()
-            if b == body and any(s <= t < e for s, e in spans)
+            who for who, spans in self._spans.get(body, {}).items()
+            if any(s <= t < e for s, e in spans)
         }
 
     def people_under(self, body: bytes, t: int, _path: frozenset[bytes] = frozenset()) -> set[bytes]:
