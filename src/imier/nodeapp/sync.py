@@ -42,6 +42,7 @@ from .holding import offer_for
 __all__ = ["SyncNode", "SyncStats", "FramedStream", "run_session", "StreamGone"]
 
 log = logging.getLogger("imier.sync")
+MAX_ROUNDS = 2000
 
 
 class StreamGone(Exception):
@@ -181,6 +182,9 @@ async def run_session(node: SyncNode, stream: Any, peer: PeerRecord, *, initiato
         await fs.write(wire.rec(r.initiate()), "rec")
     while True:
         f = await fs.expect("rec")
+        if r.rounds >= MAX_ROUNDS:
+            # An honest exchange needs about log16(n) rounds plus one per 48 KiB of ids.
+            raise RemoteError("too_many_rounds", f"reconciliation exceeded {MAX_ROUNDS} rounds", field="rec")
         reply, _have, _need = r.reconcile(f["m"])
         if reply is None:
             break
