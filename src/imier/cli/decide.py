@@ -118,19 +118,19 @@ def _who(key: bytes | None, people: Mapping[bytes, str]) -> str:
 
 
 def _round_table(r: "RoundResult", names: Mapping[bytes, str]) -> Any:
+    from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     v = r.verdict
     title = f"Round {r.round}" + (" (open)" if r.open else "")
-    t = Table(title=title, title_justify="left")
-    for c in ("body", "eligible", "took part", "yes", "no", "abstain", "support", "needed", "passed"):
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for c in ("body", "eligible", "voted", "yes", "no", "abstain", "support", "needs", "passed"):
         t.add_column(c, justify="left" if c == "body" else "right", no_wrap=True)
     if v is None:
         return t
     for depth, x in _walk(v):
-        name = ("  " * depth) + (names.get(x.body) or short(x.body))
-        if x.combine:
-            name += f" [{x.combine}]"
+        name = ("  " * depth) + escape(names.get(x.body) or short(x.body))
         verdict = "yes" if x.passed else ("no quorum" if not x.quorum else "no")
         t.add_row(name, str(x.eligible), str(x.participation), str(x.yes), str(x.no),
                   str(x.abstain), str(x.support), f"{x.threshold}", verdict)
@@ -146,28 +146,35 @@ def _walk(v: Any, depth: int = 0) -> list[tuple[int, Any]]:
 
 def render_result(console: Any, r: "ProposalResult", names: Mapping[bytes, str],
                   people: Mapping[bytes, str], *, detail: bool) -> None:
+    from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     from ..consensus.result import when
 
-    head = f"[bold]{r.title}[/bold]"
+    head = f"[bold]{escape(r.title)}[/bold]"
     if detail:
         head += f"  {short(r.id)} in {names.get(r.body) or short(r.body)} ({r.kind})"
     console.print(head)
     console.print(f"State: [bold]{r.state}[/bold], text version {r.version}")
-    console.print(f"Why: {r.explain()}")
+    console.print(f"Why: {escape(r.explain())}")
     for rr in r.rounds:
         console.print(_round_table(rr, names))
+        if rr.verdict is not None:
+            modes = [f"{names.get(x.body) or short(x.body)} by {x.combine}"
+                     for _, x in _walk(rr.verdict) if x.combine and x.combine != "verdicts"]
+            if modes:
+                console.print("  combined: " + escape(", ".join(modes)))
         if rr.grievances:
             console.print("  grievances: " + "; ".join(
                 f"{g.category} ({g.severity}, {g.count}), delegate {_who(g.delegate, people)}"
                 for g in rr.grievances))
         if rr.amendments:
-            t = Table(title=f"Round {rr.round} amendments", title_justify="left")
-            for c in ("amendment", "text", "took part", "support", "needed", "adopted"):
+            t = Table(title=f"Round {rr.round} amendments", title_justify="left", box=box.SIMPLE_HEAD)
+            for c in ("amendment", "text", "voted", "support", "needs", "adopted"):
                 t.add_column(c)
             for a in rr.amendments:
-                text = a.text if len(a.text) <= 60 else a.text[:57] + "..."
+                text = escape(a.text if len(a.text) <= 60 else a.text[:57] + "...")
                 outcome = "open" if a.open else ("yes" if a.adopted else "no")
                 t.add_row(short(a.id), text, str(a.verdict.participation), str(a.verdict.support),
                           f"> {a.verdict.threshold}", outcome)
@@ -183,7 +190,7 @@ def render_result(console: Any, r: "ProposalResult", names: Mapping[bytes, str],
                       + ", ".join(_who(k, people) for k in r.draw.chosen))
     for m in r.mandates:
         status = "active" if m.active(r.as_of) else ("recalled" if m.ended else "expired")
-        console.print(f"Mandate: {_who(m.holder, people)}: {m.task} ({status}; "
+        console.print(f"Mandate: {_who(m.holder, people)}: {escape(m.task)} ({status}; "
                       f"{when(m.start)} to {when(m.expires)})")
     for rc in r.recalls:
         outcome = "open" if rc.open else ("recalled" if rc.passed else "not recalled")
@@ -195,11 +202,11 @@ def render_result(console: Any, r: "ProposalResult", names: Mapping[bytes, str],
                           f"sequence number ({short(first)}, {short(second)}); their votes from then on "
                           "are not counted")
         if r.ignored:
-            t = Table(title="Not counted", title_justify="left")
+            t = Table(title="Not counted", title_justify="left", box=box.SIMPLE_HEAD)
             for c in ("event", "kind", "author", "reason"):
                 t.add_column(c)
             for i in r.ignored:
-                t.add_row(short(i.id), i.kind, _who(i.author, people), i.reason)
+                t.add_row(short(i.id), i.kind, _who(i.author, people), escape(i.reason))
             console.print(t)
     console.print()
 
