@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterable
 
 from ..protocol.charter import DEFAULT_CHARTER, Charter
-from ..protocol.errors import Rejected
+from ..protocol.errors import LocalError, Rejected
 from ..protocol.events import Event, Propose
 from .ladder import LadderError
 from .record import FOREVER, Record
@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["Engine", "NotAProposal"]
 
 
-class NotAProposal(LookupError):
-    """The id names no valid proposal in these events."""
+class NotAProposal(LocalError, LookupError):
+    """The id names no valid proposal in these events (one clear line in the CLI)."""
 
 
 class Engine:
