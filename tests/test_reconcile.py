@@ -132,3 +132,31 @@ def test_fuzz_only_rejected_escapes(raw):
         r.reconcile(raw)
     except Rejected:
         pass
+
+
+def _exchange(a_items: set, b_items: set) -> tuple[set, set]:
+    """One sync session between two pure nodes: reconcile, then each sends its have."""
+    ra, rb = run(sorted(a_items), sorted(b_items))
+    by_id = {i: (t, i) for t, i in a_items | b_items}
+    a_new = a_items | {by_id[i] for i in ra.need}
+    b_new = b_items | {by_id[i] for i in rb.need}
+    assert {by_id[i] for i in ra.have} <= a_items and {by_id[i] for i in rb.have} <= b_items
+    return a_new, b_new
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.sets(st.integers(0, 400), max_size=120), min_size=3, max_size=5),
+    st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=0, max_size=12),
+)
+def test_nodes_wired_in_memory_converge_to_the_union(sets, extra_pairs):
+    """Any schedule of pairwise sessions that connects the nodes (here: a ring
+    pass plus random extra pairs) leaves every node with the union."""
+    nodes = [{_item(n) for n in s} for s in sets]
+    k = len(nodes)
+    pairs = [(i, (i + 1) % k) for i in range(k)] * 2 + [(a % k, b % k) for a, b in extra_pairs]
+    for a, b in pairs:
+        if a != b:
+            nodes[a], nodes[b] = _exchange(nodes[a], nodes[b])
+    union = set().union(*nodes)
+    assert all(n == union for n in nodes)
