@@ -89,12 +89,12 @@ class Node:
     def addr(self) -> str:
         return str(json.loads((self.home / "daemon.json").read_text())["addresses"][0])
 
-    def stop(self, timeout: float = 10) -> float:
-        """SIGTERM the daemon; return how long it took to exit."""
+    def stop(self, timeout: float = 10, sig: int = signal.SIGTERM) -> float:
+        """Signal the daemon (SIGTERM or SIGINT); return how long it took to exit."""
         assert self.proc is not None
         t0 = time.monotonic()
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

@@ -7,6 +7,7 @@ fine, only future ones are deferred).
 
 from __future__ import annotations
 
+import signal
 import time
 from datetime import datetime, timezone
 
@@ -86,8 +87,9 @@ def test_three_nodes_late_joiner_and_partition(tmp_path) -> None:  # type: ignor
     finally:
         for n in (a, b, c):
             if n.proc is not None and n.proc.poll() is None:
-                took = n.stop()
+                took = n.stop(sig=signal.SIGINT if n is c else signal.SIGTERM)
                 assert took < 2.0, f"{n.name} took {took:.2f} s to stop"
+                assert n.proc.returncode == 0 and "stopped cleanly" in n.log(), n.log()
             n.kill()
 
 
