@@ -185,10 +185,17 @@ def test_body_joining_after_the_proposal_does_not_vote_on_it() -> None:
     assert v2 is not None and v2.eligible == 2
 
 
-def test_vote_in_the_base_body_record_counts_too() -> None:
+def test_only_votes_in_the_proposal_body_record_count() -> None:
+    # Another body's record is held by some nodes and not others: it must not matter.
     w, pid = town("verdicts", {"a": 2})
-    w.vote("a0", pid, "yes", R1[0], body=w.ids["a"])
+    stray = w.vote("a0", pid, "yes", R1[0], body=w.ids["a"])
     w.vote("a1", pid, "yes", R1[0] + 1)
-    v = w.tally(pid, R1[1]).rounds[0].verdict
-    assert v is not None and v.parts[0].yes == 2
-    assert pub("a0") != pub("a1")
+    r = w.tally(pid, R1[1])
+    v = r.rounds[0].verdict
+    assert v is not None and v.parts[0].yes == 1
+    assert [(i.id, i.author) for i in r.ignored] == [(stray.id, pub("a0"))]
+    assert "another body's record" in r.ignored[0].reason
+    without = [e for e in w.events() if e.body_id != w.ids["a"] or e.kind != "vote"]
+    from imier.consensus import tally_proposal
+
+    assert tally_proposal(without, pid, R1[1]).simulate_json({}) == r.simulate_json({})

@@ -33,6 +33,7 @@ from .verdict import judge
 __all__ = ["sortition", "draw_seed", "settle", "RECALL_RULE", "DRAW_LABEL"]
 
 RECALL_RULE = Rule(key="recall_threshold", strict=True)
+STRAY = "posted in another body's record; only the proposal's body record counts"
 DRAW_LABEL = b"imier/draw/v1\x00"
 
 
@@ -95,6 +96,9 @@ def settle(
     for ev in eng.record.targeting(p.id, Recall):
         if ev.ts > as_of:
             continue
+        if ev.body_id != p.body_id:
+            ignored.append(Ignored(id=ev.id, author=ev.author, kind="recall", reason=STRAY))
+            continue
         rc = ev.data
         assert isinstance(rc, Recall)
         m = mandates.get(rc.holder)
@@ -128,6 +132,9 @@ def _recall(eng: Engine, p: Event, ev: Event, as_of: int, ignored: list[Ignored]
     inside: list[Event] = []
     for v in eng.record.targeting(ev.id, Vote):
         if v.ts > as_of:
+            continue
+        if v.body_id != p.body_id:
+            ignored.append(Ignored(id=v.id, author=v.author, kind="recall vote", reason=STRAY))
             continue
         if window[0] <= v.ts < window[1]:
             inside.append(v)

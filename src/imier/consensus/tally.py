@@ -14,6 +14,10 @@ Invariants:
 4. A proposal whose author is not, at its timestamp, a member of a base
    body under its body (or of its body), or whose charter change is
    incoherent, is void: :class:`~.engine.NotAProposal`.
+5. Only events in the proposal's body record count for it (votes,
+   amendments, standings, withdrawals, recalls): every node that holds the
+   proposal holds that record, so events of other bodies, held by some
+   nodes and not others, can never change a verdict.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ AMENDMENT_RULE = Rule(key="amendment_threshold", strict=True)
 # grievance categories, round 2's blocking ones round 3's (round 3 shows its
 # blocking ones too, as the deal-breakers that sank it).
 SEVERITY = {1: "minor", 2: "blocking", 3: "blocking"}
+STRAY = "posted in another body's record; only the proposal's body record counts"
 
 
 def tally_proposal(events: Iterable[Event], proposal_id: bytes, as_of: int) -> ProposalResult:
@@ -111,6 +116,16 @@ def _counted_ids(best: dict[bytes, Event], present: Present, node: Node) -> tupl
     ))
 
 
+def _unique(items: tuple[Ignored, ...]) -> tuple[Ignored, ...]:
+    seen: set[bytes] = set()
+    out = []
+    for i in items:
+        if i.id not in seen:
+            seen.add(i.id)
+            out.append(i)
+    return tuple(out)
+
+
 class _Tally:
     """One run of the ladder; fills the fields of a :class:`ProposalResult`."""
 
@@ -139,7 +154,17 @@ class _Tally:
         self.contention_window: tuple[int, int] | None = None
 
     def _mine(self, target: bytes, kind: type) -> list[Event]:
-        return [e for e in self.eng.record.targeting(target, kind) if e.ts <= self.as_of]
+        """Events of ``kind`` aimed at ``target`` that have happened by ``as_of``, from
+        the proposal's body record only (rule 5)."""
+        out = []
+        for e in self.eng.record.targeting(target, kind):
+            if e.ts > self.as_of:
+                continue
+            if e.body_id != self.p.body_id:
+                self._ignore(e, e.kind, STRAY)
+                continue
+            out.append(e)
+        return out
 
     def _ignore(self, ev: Event, kind: str, reason: str) -> None:
         self.ignored.append(Ignored(id=ev.id, author=ev.author, kind=kind, reason=reason))
@@ -312,7 +337,7 @@ class _Tally:
             window=self.window, closed_at=self.closed_at, contention=self.contention,
             contention_window=self.contention_window, open_amendments=self.open_amendments,
             mandates=mandates, draw=draw, recalls=recalls,
-            ignored=tuple(self.ignored) + extra, forks=forks,
+            ignored=_unique(tuple(self.ignored) + extra), forks=forks,
         )
 
 
