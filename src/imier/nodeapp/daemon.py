@@ -197,8 +197,14 @@ class Node:
                 if other.connected and other.peer_id != peer.peer_id:
                     self.request_sync(other.peer_id, delay=0.3)
         if source == "gossip" and res.pending:
-            # A hint of something missing: the prevs are on the peer; sync with it.
-            self.request_sync(peer.peer_id)
+            # A hint of something missing: the prevs are on the author's node. Sync with
+            # it if we are connected, else with every peer (the message came through them).
+            if peer.connected:
+                self.request_sync(peer.peer_id)
+            else:
+                for other in list(self.peers.values()):
+                    if other.connected:
+                        self.request_sync(other.peer_id)
         return len(res.new)
 
     # -- syncs ----------------------------------------------------------------------
