@@ -143,13 +143,16 @@ def test_committee_sunsets_unless_renewed() -> None:
     late = founded.ts + 25 * DAY
     in_committee = w.propose("c", at=late)
     events = w.events()
+    # The store's closure of a committee brings its parent's record, where renewals are.
+    closure = w.store.events_for_bodies(w.store.closure(w.ids["c"]))
+    from imier.consensus import tally_proposal
+
+    assert tally_proposal(closure, in_committee, late).state == "discussion"
     assert committee_until(events, w.ids["c"], CARRIED_1) == CARRIED_1 + 20 * DAY
     assert w.tally(in_committee, late).state == "discussion"
     # Without the renewal the committee has sunset: no one may propose in it.
     no_renewal = [e for e in events if e.body_id != w.ids["a"] or e.kind in ("found", "admit")]
     assert committee_until(no_renewal, w.ids["c"], late) == founded.ts + 20 * DAY
-    from imier.consensus import tally_proposal
-
     with pytest.raises(NotAProposal):
         tally_proposal(no_renewal, in_committee, late)
 

@@ -47,14 +47,9 @@ def register(sub: Any) -> None:
 
 
 def proposal_events(store: "Store", body: bytes) -> list[Event]:
-    """The events a tally of a proposal in ``body`` needs: the body's closure, plus the
-    parents of committees in it (where renewals are decided)."""
-    bodies = set(store.closure(body))
-    for b in list(bodies):
-        found = store.get(b)
-        if found is not None and isinstance(found.data, Found) and found.data.parent is not None:
-            bodies.add(found.data.parent)
-    return store.events_for_bodies(bodies)
+    """The events a tally of a proposal in ``body`` needs: the body's closure (which
+    includes the parents of committees, where renewals are decided)."""
+    return store.events_for_bodies(store.closure(body))
 
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> int:

@@ -503,8 +503,9 @@ class Store:
         ]
 
     def closure(self, body: bytes) -> set[bytes]:
-        """``body`` and every body ever named as its part, recursively (a superset
-        of the bodies whose events a tally of ``body`` needs)."""
+        """``body`` and every body ever named as its part, recursively, and the parent
+        of every committee among them (a superset of the bodies whose events a tally
+        of ``body`` needs: a committee lives until its parent stops renewing it)."""
         out: set[bytes] = set()
         todo = [body]
         while todo:
@@ -515,6 +516,8 @@ class Store:
             found = self.get(b)
             if found is not None and isinstance(found.data, Found):
                 todo.extend(found.data.parts)
+                if found.data.parent is not None:  # a committee's renewals are decided there
+                    todo.append(found.data.parent)
             for r in self.conn.execute(
                 "SELECT target FROM events WHERE body = ? AND kind = 'part' AND state = 1", (b,)
             ):
