@@ -92,12 +92,10 @@ def test_an_event_moved_into_another_body_fails_its_signature() -> None:
     assert e.value.code == "bad_signature"
 
 
-# Found by this test: consensus/record.py collects ballots by target alone, so
-# a vote signed into *another* body's record counts for the proposal. That
-# skips the causal checks of DECISIONS.md s.8 (prev is another body's
-# history) and a fork in the proposal's body (forks are per body). Reported
-# to the consensus work, not patched here; strict, so the mark must go once fixed.
-@pytest.mark.xfail(reason="consensus counts votes cast in another body's record", strict=True)
+# Found by this test: consensus once collected ballots by target alone, so a
+# vote signed into *another* body's record counted for the proposal (skipping
+# the causal checks of DECISIONS.md s.8). Fixed in consensus/tally.py (rule 5:
+# only the proposal's body record counts).
 def test_votes_cast_in_another_body_do_not_count() -> None:
     """A member of both bodies votes on north's proposal from south's record."""
     w, pid = baseline()
