@@ -107,3 +107,16 @@ def test_window_too_short_for_the_votes_is_refused() -> None:
     with pytest.raises(ScenarioError) as exc:
         simulate(load(doc))
     assert exc.value.field == "rounds[0].votes"
+
+
+def test_loader_refuses_odd_json_with_a_field(tmp_path: Path) -> None:
+    from imier.simulate import load_file
+
+    with pytest.raises(ScenarioError) as exc:
+        load(base(proposal={"body": [], "title": "t", "text": "x"}))
+    assert exc.value.field == "proposal.body"
+    bad = tmp_path / "latin1.json"
+    bad.write_bytes(b"\x80{}")
+    with pytest.raises(ScenarioError) as exc:
+        load_file(bad)
+    assert exc.value.field == "scenario"

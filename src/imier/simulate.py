@@ -234,7 +234,7 @@ def load(doc: Any) -> Scenario:
     bodies = _bodies(top["bodies"])
     prop = _map(top["proposal"], "proposal")
     _keys(prop, "proposal", {"body", "title", "text"}, {"body", "title", "text"})
-    if prop["body"] not in bodies:
+    if not isinstance(prop["body"], str) or prop["body"] not in bodies:
         raise ScenarioError("proposal.body", f"unknown body {prop['body']!r}")
     sc = Scenario(bodies=bodies, body=prop["body"], title=_str(prop["title"], "proposal.title", MAX_TITLE),
                   text=_str(prop["text"], "proposal.text", MAX_TEXT), rounds=(), contention=())
@@ -303,6 +303,8 @@ def load_file(path: str | Path) -> Scenario:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise LocalError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError("scenario", f"not UTF-8 text (byte {exc.start})") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
