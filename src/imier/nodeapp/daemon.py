@@ -507,6 +507,12 @@ def run_daemon(home: Home, opts: Options, node_key: Any) -> None:
         logging.shutdown()
 
 
+def _leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 async def _one_shot(home: Home, opts: Options, node_key: Any, addr: str, timeout: float) -> SyncStats:
     from .host import build_host, peer_info
 
@@ -514,15 +520,22 @@ async def _one_shot(home: Home, opts: Options, node_key: Any, addr: str, timeout
     host, _ = build_host(node_key, ["/ip4/127.0.0.1/tcp/0"])
     node.host = host
     info = peer_info(addr)
+    stats: SyncStats | None = None
     async with host.run([]), trio.open_nursery() as nursery:
         node.nursery = nursery
-        with trio.fail_after(timeout):
-            await host.connect(info)
+        with trio.move_on_after(timeout) as scope:
+            try:
+                await host.connect(info)
+            except Exception as exc:  # every kind of dial failure: one clear line
+                raise LocalError(f"cannot reach {addr}: {_leaf(exc)}",
+                                 hint="is its daemon running? 'imier id' there shows its addresses") from None
             stats = await node.sync_with(info.peer_id.to_string())
         nursery.cancel_scope.cancel()
+    if scope.cancelled_caught:
+        raise LocalError(f"sync with {addr} took longer than {timeout:.0f} s")
     if stats is None:
         peer = node.peer(info.peer_id.to_string())
-        reason = peer.offences[-1][2] if peer.offences else "see the log above"
+        reason = peer.offences[-1][2] if peer.offences else "the session broke off (see the log above)"
         raise LocalError(f"sync with {addr} failed: {reason}")
     return stats
 
@@ -534,7 +547,8 @@ def one_shot_sync(home: Home, opts: Options, node_key: Any, addr: str, timeout: 
     quirks.configure_logging(opts.log_level)
     try:
         return trio.run(_one_shot, home, opts, node_key, addr, timeout)
-    except trio.TooSlowError:
-        raise LocalError(f"sync with {addr} took longer than {timeout:.0f} s") from None
-    except (OSError, RuntimeError) as exc:
-        raise LocalError(f"cannot reach {addr}: {exc}") from None
+    except Exception as exc:
+        leaf = _leaf(exc)
+        if isinstance(leaf, LocalError):
+            raise leaf from None
+        raise LocalError(f"sync with {addr} failed: {type(leaf).__name__}: {leaf}") from None

@@ -125,12 +125,14 @@ def configure_logging(level: str) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
     lvl = getattr(logging, level.upper(), logging.INFO)
     # libp2p sets levels on its own loggers; filter at the handler instead.
-    handler.addFilter(lambda r: r.name.startswith("imier") or r.levelno >= logging.ERROR
-                      or lvl <= logging.DEBUG - 5)
+    # Imier reports every failure it acts on in its own words; the library's own
+    # messages (dial errors on every retry...) only show with --log-level debug.
+    handler.addFilter(lambda r: r.name.startswith("imier")
+                      or (lvl <= logging.DEBUG and r.levelno >= logging.WARNING))
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     logging.getLogger("imier").setLevel(lvl)
-    libp2p_level = logging.DEBUG if lvl <= logging.DEBUG - 5 else logging.ERROR
+    libp2p_level = logging.WARNING if lvl <= logging.DEBUG else logging.CRITICAL
     for name in ("libp2p", "multiaddr", "zeroconf", "async_service", "trio-websocket"):
         lg = logging.getLogger(name)
         lg.setLevel(libp2p_level)
