@@ -90,6 +90,7 @@ class Node:
         self._people_at = 0.0
         self._held: set[bytes] = set()
         self._held_at = 0.0
+        self._data_version = -1
         self.nursery: trio.Nursery | None = None
         self._syncing: set[str] = set()
         self._again: set[str] = set()
@@ -107,12 +108,20 @@ class Node:
         return self._people
 
     def held(self, *, fresh: bool = False) -> set[bytes]:
-        if fresh or time.monotonic() - self._held_at > 2:
+        """The bodies this node holds (holding.py), recomputed when the store changed.
+
+        ``PRAGMA data_version`` moves when another connection (the CLI) commits;
+        our own ingests call this with ``fresh=True``.
+        """
+        dv = self.store.conn.execute("PRAGMA data_version").fetchone()[0]
+        stale = dv != self._data_version or time.monotonic() - self._held_at > 60
+        if fresh or stale:
             new = held_bodies(self.store, self.people())
             if new != self._held:
                 self._held = new
                 self.changed.set()
             self._held_at = time.monotonic()
+            self._data_version = dv
         return self._held
 
     # -- peers ----------------------------------------------------------------
