@@ -62,3 +62,45 @@ def test_status_shows_rounds_ignored_votes_and_the_draw(tmp_path: Path, capsys: 
 
     everything = n("status", "--json", "--as-of", "+3m").json()
     assert [p["id"] for p in everything["proposals"]] == [prop]
+
+
+def test_amendment_and_contention_through_the_cli(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    n = Imier(tmp_path / "home", capsys, monkeypatch)
+    n.now = T0
+    n("init")
+    keys = {name: n("key", "new", name).out.strip().split()[-1] for name in ("ana", "ben", "cid", "dan")}
+    n("body", "found", "community", "North", "--charter", "discussion=5s", "--charter", "vote_window=60s",
+      "--charter", "amendment_window=60s", "--charter", "contention_window=60s", as_="ana")
+    n.now += S
+    for who in ("ben", "cid", "dan"):
+        n("member", "admit", "North", keys[who], as_="ana")
+    n.now += S
+    prop = n("propose", "North", "--title", "Garden", "--text", "A garden.", as_="ana").out.strip()
+    n.now += 6 * S  # round 1: 2 yes, 2 no -> fails
+    n("vote", prop, "yes", as_="ana")
+    n("vote", prop, "yes", as_="ben")
+    n("vote", prop, "no", "--category", "water", "--delegate", keys["dan"], as_="cid")
+    n("vote", prop, "no", "--category", "water", "--delegate", keys["dan"], as_="dan")
+    refused = n("amend", prop, "--text", "too early", as_="cid", ok=False)
+    assert refused.code == 1 and "cannot amend" in refused.err
+    n.now += 61 * S  # round 2's amendment window
+    doc = n("status", prop, "--json").json()
+    assert (doc["state"], doc["open_phase"], doc["round_open"]) == ("round2", "amend", 2)
+    assert doc["rounds"][0]["grievances"] == [
+        {"category": "water", "severity": "minor", "count": 2, "delegate": keys["dan"]}]
+    amendment = n("amend", prop, "--text", "A garden with a rain tank.", as_="cid").out.strip()
+    for who in ("ana", "cid", "dan"):
+        n("vote", amendment, "yes", as_=who)
+    n.now += 60 * S  # round 2's vote: everyone agrees on version 2
+    for who in ("ana", "ben", "cid", "dan"):
+        n("vote", prop, "yes", as_=who)
+    n.now += 60 * S  # contention: one changes their mind, 3/4 stays above 1/2
+    assert n("status", prop, "--json").json()["open_phase"] == "contention"
+    n("stand", prop, "no", as_="ben")
+    doc = n("status", prop, "--as-of", "+2m", "--json").json()
+    assert (doc["state"], doc["decided_round"], doc["version"]) == ("carried", 2, 2)
+    assert doc["text"] == "A garden with a rain tank."
+    assert doc["rounds"][1]["amendments"][0] == {
+        "text": "A garden with a rain tank.", "adopted": True, "support": "3/3", "id": amendment}
+    assert doc["contention"]["support"] == "3/4"
+    assert doc["explain"] == "carried in round 2 with 4/4 ≥ 9/10; contention closed with 3/4"
