@@ -104,3 +104,32 @@ def test_amendment_and_contention_through_the_cli(tmp_path: Path, capsys: Any, m
         "text": "A garden with a rain tank.", "adopted": True, "support": "3/3", "id": amendment}
     assert doc["contention"]["support"] == "3/4"
     assert doc["explain"] == "carried in round 2 with 4/4 ≥ 9/10; contention closed with 3/4"
+
+
+def test_mandate_and_recall_through_the_cli(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    n = Imier(tmp_path / "home", capsys, monkeypatch)
+    n.now = T0
+    n("init")
+    keys = {name: n("key", "new", name).out.strip().split()[-1] for name in ("ana", "ben", "cid")}
+    n("body", "found", "community", "North", "--charter", "discussion=5s", "--charter", "vote_window=60s",
+      "--charter", "amendment_window=60s", "--charter", "contention_window=60s", as_="ana")
+    n.now += S
+    for who in ("ben", "cid"):
+        n("member", "admit", "North", keys[who], as_="ana")
+    n.now += S
+    prop = n("propose", "North", "--title", "Delegate", "--text", "Ben speaks for us.", "--kind", "mandate",
+             "--holder", keys["ben"], "--task", "speak at the town", "--term", "1d", as_="ana").out.strip()
+    n.now += 6 * S
+    for who in ("ana", "ben", "cid"):
+        n("vote", prop, "yes", as_=who)
+    n.now += 121 * S  # the vote and the contention have closed: carried, the mandate starts
+    doc = n("status", prop, "--json").json()
+    assert doc["state"] == "carried" and doc["mandate"][0]["status"] == "active"
+    recall = n("recall", prop, "--holder", keys["ben"], "--reason", "spoke off mandate", as_="cid").out.strip()
+    n.now += S
+    n("vote", recall, "yes", as_="ana")
+    n("vote", recall, "yes", as_="cid")
+    doc = n("status", prop, "--as-of", "+2m", "--json").json()
+    assert doc["recall"][0]["passed"] is True and doc["recall"][0]["support"] == "2/2"
+    assert doc["mandate"][0]["status"] == "recalled"
+    assert "recalled" in n("status", prop, "--as-of", "+2m").out
