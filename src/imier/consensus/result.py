@@ -9,7 +9,7 @@ The JSON keys of SIMULATE.md ("state", "decided_round", "version", "text",
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
@@ -202,7 +202,6 @@ class ProposalResult:
     recalls: tuple[RecallResult, ...] = ()
     ignored: tuple[Ignored, ...] = ()
     forks: tuple[tuple[bytes, bytes, bytes], ...] = ()  # (author, event, event)
-    notes: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         if self.state not in STATES:

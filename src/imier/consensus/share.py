@@ -80,12 +80,6 @@ class Rule:
     def passes(self, support: Share, threshold: Fraction) -> bool:
         return support.exceeds(threshold) if self.strict else support.meets(threshold)
 
-    def sign(self, ok: bool) -> str:
-        """The comparison sign for the sentence that explains a result."""
-        if self.strict:
-            return ">" if ok else "≤"
-        return "≥" if ok else "<"
-
 
 def mean_share(shares: Iterable[Share]) -> Share:
     """The mean of defined shares (``support`` combine mode), as an exact share; 0/0 if none."""
