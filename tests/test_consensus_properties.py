@@ -188,3 +188,30 @@ def test_the_draw_is_reproducible(seed: bytes, cands: list[bytes], k: int, rnd: 
     assert sortition(seed, shuffled, k) == chosen
     assert len(chosen) == k and len(set(chosen)) == k and set(chosen) <= set(cands)
     assert sortition(seed, cands, len(cands))[:k] == chosen
+
+
+@PROFILE
+@given(worlds())
+def test_states_over_time_follow_the_transition_table(wp: tuple[World, bytes]) -> None:
+    from imier.consensus import FINAL, TRANSITIONS
+
+    w, pid = wp
+    events = w.events()
+    reachable: dict[str, set[str]] = {}
+    for (a, _), b in TRANSITIONS.items():
+        reachable.setdefault(a, set()).add(b)
+    times = sorted({t for win in WINDOWS.values() for t in (win[0], win[1] - 1, win[1])} | {T0})
+    states = [tally_proposal(events, pid, t).state for t in times]
+    for before, after in zip(states, states[1:], strict=False):
+        if before == after:
+            continue
+        # one or more moves along the table, never backwards
+        seen, todo = set(), [before]
+        while todo:
+            s = todo.pop()
+            for nxt in reachable.get(s, ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        assert after in seen, (before, after)
+        assert before not in FINAL
