@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from .nodes import Node, same_sets, wait_until
+from .nodes import Node, free_port, same_sets, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +83,7 @@ def test_three_nodes_late_joiner_and_partition(tmp_path) -> None:  # type: ignor
         names = {p["node"] for p in peers["peers"] if p["connected"]}
         assert {"b", "c"} <= names
         assert all(p["offences"] == 0 for p in peers["peers"])
+        assert "gossip from" in a.log() + b.log() + c.log()  # the hint path was used too
         assert ana and north
     finally:
         for n in (a, b, c):
@@ -101,8 +102,9 @@ def test_without_gossip_sync_alone_converges(tmp_path) -> None:  # type: ignore[
     d.init("dan")  # an observer: follows North without being a member
     north = a.run("body", "found", "community", "North", *CHARTER, IMIER_NOW=str(t0)).stdout.strip()
     a.run("member", "admit", "North", ben, IMIER_NOW=str(t0 + S))
+    listen = f"/ip4/127.0.0.1/tcp/{free_port()}"
     try:
-        a.start("--no-gossip", "--sync-interval", "1s")
+        a.start("--no-gossip", "--sync-interval", "1s", "--listen", listen)
         b.start("--no-gossip", "--sync-interval", "1s", "--bootstrap", a.addr())
         wait_until(lambda: _holds(b, north), 20, "b to hold North")
         prop = a.run("propose", "North", "--title", "Lights", "--text", "Street lights.",
@@ -119,6 +121,13 @@ def test_without_gossip_sync_alone_converges(tmp_path) -> None:  # type: ignore[
         d.start("--no-gossip", "--sync-interval", "1s", "--bootstrap", b.addr())
         wait_until(lambda: same_sets([a, b, d]), 20, "the observer to fetch North's record")
         assert d.json("status", prop, "--as-of", as_of) == a.json("status", prop, "--as-of", as_of)
+        # a restarts on the same address: b redials it (backoff) and gets what a wrote offline
+        a.stop()
+        a.run("vote", prop, "no", "--category", "noise", IMIER_NOW=str(t0 + 10 * S))
+        a.start("--no-gossip", "--sync-interval", "1s", "--listen", listen)
+        wait_until(lambda: same_sets([a, b, d]) and len(b.event_ids()) == 6, 30, "b to reconnect to a")
+        blog = b.log_path.read_text()
+        assert "disconnected from a" in blog and blog.count("imier.discovery: connected to") >= 2
     finally:
         for n in (a, b, d):
             if n.proc is not None and n.proc.poll() is None:
