@@ -17,7 +17,6 @@ one above a baseline (an empty node), and ``extrapolated`` says so.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile

@@ -121,7 +121,7 @@ def run() -> dict[str, Any]:
         if v > n_votes:
             break
         sub = base + votes[:v]
-        t, _ = best_of(runs, lambda: tally_proposal(sub, prop.id, as_of))
+        t, _ = best_of(runs, lambda sub=sub: tally_proposal(sub, prop.id, as_of))  # type: ignore[misc]
         growth.append({"votes": v, "tally_s": t})
     out: dict[str, Any] = {
         "communities": communities,

@@ -325,26 +325,6 @@ def test_scenario_loader_any_json(doc: Any) -> None:
     only_ours(simulate.load, doc)
 
 
-def _load_refuses_unhashable_body() -> bool:
-    doc = json.loads(json.dumps(SCENARIO))
-    doc["proposal"]["body"] = []
-    try:
-        simulate.load(doc)
-    except ImierError:
-        return True
-    except TypeError:
-        return False
-    return True
-
-
-# Found by this test: simulate.load lets TypeError out when proposal.body is
-# a list or map (``prop["body"] not in bodies``). Reported, not patched here;
-# strict, so the mark must go once simulate.py is fixed.
-_BODY_BUG = not _load_refuses_unhashable_body()
-
-
-@pytest.mark.xfail(_BODY_BUG, reason="simulate.load: TypeError on an unhashable proposal.body",
-                   raises=TypeError, strict=False)
 @fuzz
 @given(st.data())
 def test_scenario_loader_mutated(data: st.DataObject) -> None:
@@ -363,26 +343,8 @@ def test_scenario_loader_mutated(data: st.DataObject) -> None:
     only_ours(simulate.load, doc)
 
 
-def _load_file_refuses_bad_utf8() -> bool:
-    import tempfile
-
-    with tempfile.NamedTemporaryFile(suffix=".json") as f:
-        f.write(b"\x80")
-        f.flush()
-        try:
-            simulate.load_file(f.name)
-        except ImierError:
-            return True
-        except UnicodeDecodeError:
-            return False
-    return True
-
-
-# Found by this test: simulate.load_file lets UnicodeDecodeError out on a file
-# that is not UTF-8 (read_text raises ValueError, only OSError is caught).
-# simulate.py belongs to the consensus work; reported, not patched here.
-@pytest.mark.xfail(not _load_file_refuses_bad_utf8(), reason="simulate.load_file: UnicodeDecodeError escapes",
-                   raises=UnicodeDecodeError, strict=True)
+# This and the test above found two escapes in simulate.py (a non-text
+# proposal.body, a non-UTF-8 file), since fixed there (d2ce8b8).
 @fuzz
 @given(st.binary(max_size=300))
 def test_scenario_file_random_bytes(tmp_path_factory: Any, raw: bytes) -> None:
