@@ -119,11 +119,11 @@ def _round_table(r: "RoundResult", names: Mapping[bytes, str]) -> Any:
 
     v = r.verdict
     title = f"Round {r.round}" + (" (open)" if r.open else "")
+    if v is None:  # an amendment window is open; the round's vote has not begun
+        return f"{title}: its vote opens after the amendment window"
     t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     for c in ("body", "eligible", "voted", "yes", "no", "abstain", "support", "needs", "passed"):
         t.add_column(c, justify="left" if c == "body" else "right", no_wrap=True)
-    if v is None:
-        return t
     for depth, x in _walk(v):
         name = ("  " * depth) + escape(names.get(x.body) or short(x.body))
         verdict = "yes" if x.passed else ("no quorum" if not x.quorum else "no")
