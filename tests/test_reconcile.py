@@ -160,3 +160,23 @@ def test_nodes_wired_in_memory_converge_to_the_union(sets, extra_pairs):
             nodes[a], nodes[b] = _exchange(nodes[a], nodes[b])
     union = set().union(*nodes)
     assert all(n == union for n in nodes)
+
+
+def test_messages_stay_under_the_limit_with_long_shared_prefixes():
+    """Ids ground to share long prefixes at one timestamp make the longest bounds."""
+    base = hashlib.sha256(b"p").digest()[:28]
+    a = [(7, base + i.to_bytes(4, "big")) for i in range(0, 40000, 2)]
+    b = [(7, base + i.to_bytes(4, "big")) for i in range(1, 40000, 2)]
+    sizes: list[int] = []
+    ra, rb = Reconciler(sorted(a)), Reconciler(sorted(b))
+    msg = ra.initiate()
+    side, other = rb, ra
+    for _ in range(2000):
+        sizes.append(len(msg))
+        reply, _, _ = side.reconcile(msg)
+        if reply is None:
+            break
+        msg = reply
+        side, other = other, side
+    assert max(sizes) <= 48 * 1024 + 200
+    assert len(ra.have) == len(a) and len(rb.have) == len(b)

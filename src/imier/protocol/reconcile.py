@@ -173,7 +173,7 @@ class Reconciler:
                     for n, t in enumerate(theirs):
                         if t not in self._ids:
                             bits[n // 8] |= 1 << (n % 8)
-                    if out.fits_diff(len(extra), len(bits)):
+                    if out.fits_diff(upper, len(extra), len(bits)):
                         out.add(upper, DIFF, [extra, bytes(bits)])
                         have.extend(extra)
                         need.extend(t for t in theirs if t not in self._ids)
@@ -245,16 +245,20 @@ class _Out:
             self.ranges[-1] = (upper, SKIP, None)
         else:
             self.ranges.append((upper, SKIP, None))
-            self.size += 16
+            self.size += 16 + len(upper[1])
         self._last_upper = upper
 
-    def fits_diff(self, n_ids: int, n_bits: int) -> bool:
-        return self.overflow_from is None and self.size + 24 + 34 * n_ids + n_bits <= self.budget
+    def fits_diff(self, upper: Bound, n_ids: int, n_bits: int) -> bool:
+        cost = 24 + len(upper[1]) + 34 * n_ids + n_bits
+        return self.overflow_from is None and self.size + cost <= self.budget
 
     def add(self, upper: Bound, mode: int, payload: Any) -> None:
         if self.overflow_from is not None:
             return
-        cost = 24
+        # An upper bound on the encoded size: 14 bytes of framing and ts, the
+        # bound's prefix, then the payload (so a message never exceeds the budget
+        # by more than the closing fingerprint).
+        cost = 24 + len(upper[1])
         if mode == FINGERPRINT:
             cost += FP_LEN + 2
         elif mode == ID_LIST:
