@@ -351,3 +351,27 @@ def test_scenario_file_random_bytes(tmp_path_factory: Any, raw: bytes) -> None:
     p = tmp_path_factory.mktemp("sc") / "s.json"
     p.write_bytes(raw)
     only_ours(simulate.load_file, p)
+
+
+# -- the decoder's splice of the signature (events.py, docs/performance.md) ------------------
+
+
+@pytest.mark.parametrize("ts", [0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**53])
+def test_every_timestamp_width_round_trips_and_only_its_shortest_form(ts: int) -> None:
+    from imier.protocol.events import Found, sign_event
+
+    from .strategies import KEYS
+
+    ev = sign_event(KEYS[0], body=None, ts=ts, seq=1, prev=[], data=Found(body_kind="community", name="N"))
+    got = decode_event(ev.raw)
+    assert got == ev and got.raw == ev.raw and got.id == ev.id
+    # the same map with ts in a longer integer form is refused
+    i = ev.raw.index(b"\xa2ts") + 3
+    n = len(msgpack.packb(ts))
+    longer = {1: b"\xcc", 2: b"\xcd", 3: b"\xce", 5: b"\xcf"}.get(n)
+    if longer is not None and ts < 2**32:
+        width = {b"\xcc": 1, b"\xcd": 2, b"\xce": 4, b"\xcf": 8}[longer]
+        if ts < 2 ** (8 * width):
+            bad = ev.raw[:i] + longer + ts.to_bytes(width, "big") + ev.raw[i + n :]
+            with pytest.raises(ImierError):
+                decode_event(bad)

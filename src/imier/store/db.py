@@ -345,29 +345,11 @@ class Store:
         # What is known of the prevs outside the candidates.
         outside = {p for c in cand.values() for p in c[4] if p not in cand}
         known = self._meta(outside)  # (state, body, author, seq, ts)
-        children: dict[bytes, list[bytes]] = {}
-        waiting: dict[bytes, int] = {}
-        ready: list[bytes] = []
-        for eid, (_, _, _, _, prevs) in cand.items():
-            n = 0
-            blocked = False
-            for p in prevs:
-                if p in cand:
-                    n += 1
-                    children.setdefault(p, []).append(eid)
-                else:
-                    m = known.get(p)
-                    if m is None or m[0] != ACCEPTED:
-                        blocked = True  # stays pending until that prev is accepted
-            if blocked:
-                continue
-            waiting[eid] = n
-            if n == 0:
-                ready.append(eid)
         accepted: list[bytes] = []
         rejected: list[tuple[bytes, str]] = []
-        while ready:
-            eid = ready.pop()
+
+        def decide(eid: bytes) -> bool:
+            """Rule 2 for ``eid``, whose prevs are all accepted; True if accepted."""
             body, author, seq, ts, prevs = cand[eid]
             other_body = early = own = own_prev = False
             for _, b, a, sq, t in map(known.__getitem__, prevs):
@@ -390,9 +372,49 @@ class Store:
                 reason = "seq 1 but prev names an earlier event of the same author"
             if reason is not None:
                 rejected.append((eid, reason))
-                continue  # its children keep waiting on a prev that is not held
+                return False  # its children keep waiting on a prev that is not held
             accepted.append(eid)
             known[eid] = (ACCEPTED, body, author, seq, ts)
+            return True
+
+        # Fast pass in (ts, id) order: a valid event's prevs are never later
+        # in time, so almost every event finds its prevs decided already.
+        rest: list[bytes] = []
+        for eid in sorted(cand, key=lambda e: (cand[e][3], e)):
+            for p in cand[eid][4]:
+                m = known.get(p)
+                if m is None or m[0] != ACCEPTED:
+                    rest.append(eid)  # a prev undecided, missing, pending or refused
+                    break
+            else:
+                decide(eid)
+        # The others (a prev with the same ts and a greater id, or waiting):
+        # Kahn's order over prev edges among them.
+        left = set(rest)
+        children: dict[bytes, list[bytes]] = {}
+        waiting: dict[bytes, int] = {}
+        ready: list[bytes] = []
+        for eid in rest:
+            n = 0
+            blocked = False
+            for p in cand[eid][4]:
+                m = known.get(p)
+                if m is not None and m[0] == ACCEPTED:
+                    continue
+                if p in left:
+                    n += 1
+                    children.setdefault(p, []).append(eid)
+                else:
+                    blocked = True  # stays pending until that prev is accepted
+            if blocked:
+                continue
+            waiting[eid] = n
+            if n == 0:
+                ready.append(eid)
+        while ready:
+            eid = ready.pop()
+            if not decide(eid):
+                continue
             for k in children.get(eid, ()):
                 if k in waiting:
                     waiting[k] -= 1
