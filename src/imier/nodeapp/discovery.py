@@ -100,10 +100,12 @@ async def run(node: Any) -> None:
 
 
 async def _mdns(node: Any, found: trio.MemorySendChannel[Any]) -> None:
-    """Announce and listen on mDNS (zeroconf runs in its own threads)."""
+    """Announce and listen on mDNS. zeroconf runs in its own threads; its blocking
+    calls (start-up, registration, shutdown) run in worker threads we can abandon,
+    so neither start-up nor a 2-second shutdown waits on the network."""
     try:
+        import libp2p.discovery.mdns.mdns as mdns_mod
         from libp2p.discovery.events.peerDiscovery import peerDiscovery
-        from libp2p.discovery.mdns.mdns import MDNSDiscovery
 
         from .host import full_addrs
     except Exception as exc:  # pragma: no cover
@@ -118,32 +120,39 @@ async def _mdns(node: Any, found: trio.MemorySendChannel[Any]) -> None:
             break
     token = trio.lowlevel.current_trio_token()
 
-    def on_peer(info: Any) -> None:  # called from zeroconf's thread
-        try:
-            token.run_sync_soon(_offer, info)
-        except trio.RunFinishedError:
-            pass
-
     def _offer(info: Any) -> None:
         try:
             found.send_nowait(info)
         except (trio.WouldBlock, trio.ClosedResourceError):
             pass
 
+    def on_peer(info: Any) -> None:  # called from zeroconf's thread
+        try:
+            token.run_sync_soon(_offer, info)
+        except trio.RunFinishedError:
+            pass
+
+    net = node.host.get_network()
+    mdns: Any = None
+    peerDiscovery.register_peer_discovered_handler(on_peer)
     try:
-        mdns = MDNSDiscovery(node.host.get_network(), port=port, listen_addrs=addrs)
-        peerDiscovery.register_peer_discovered_handler(on_peer)
-        mdns.start()
-    except Exception as exc:
-        log.warning("mDNS could not start (%s); use --bootstrap to name peers", exc)
-        return
-    log.info("mDNS: announcing %s", " ".join(addrs))
-    try:
+        try:
+            mdns = await trio.to_thread.run_sync(  # type: ignore[call-arg]
+                lambda: mdns_mod.MDNSDiscovery(net, port=port, listen_addrs=addrs),
+                abandon_on_cancel=True,
+            )
+            # Not MDNSDiscovery.start(): its stale-entry cleanup task is not needed to dial.
+            await trio.to_thread.run_sync(mdns.broadcaster.register, abandon_on_cancel=True)  # type: ignore[call-arg]
+        except Exception as exc:
+            log.warning("mDNS could not start (%s); use --bootstrap to name peers", exc)
+            await trio.sleep_forever()
+        log.info("mDNS: announcing %s", " ".join(addrs))
         await trio.sleep_forever()
     finally:
         peerDiscovery.unregister_peer_discovered_handler(on_peer)
-        with trio.CancelScope(shield=True), trio.move_on_after(1):
-            try:
-                await trio.to_thread.run_sync(mdns.stop, abandon_on_cancel=True)  # type: ignore[call-arg]
-            except Exception:
-                pass
+        if mdns is not None:
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                try:
+                    await trio.to_thread.run_sync(mdns.stop, abandon_on_cancel=True)  # type: ignore[call-arg]
+                except Exception:
+                    pass
