@@ -234,3 +234,42 @@ def test_advertised_addresses_are_concrete() -> None:
     assert "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWtest" in addrs
     assert "/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWtest" in addrs
     assert not any("0.0.0.0" in a for a in addrs)
+
+
+def test_streams_beyond_the_per_peer_limit_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from imier.nodeapp.bounds import MAX_STREAMS
+
+    a, _ = _node(tmp_path, "a")
+
+    class _PID:
+        def to_string(self) -> str:
+            return "12D3KooWbusy"
+
+    class _Conn:
+        peer_id = _PID()
+
+    class _Busy:
+        muxed_conn = _Conn()
+        closed = False
+
+        async def close(self) -> None:
+            self.closed = True
+
+    a.peer("12D3KooWbusy").streams = MAX_STREAMS
+    s = _Busy()
+    trio.run(a.handle_stream, s)
+    rec = a.peer("12D3KooWbusy")
+    assert s.closed and rec.offences[-1][1] == "too_many_streams" and rec.streams == MAX_STREAMS
+
+
+def test_gossip_over_the_rate_limit_is_dropped_not_stored(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    a, _ = _node(tmp_path, "a")
+    k = SigningKey(b"\x05" * 32)
+    found = sign_event(k, body=None, ts=T, seq=1, prev=[], data=Found(body_kind="community", name="N"))
+    peer = a.peer("G")
+    peer.bucket = TokenBucket(1, 1, clock=lambda: 0.0)
+    assert trio.run(lambda: a.ingest_remote([found.raw], peer, source="gossip")) == 1
+    k2 = SigningKey(b"\x06" * 32)
+    other = sign_event(k2, body=None, ts=T, seq=1, prev=[], data=Found(body_kind="community", name="M"))
+    assert trio.run(lambda: a.ingest_remote([other.raw], peer, source="gossip")) == 0
+    assert _ids(a) == {found.id} and peer.offence_count == 0
