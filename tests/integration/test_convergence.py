@@ -75,6 +75,9 @@ def test_three_nodes_late_joiner_and_partition(tmp_path) -> None:  # type: ignor
         everything = [n.json("status", "--as-of", as_of) for n in (a, b, c)]
         assert everything[0] == everything[1] == everything[2]
 
+        via_daemon = b.json("sync", a.addr())  # one-shot, through b's running daemon
+        assert via_daemon["via"] == "daemon" and via_daemon["have"] == via_daemon["need"] == 0
+
         ident = a.json("id")
         assert ident["peer_id"] and ident["addresses"]
         assert all(x.endswith("/p2p/" + ident["peer_id"]) and x.startswith("/ip4/127.0.0.1/tcp/")
