@@ -111,8 +111,11 @@ def _need_daemon(ctx: Context, req: dict[str, Any], timeout: float = 10) -> dict
 
 
 def cmd_peers(ctx: Context, args: argparse.Namespace) -> int:
+    from ..protocol.events import Found
+
     resp = _need_daemon(ctx, {"cmd": "peers"})
     resp.pop("ok", None)
+    names = {b.id.hex(): b.data.name for b in ctx.store.bodies() if isinstance(b.data, Found)}
 
     def render() -> None:
         peers = resp["peers"]
@@ -124,7 +127,8 @@ def cmd_peers(ctx: Context, args: argparse.Namespace) -> int:
             if p["banned"]:
                 state = "refused (too many offences)"
             print(f"{p['peer_id']}  {p['node'] or '?'}  {state}")
-            print(f"    shares {len(p['shared'])} bodies; {p['syncs']} syncs; "
+            shared = ", ".join(sorted(names.get(b, b[:12]) for b in p["shared"])) or "no bodies"
+            print(f"    shares {shared}; {p['syncs']} syncs; "
                   f"{p['events_in']} events in, {p['events_out']} out")
             if p["offences"]:
                 print(f"    {p['offences']} offences:")
