@@ -142,6 +142,13 @@ class FramedStream:
         return sum(self.bytes_in.get(t, 0) + self.bytes_out.get(t, 0) for t in types)
 
 
+def _raw_in_order(store: Store, ids: list[bytes]) -> list[bytes]:
+    """Raw events in ``(ts, id)`` order, so a receiver mostly gets prevs before children
+    (it accepts any order; this only keeps fewer events pending in between)."""
+    q = f"SELECT raw FROM events WHERE id IN ({','.join('?' * len(ids))}) ORDER BY ts, id"
+    return [r[0] for r in store.conn.execute(q, ids)]
+
+
 def _flat(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     out: list[BaseException] = []
     for exc in group.exceptions:
@@ -200,7 +207,7 @@ async def run_session(node: SyncNode, stream: Any, peer: PeerRecord, *, initiato
         batch: list[bytes] = []
         size = 0
         for k in range(0, len(order), 256):
-            for raw in store.raw_many(order[k : k + 256]):
+            for raw in _raw_in_order(store, order[k : k + 256]):
                 if batch and (size + len(raw) > wire.EVENT_FRAME_TARGET or len(batch) >= 512):
                     await fs.write(wire.events_frame(batch), "ev")
                     batch, size = [], 0
