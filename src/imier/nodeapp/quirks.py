@@ -62,6 +62,30 @@ for _cls_name in ("PriorityQueue", "RpcQueue"):
         _init.__defaults__ = tuple(_d)
 
 
+# 7. Pubsub starts one task per received message, unbounded (pubsub.py
+#    `continuously_read_stream` -> `run_task(self.push_msg, ...)`, 0.8.1): a
+#    flooding peer makes us run any number of them. Bound the messages being
+#    handled at once; beyond it, messages from peers are dropped (gossip is a
+#    hint; sync heals), our own publications never are.
+MAX_INFLIGHT_MESSAGES = 256
+_orig_push_msg = Pubsub.push_msg
+
+
+async def _bounded_push_msg(self: Any, msg_forwarder: Any, msg: Any) -> None:
+    inflight = getattr(self, "_imier_inflight", 0)
+    if inflight >= MAX_INFLIGHT_MESSAGES and msg_forwarder != self.my_id:
+        self._imier_dropped = getattr(self, "_imier_dropped", 0) + 1
+        return
+    self._imier_inflight = inflight + 1
+    try:
+        await _orig_push_msg(self, msg_forwarder, msg)
+    finally:
+        self._imier_inflight -= 1
+
+
+Pubsub.push_msg = _bounded_push_msg  # type: ignore[method-assign]
+
+
 def key_pair_from_seed(seed: bytes) -> KeyPair:
     """The node's libp2p identity from its Ed25519 seed (same public key as PyNaCl's)."""
     return create_new_key_pair(seed)
