@@ -27,7 +27,7 @@ from nacl.signing import VerifyKey
 from imier.cli.carry import import_bundle
 from imier.protocol.bundle import write_bundle
 from imier.protocol.events import SIGN_CONTEXT
-from imier.store.db import PRAGMAS, Store
+from imier.store.db import PRAGMAS, Store, bulk
 
 from .common import T0, best_of, community_history, env_int, load_or_build
 
@@ -43,14 +43,15 @@ def ceiling(raws: list[bytes], path: Path) -> int:
     conn.execute("CREATE TABLE events (n INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, raw BLOB NOT NULL)")
     rows = []
     unpackb, packb, sha = msgpack.unpackb, msgpack.packb, hashlib.sha256
-    for raw in raws:
-        m = unpackb(raw, raw=False)
-        sig = m.pop("sig")
-        VerifyKey(m["author"]).verify(SIGN_CONTEXT + packb(m, use_bin_type=True), sig)
-        rows.append((sha(raw).digest(), raw))
-    conn.execute("BEGIN IMMEDIATE")
-    conn.executemany("INSERT INTO events (id, raw) VALUES (?, ?)", rows)
-    conn.execute("COMMIT")
+    with bulk():  # the same collector pause as the real import path
+        for raw in raws:
+            m = unpackb(raw, raw=False)
+            sig = m.pop("sig")
+            VerifyKey(m["author"]).verify(SIGN_CONTEXT + packb(m, use_bin_type=True), sig)
+            rows.append((sha(raw).digest(), raw))
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO events (id, raw) VALUES (?, ?)", rows)
+        conn.execute("COMMIT")
     n = conn.execute("SELECT count(*) FROM events").fetchone()[0]
     conn.close()
     return int(n)

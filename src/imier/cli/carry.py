@@ -10,7 +10,7 @@ from typing import Any
 from ..protocol.bundle import read_bundle, write_bundle
 from ..protocol.errors import LocalError, Rejected, RemoteError
 from ..protocol.events import Event, decode_event
-from ..store.db import Store
+from ..store.db import Store, bulk
 from .context import Context, add_json, hexid
 
 __all__ = ["register", "import_bundle", "MAX_BUNDLE_BYTES"]
@@ -66,15 +66,16 @@ def import_bundle(store: Store, data: bytes, *, now_ms: int, max_skew_ms: int) -
     frames = read_bundle(data)  # refuses a broken file whole
     good: list[Event] = []
     rejected: list[dict[str, Any]] = []
-    for i, raw in enumerate(frames):
-        try:
-            good.append(decode_event(raw))
-        except Rejected as exc:
-            import hashlib
+    with bulk():
+        for i, raw in enumerate(frames):
+            try:
+                good.append(decode_event(raw))
+            except Rejected as exc:
+                import hashlib
 
-            rejected.append({"id": hashlib.sha256(raw).hexdigest(), "index": i,
-                             "reason": str(exc), "code": exc.code})
-    res = store.ingest(good, now_ms=now_ms, max_skew_ms=max_skew_ms)
+                rejected.append({"id": hashlib.sha256(raw).hexdigest(), "index": i,
+                                 "reason": str(exc), "code": exc.code})
+        res = store.ingest(good, now_ms=now_ms, max_skew_ms=max_skew_ms)
     for eid, reason in res.rejected:
         rejected.append({"id": hexid(eid), "reason": reason, "code": "causality"})
     for eid in res.deferred:

@@ -121,7 +121,10 @@ def _ids(v: Any, name: str, max_len: int, *, sorted_unique: bool) -> tuple[bytes
         raise Rejected("bad_field", "must be a list", field=name)
     if len(v) > max_len:
         raise Rejected("too_long", f"{len(v)} entries, limit is {max_len}", field=name)
-    out = tuple(_b32(x, f"{name}[{i}]") for i, x in enumerate(v))
+    out = tuple(v)
+    for i, x in enumerate(out):
+        if type(x) is not bytes or len(x) != ID_LEN:  # the name is formatted only on failure
+            _b32(x, f"{name}[{i}]")
     if sorted_unique and list(out) != sorted(set(out)):
         raise Rejected("bad_field", "must be sorted and without duplicates", field=name)
     return out
