@@ -14,7 +14,7 @@ libp2p = pytest.importorskip("libp2p")
 
 from imier.nodeapp import discovery, quirks  # noqa: E402
 from imier.nodeapp.bounds import PeerRecord  # noqa: E402
-from imier.nodeapp.daemon import Options  # noqa: E402
+from imier.nodeapp.node import Options  # noqa: E402
 
 
 def _peer(seed: int) -> Any:

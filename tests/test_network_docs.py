@@ -10,7 +10,7 @@ from pathlib import Path
 from imier.store.home import Config
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ["protocol/reconcile.py", "protocol/syncwire.py", "nodeapp/sync.py", "nodeapp/daemon.py",
+SOURCES = ["protocol/reconcile.py", "protocol/syncwire.py", "nodeapp/sync.py", "nodeapp/node.py",
            "nodeapp/gossip.py", "protocol/canonical.py"]
 
 

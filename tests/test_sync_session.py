@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from imier.nodeapp.bounds import MAX_OFFENCES, PeerRecord, TokenBucket
-from imier.nodeapp.daemon import Node, Options
+from imier.nodeapp.node import Node, Options
 from imier.nodeapp.holding import held_bodies, offer_for
 from imier.nodeapp.sync import StreamGone, run_session
 from imier.protocol import syncwire as wire

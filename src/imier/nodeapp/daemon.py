@@ -1,6 +1,7 @@
 """The daemon: one trio program that replicates a node's store with its peers.
 
-Tasks under one nursery (all cancelled together on SIGINT/SIGTERM):
+Tasks under one nursery (all cancelled together on SIGINT/SIGTERM), each
+restarted if it fails on a local error (``keep_running``):
 
 * the libp2p host (listening, Noise, Yamux) and GossipSub (gossip.py),
 * the outbox publisher: new local events (written by the CLI) are published,
@@ -10,18 +11,9 @@ Tasks under one nursery (all cancelled together on SIGINT/SIGTERM):
 * the control socket (control.py) for ``imier peers``, ``imier sync``, nudges,
 * the retry of deferred (future-dated) events.
 
-Invariants:
-
-1. The store is the truth. Everything from the network goes through
-   ``ingest_remote``: decode, verify, bounds, then ``Store.ingest`` in one
-   transaction. Nothing is acknowledged that is not committed.
-2. Gossip is a hint: an outbox entry is cleared once published, but whether
-   any peer got it is never assumed; sync (on connect, on hints, periodic)
-   makes the sets equal.
-3. At most one outgoing sync per peer runs at a time; a request during a
-   run makes it run once more afterwards.
-4. Shutdown cancels everything; the store needs no flush (each ingest is a
-   committed transaction), ``daemon.json`` and the socket are removed.
+The shared state and the ingest path are node.py's. Shutdown cancels
+everything; the store needs no flush (each ingest is a committed
+transaction); ``daemon.json`` and the socket are removed.
 """
 
 from __future__ import annotations
@@ -31,408 +23,20 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import trio
 
 from ..protocol import syncwire as wire
-from ..protocol.errors import LocalError, Rejected, RemoteError
-from ..protocol.events import Event, decode_event
-from ..store.home import Config, Home
-from .bounds import MAX_STREAMS, PeerRecord
-from .holding import held_bodies
-from .sync import StreamGone, SyncStats, run_session
+from ..protocol.errors import LocalError
+from ..store.home import Home
+from .node import Node, Options, keep_running
+from .sync import SyncStats
 
 __all__ = ["Options", "Node", "run_daemon", "one_shot_sync"]
 
 log = logging.getLogger("imier.daemon")
-MAX_DEFERRED = 10_000
-OUTBOX_POLL_S = 0.25
-WATCH_S = 0.5
-
-
-@dataclass
-class Options:
-    listen: list[str] = field(default_factory=list)
-    bootstrap: list[str] = field(default_factory=list)
-    mdns: bool = True
-    gossip: bool = True
-    sync_interval_s: float = 30.0
-    max_skew_ms: int = 5 * 60 * 1000
-    log_level: str = "info"
-    name: str = "imier-node"
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> "Options":
-        return cls(
-            listen=list(cfg.listen), bootstrap=list(cfg.bootstrap), mdns=cfg.mdns, gossip=cfg.gossip,
-            sync_interval_s=cfg.sync_interval_ms / 1000, max_skew_ms=cfg.max_skew_ms,
-            log_level=cfg.log_level, name=cfg.name,
-        )
-
-
-class Node:
-    """State shared by the daemon's tasks. Only touched from the trio thread."""
-
-    def __init__(self, home: Home, opts: Options, node_key: Any) -> None:
-        self.home = home
-        self.opts = opts
-        self.name = opts.name
-        self.store = home.store()
-        self.node_key = node_key
-        self.host: Any = None
-        self.gossip: Any = None
-        self.peers: dict[str, PeerRecord] = {}
-        self.deferred: dict[bytes, bytes] = {}  # id -> raw, future-dated events to retry
-        self._people: list[bytes] = []
-        self._people_at = 0.0
-        self._held: set[bytes] = set()
-        self._held_at = 0.0
-        self._data_version = -1
-        self.nursery: trio.Nursery | None = None
-        self._syncing: set[str] = set()
-        self._again: set[str] = set()
-        self.outbox_event = trio.Event()
-        self.changed = trio.Event()  # set when the held set may have changed
-        self.started = time.time()
-        self.last_syncs: list[dict[str, Any]] = []
-
-    # -- what we hold ---------------------------------------------------------
-
-    def people(self) -> list[bytes]:
-        if time.monotonic() - self._people_at > 5:
-            self._people = sorted(p.public for p in self.home.people())
-            self._people_at = time.monotonic()
-        return self._people
-
-    def held(self, *, fresh: bool = False) -> set[bytes]:
-        """The bodies this node holds (holding.py), recomputed when the store changed.
-
-        ``PRAGMA data_version`` moves when another connection (the CLI) commits;
-        our own ingests call this with ``fresh=True``.
-        """
-        dv = self.store.conn.execute("PRAGMA data_version").fetchone()[0]
-        stale = dv != self._data_version or time.monotonic() - self._held_at > 60
-        if fresh or stale:
-            new = held_bodies(self.store, self.people())
-            if new != self._held:
-                self._held = new
-                self.changed.set()
-            self._held_at = time.monotonic()
-            self._data_version = dv
-        return self._held
-
-    # -- peers ----------------------------------------------------------------
-
-    def peer(self, peer_id: Any) -> PeerRecord:
-        key = peer_id if isinstance(peer_id, str) else peer_id.to_string()
-        rec = self.peers.get(key)
-        if rec is None:
-            rec = self.peers[key] = PeerRecord(peer_id=key)
-        return rec
-
-    def offend(self, peer: PeerRecord, code: str, message: str) -> None:
-        log.warning("peer %s (%s): refused %s: %s", peer.peer_id[-8:], peer.node or "?", code, message)
-        if peer.offend(code, message) and self.nursery is not None:
-            log.warning("peer %s: %d offences; disconnecting and refusing it for a while",
-                        peer.peer_id[-8:], peer.offence_count)
-            self.nursery.start_soon(self._disconnect, peer.peer_id)
-
-    async def _disconnect(self, peer_id: str) -> None:
-        from libp2p.peer.id import ID
-
-        with trio.move_on_after(3):
-            try:
-                await self.host.disconnect(ID.from_base58(peer_id))
-            except Exception as exc:  # already gone
-                log.debug("disconnect %s: %s", peer_id, exc)
-
-    # -- the one way in ----------------------------------------------------------
-
-    async def ingest_remote(
-        self, raws: list[bytes], peer: PeerRecord, *, source: str,
-        expect: set[bytes] | None = None, bodies: set[bytes] | None = None,
-    ) -> int:
-        """Decode, verify and store events from ``peer``; returns how many were new."""
-        evs: list[Event] = []
-        for raw in raws:
-            try:
-                ev = decode_event(raw)
-            except Rejected as exc:
-                self.offend(peer, exc.code, f"{source}: {exc}")
-                continue
-            if expect is not None:
-                if ev.id not in expect:
-                    self.offend(peer, "unrequested", f"{source}: event {ev.id.hex()[:12]} was not asked for")
-                    continue
-                expect.discard(ev.id)
-            if bodies is not None and ev.body_id not in bodies:
-                self.offend(peer, "wrong_body", f"{source}: event of a body not in this exchange")
-                continue
-            evs.append(ev)
-        if not evs:
-            return 0
-        if source == "gossip":
-            if not peer.bucket.take(len(evs)):
-                log.info("peer %s: gossip over the rate limit; dropped %d (sync heals)",
-                         peer.peer_id[-8:], len(evs))
-                return 0
-        else:
-            wait = peer.bucket.wait_time(len(evs))
-            if wait > 0:
-                await trio.sleep(wait)
-            peer.bucket.take(min(len(evs), peer.bucket.burst))
-        now = int(time.time() * 1000)
-        res = self.store.ingest(evs, now_ms=now, max_skew_ms=self.opts.max_skew_ms)
-        for eid, reason in res.rejected:
-            self.offend(peer, "invalid_event", f"{source}: {eid.hex()[:12]}: {reason}")
-        if res.deferred:
-            by_id = {e.id: e.raw for e in evs}
-            for eid in res.deferred:
-                if len(self.deferred) < MAX_DEFERRED:
-                    self.deferred[eid] = by_id[eid]
-            log.info("deferred %d future-dated events from %s", len(res.deferred), peer.peer_id[-8:])
-        peer.events_in += len(res.new)
-        if source == "gossip":
-            peer.gossip_in += len(res.new)
-        if res.new:
-            log.info("%s from %s (%s): %d new events (%d pending)", source, peer.node or "?",
-                     peer.peer_id[-8:], len(res.new), len(res.pending))
-            self.held(fresh=True)
-            # Others may lack them too: relay by reconciling with the other peers soon.
-            for other in list(self.peers.values()):
-                if other.connected and other.peer_id != peer.peer_id:
-                    self.request_sync(other.peer_id, delay=0.3)
-        if source == "gossip" and res.pending:
-            # A hint of something missing: the prevs are on the author's node. Sync with
-            # it if we are connected, else with every peer (the message came through them).
-            if peer.connected:
-                self.request_sync(peer.peer_id)
-            else:
-                for other in list(self.peers.values()):
-                    if other.connected:
-                        self.request_sync(other.peer_id)
-        return len(res.new)
-
-    # -- syncs ----------------------------------------------------------------------
-
-    def request_sync(self, peer_id: str, *, delay: float = 0.0) -> None:
-        if self.nursery is None:
-            return
-        if peer_id in self._syncing:
-            self._again.add(peer_id)
-            return
-        self._syncing.add(peer_id)
-        self.nursery.start_soon(self._sync_loop, peer_id, delay)
-
-    async def _sync_loop(self, peer_id: str, delay: float) -> None:
-        try:
-            if delay:
-                await trio.sleep(delay)
-            for _ in range(5):  # bounded re-runs (invariant 3)
-                self._again.discard(peer_id)
-                await self.sync_with(peer_id)
-                if peer_id not in self._again:
-                    break
-        finally:
-            self._syncing.discard(peer_id)
-
-    async def sync_with(self, peer_id: str) -> SyncStats | None:
-        from libp2p.peer.id import ID
-
-        peer = self.peer(peer_id)
-        if peer.banned():
-            return None
-        stream = None
-        try:
-            with trio.fail_after(10):
-                stream = await self.host.new_stream(ID.from_base58(peer_id), [wire.SYNC_PROTOCOL])
-            stats = await run_session(self, stream, peer, initiator=True)
-        except trio.TooSlowError:
-            log.info("sync with %s: could not open a stream in time", peer_id[-8:])
-            return None
-        except RemoteError as exc:
-            self.offend(peer, exc.code, f"sync: {exc}")
-            await _send_err(stream, exc)
-            return None
-        except StreamGone as exc:
-            log.info("sync with %s ended early: %s", peer_id[-8:], exc)
-            return None
-        except Exception as exc:  # libp2p dial/negotiation errors
-            log.info("sync with %s failed: %s: %s", peer_id[-8:], type(exc).__name__, exc)
-            return None
-        finally:
-            await _close(stream)
-        self._record(peer, stats)
-        return stats
-
-    def _record(self, peer: PeerRecord, stats: SyncStats) -> None:
-        peer.syncs += 1
-        peer.last_sync = stats.to_json()
-        self.last_syncs = (self.last_syncs + [stats.to_json()])[-20:]
-        level = logging.INFO if (stats.need or stats.have) else logging.DEBUG
-        log.log(level, "synced with %s (%s): %d bodies, %d items, sent %d, got %d new; "
-                "reconcile %d B in %d rounds, %d ms", peer.node or "?", peer.peer_id[-8:],
-                stats.bodies, stats.items, stats.have, stats.new, stats.reconcile_bytes,
-                stats.rounds, stats.ms)
-
-    async def handle_stream(self, stream: Any) -> None:
-        """Inbound /imier/sync/1 stream (bounds: streams per peer, bans)."""
-        try:
-            peer_id = stream.muxed_conn.peer_id.to_string()
-        except Exception:
-            await _close(stream)
-            return
-        peer = self.peer(peer_id)
-        if peer.banned():
-            await _close(stream)
-            return
-        if peer.streams >= MAX_STREAMS:
-            self.offend(peer, "too_many_streams", f"more than {MAX_STREAMS} sync streams at once")
-            await _close(stream)
-            return
-        peer.streams += 1
-        try:
-            stats = await run_session(self, stream, peer, initiator=False)
-            self._record(peer, stats)
-        except RemoteError as exc:
-            self.offend(peer, exc.code, f"sync: {exc}")
-            await _send_err(stream, exc)
-        except StreamGone as exc:
-            log.info("sync from %s ended early: %s", peer_id[-8:], exc)
-        except Exception as exc:
-            log.warning("sync from %s failed: %s: %s", peer_id[-8:], type(exc).__name__, exc)
-        finally:
-            peer.streams -= 1
-            await _close(stream)
-
-    # -- background tasks ---------------------------------------------------------------
-
-    async def watch_peers(self) -> None:
-        """New connections start a sync; lost ones are marked (every WATCH_S)."""
-        while True:
-            try:
-                connected = {p.to_string() for p in self.host.get_connected_peers()}
-            except Exception:
-                connected = set()
-            for pid in connected:
-                rec = self.peer(pid)
-                if not rec.connected:
-                    rec.connected = True
-                    if rec.banned():
-                        self.nursery.start_soon(self._disconnect, pid)  # type: ignore[union-attr]
-                        continue
-                    log.info("connected to %s", pid)
-                    try:
-                        from libp2p.peer.id import ID
-
-                        rec.addrs = [str(a) for a in self.host.get_peerstore().addrs(ID.from_base58(pid))]
-                    except Exception:
-                        pass
-                    self.request_sync(pid)
-            for rec in self.peers.values():
-                if rec.connected and rec.peer_id not in connected:
-                    rec.connected = False
-                    log.info("disconnected from %s (%s)", rec.node or "?", rec.peer_id[-8:])
-            await trio.sleep(WATCH_S)
-
-    async def periodic_sync(self) -> None:
-        while True:
-            await trio.sleep(self.opts.sync_interval_s)
-            for rec in list(self.peers.values()):
-                if rec.connected and not rec.banned():
-                    self.request_sync(rec.peer_id)
-
-    async def publish_outbox(self) -> None:
-        """Local events (the CLI writes them to the store and the outbox) go out as gossip."""
-        while True:
-            with trio.move_on_after(OUTBOX_POLL_S):
-                await self.outbox_event.wait()
-            self.outbox_event = trio.Event()
-            ids = self.store.outbox(limit=256)
-            if not ids:
-                continue
-            self.held(fresh=True)
-            raws = self.store.raw_many(ids)
-            if self.gossip is not None:
-                await self.gossip.publish(raws)
-            self.store.outbox_done(ids)
-            log.info("published %d local event(s)%s", len(raws), "" if self.gossip else " (gossip off)")
-            # With gossip off, or to reach peers outside the mesh yet, reconcile soon.
-            for rec in list(self.peers.values()):
-                if rec.connected:
-                    self.request_sync(rec.peer_id, delay=0.0 if self.gossip is None else 1.0)
-
-    async def retry_deferred(self) -> None:
-        while True:
-            await trio.sleep(5)
-            if not self.deferred:
-                continue
-            evs = [decode_event(r, verify=False) for r in self.deferred.values()]
-            res = self.store.ingest(evs, now_ms=int(time.time() * 1000), max_skew_ms=self.opts.max_skew_ms)
-            for eid in list(self.deferred):
-                if eid not in res.deferred:
-                    del self.deferred[eid]
-            if res.new:
-                log.info("took %d deferred events now that their time has come", len(res.new))
-
-    # -- status ---------------------------------------------------------------------------
-
-    def info(self) -> dict[str, Any]:
-        from .host import full_addrs
-
-        return {
-            "pid": os.getpid(),
-            "name": self.name,
-            "peer_id": self.host.get_id().to_string(),
-            "addresses": full_addrs(self.host),
-            "started": int(self.started),
-            "control": str(self.home.socket_path),
-            "gossip": self.gossip is not None,
-            "mdns": self.opts.mdns,
-        }
-
-    def peers_doc(self) -> dict[str, Any]:
-        return {
-            "peer_id": self.host.get_id().to_string(),
-            "held": sorted(b.hex() for b in self.held()),
-            "peers": [p.to_json() for p in sorted(self.peers.values(), key=lambda p: p.peer_id)],
-            "deferred": len(self.deferred),
-            "events": self.store.count(),
-        }
-
-
-async def _keep(name: str, fn: Any) -> None:
-    """Run a background loop; an unexpected error is logged and the loop restarted."""
-    for attempt in range(1_000_000):
-        try:
-            await fn()
-            return
-        except Exception:
-            log.exception("%s failed; restarting it", name)
-            await trio.sleep(min(30.0, 0.5 * 2 ** min(attempt, 6)))
-
-
-async def _send_err(stream: Any, exc: RemoteError) -> None:
-    if stream is None:
-        return
-    with trio.move_on_after(1):
-        try:
-            await stream.write(wire.err(exc.code, str(exc)))
-        except Exception:
-            pass
-
-
-async def _close(stream: Any) -> None:
-    if stream is None:
-        return
-    with trio.move_on_after(2):
-        try:
-            await stream.close()
-        except Exception:
-            pass
 
 
 def _write_info(path: Path, info: dict[str, Any]) -> None:
@@ -473,7 +77,7 @@ async def _run(home: Home, opts: Options, node_key: Any) -> None:
                              ("outbox publisher", node.publish_outbox),
                              ("deferred retry", node.retry_deferred),
                              ("discovery", lambda: discovery.run(node))):
-                nursery.start_soon(_keep, name, fn)
+                nursery.start_soon(keep_running, name, fn)
             async for signum in signals:
                 log.info("received %s: stopping", signal.Signals(signum).name)
                 break

@@ -9,7 +9,7 @@
   lack makes the node sync with the sender.
 
 Nothing here is relied upon for completeness: a dropped message is healed by
-the next sync (daemon.py invariant 2).
+the next sync (node.py invariant 2).
 
 Invariants:
 
