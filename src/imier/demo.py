@@ -186,6 +186,9 @@ def run(root: Path) -> int:
 
     wait_phase(north, prop, "vote", 2, "round 2's vote to open")
     d = status(north, prop)
+    for r in d["rounds"]:
+        for a in r.get("amendments", []):
+            say(f"  amendment {'ADOPTED' if a['adopted'] else 'not adopted'} with {a['support']}")
     say(f"Round 2 vote on version {d['version']}: everyone votes yes")
     for n in nodes:
         n.imier("vote", prop, "yes")
