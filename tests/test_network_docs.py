@@ -36,3 +36,11 @@ def test_every_reason_code_and_frame_is_in_protocol_md() -> None:
     assert not missing, f"reason codes missing from docs/protocol.md: {missing}"
     for frame in ("hello", "offer", "rec", "ev", "end", "err"):
         assert f'"t": "{frame}"' in doc
+
+
+def test_protocol_vectors_match_the_code() -> None:
+    import json
+
+    from .protocol_vectors import build
+
+    assert json.loads((ROOT / "docs" / "protocol-vectors.json").read_text()) == build()
