@@ -109,3 +109,36 @@ def test_bootstrap_failures_back_off() -> None:
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     # tries at about 0 s, 1 s, 3 s (1 s, then 2 s apart), not every second
     assert 2 <= len(node.host.dialled) <= 3, len(node.host.dialled)
+
+
+def test_gossip_validator_refuses_bad_messages_and_counts_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from nacl.signing import SigningKey
+
+    from imier.nodeapp.gossip import Gossip
+    from imier.protocol import syncwire as wire
+    from imier.protocol.events import Found, sign_event
+
+    k = SigningKey(b"\x03" * 32)
+    ev = sign_event(k, body=None, ts=1_700_000_000_000, seq=1, prev=[],
+                    data=Found(body_kind="community", name="N"))
+    node = _Node(Options())
+    node.offences = []  # type: ignore[attr-defined]
+    node.offend = lambda peer, code, msg: node.offences.append(code)  # type: ignore[attr-defined]
+    g = Gossip.__new__(Gossip)
+    g.node = node
+    origin = _peer(4).peer_id
+
+    class _Msg:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+            self.from_id = origin.to_bytes()
+
+    valid = g._validator(ev.id)
+    assert valid(origin, _Msg(wire.encode_gossip([ev.raw]))) is True
+    tampered = bytearray(ev.raw)
+    tampered[ev.raw.index(ev.sig) + 5] ^= 1
+    assert valid(origin, _Msg(wire.encode_gossip([bytes(tampered)]))) is False
+    assert valid(origin, _Msg(b"\x00garbage")) is False
+    assert g._validator(b"\x01" * 32)(origin, _Msg(wire.encode_gossip([ev.raw]))) is False
+    assert node.offences == ["bad_signature", "malformed", "wrong_body"]  # type: ignore[attr-defined]
+    assert node.peers == {} or all(p.peer_id == origin.to_string() for p in node.peers.values())

@@ -16,6 +16,9 @@ Invariants:
 1. One reader task per subscribed topic reads messages one by one (bounded
    work per message; the library's queues are raised in quirks.py).
 2. Messages from a banned peer are dropped unread.
+3. A topic validator decodes and verifies every message before the router
+   delivers or relays it: invalid data is counted against its origin (the
+   message is signed by it) and goes no further.
 """
 
 from __future__ import annotations
@@ -63,10 +66,31 @@ class Gossip:
             topic = wire.topic_for(body)
             if topic in self.topics:
                 continue
+            # Validate before the router relays: bad data is neither delivered nor passed on.
+            self.pubsub.set_topic_validator(topic, self._validator(body), False)
             sub = await self.pubsub.subscribe(topic)
             self.topics[topic] = sub
             nursery.start_soon(self._read, topic, body, sub)
             log.debug("subscribed to %s", topic)
+
+    def _validator(self, body: bytes) -> Any:
+        def valid(forwarder: Any, msg: Any) -> bool:
+            try:
+                for raw in wire.decode_gossip(msg.data):
+                    if decode_event(raw).body_id != body:
+                        raise Rejected("wrong_body", "event of another body on this topic")
+                return True
+            except Rejected as exc:
+                try:
+                    from libp2p.peer.id import ID
+
+                    origin = ID(msg.from_id).to_string()
+                except Exception:
+                    origin = forwarder.to_string()
+                self.node.offend(self.node.peer(origin), exc.code, f"gossip: {exc}")
+                return False
+
+        return valid
 
     async def _read(self, topic: str, body: bytes, sub: Any) -> None:
         from libp2p.peer.id import ID
