@@ -140,5 +140,5 @@ def test_gossip_validator_refuses_bad_messages_and_counts_them(tmp_path) -> None
     assert valid(origin, _Msg(wire.encode_gossip([bytes(tampered)]))) is False
     assert valid(origin, _Msg(b"\x00garbage")) is False
     assert g._validator(b"\x01" * 32)(origin, _Msg(wire.encode_gossip([ev.raw]))) is False
-    assert node.offences == ["bad_signature", "malformed", "wrong_body"]  # type: ignore[attr-defined]
+    assert node.offences == ["bad_signature", "trailing_bytes", "wrong_body"]  # type: ignore[attr-defined]
     assert node.peers == {} or all(p.peer_id == origin.to_string() for p in node.peers.values())
