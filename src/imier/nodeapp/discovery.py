@@ -112,6 +112,13 @@ async def _mdns(node: Any, found: trio.MemorySendChannel[Any]) -> None:
         log.warning("mDNS unavailable: %s", exc)
         return
     addrs = [a.split("/p2p/")[0] for a in full_addrs(node.host)]
+    # Peers on the network cannot use our loopback addresses: announce the others.
+    reachable = [a for a in addrs if not a.startswith("/ip4/127.")]
+    if reachable:
+        addrs = reachable
+    else:
+        log.info("mDNS: listening on loopback only, so only this machine can use what we "
+                 "announce; listen on /ip4/0.0.0.0/tcp/PORT for a meeting's network")
     port = 0
     for a in addrs:
         parts = a.split("/")
