@@ -24,7 +24,7 @@ from ..protocol.errors import LocalError
 __all__ = ["run", "Backoff", "MAX_BACKOFF_S"]
 
 log = logging.getLogger("imier.discovery")
-MAX_BACKOFF_S = 60.0
+MAX_BACKOFF_S = 30.0
 DIAL_TIMEOUT_S = 5.0
 
 
