@@ -235,6 +235,12 @@ def _make(ctx: Context, body: bytes | None, data_factory: Any) -> Event:
 
 
 def _created(ctx: Context, ev: Event, what: str) -> int:
+    # A running daemon publishes the outbox within a quarter second anyway;
+    # the nudge makes it now. No daemon: the event waits in the outbox.
+    if ctx.home.socket_path.exists():
+        from ..nodeapp.control import request
+
+        request(ctx.home.socket_path, {"cmd": "nudge"}, timeout=0.5)
     ctx.emit({"id": hexid(ev.id), "kind": ev.kind, "body": hexid(ev.body_id), "ts": ev.ts},
              lambda: print(hexid(ev.id)))
     return 0
