@@ -9,13 +9,16 @@
   ``executemany`` into a bare table (rowid, unique id, raw), one commit, with
   the store's own PRAGMAs. Nothing an import could skip.
 
-Size: ``IMIER_BENCH_INGEST_N`` (default 100,000).
+Size: ``IMIER_BENCH_INGEST_N`` (default 100,000). The two are run in
+alternation ``IMIER_BENCH_RUNS`` times (at least 3, default 5); the ratio is
+the median of the back-to-back pairs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -67,7 +70,7 @@ def real(data: bytes, path: Path) -> dict[str, Any]:
 
 def run() -> dict[str, Any]:
     n = env_int("IMIER_BENCH_INGEST_N", 100_000)
-    runs = env_int("IMIER_BENCH_RUNS", 3)
+    runs = max(3, env_int("IMIER_BENCH_RUNS", 5))
     raws = load_or_build(f"community-{n}", lambda: community_history(n))
     data = write_bundle(raws)
     with tempfile.TemporaryDirectory(prefix="imier-bench-") as tmp:
@@ -78,16 +81,20 @@ def run() -> dict[str, Any]:
             k += 1
             return Path(tmp) / f"db{k}.sqlite3"
 
-        # Alternate the two so both see the same machine load.
+        # Alternate the two so both see the same machine load; the ratio is
+        # the median of the back-to-back pairs (robust to other work on the
+        # machine), the throughputs the best of each.
         t_ceil, t_real = float("inf"), float("inf")
+        pairs: list[float] = []
         doc: dict[str, Any] = {}
         for _ in range(runs):
-            t, cnt = best_of(1, lambda: ceiling(raws, fresh()))
+            tc, cnt = best_of(1, lambda: ceiling(raws, fresh()))
             assert cnt == len(raws)
-            t_ceil = min(t_ceil, t)
-            t, doc = best_of(1, lambda: real(data, fresh()))
+            tr, doc = best_of(1, lambda: real(data, fresh()))
             assert doc["new"] == len(raws) and not doc["rejected"] and doc["pending"] == 0, doc
-            t_real = min(t_real, t)
+            t_ceil, t_real = min(t_ceil, tc), min(t_real, tr)
+            pairs.append(tc / tr)
+    ratio = statistics.median(pairs)
     return {
         "n": len(raws),
         "mean_event_bytes": sum(map(len, raws)) / len(raws),
@@ -95,8 +102,10 @@ def run() -> dict[str, Any]:
         "ceiling_events_per_s": len(raws) / t_ceil,
         "seconds": t_real,
         "ceiling_seconds": t_ceil,
-        "ratio": t_ceil / t_real,
+        "ratio": ratio,
+        "ratio_best_of_each": t_ceil / t_real,
+        "ratio_pairs": pairs,
         "target": 0.7,
-        "met": t_ceil / t_real >= 0.7,
+        "met": ratio >= 0.7,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

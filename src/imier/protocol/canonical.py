@@ -108,8 +108,13 @@ def _check_types(value: Any, depth: int = 0) -> None:
         raise Rejected("bad_type", f"type {type(value).__name__} is not allowed")
 
 
-def unpack(data: bytes, *, max_size: int, check_canonical: bool = True) -> Any:
-    """Decode one canonical msgpack value of at most ``max_size`` bytes."""
+def unpack(data: bytes, *, max_size: int, check_canonical: bool = True, check_types: bool = True) -> Any:
+    """Decode one canonical msgpack value of at most ``max_size`` bytes.
+
+    ``check_types=False`` is for a caller that validates every field itself
+    and then requires the bytes to re-encode exactly from those validated
+    fields (events.decode_event): no disallowed type can survive that.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise Rejected("bad_type", "expected bytes")
     data = bytes(data)
@@ -131,7 +136,8 @@ def unpack(data: bytes, *, max_size: int, check_canonical: bool = True) -> Any:
         raise Rejected("trailing_bytes", "bytes after the end of the value") from None
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
         raise Rejected("malformed", f"not valid msgpack ({type(exc).__name__})") from None
-    _check_types(value)
+    if check_types or check_canonical:
+        _check_types(value)
     if check_canonical and pack(value) != data:
         raise Rejected("not_canonical", "not in canonical msgpack form")
     return value

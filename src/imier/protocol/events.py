@@ -595,8 +595,10 @@ def decode_event(raw: bytes, *, verify: bool = True) -> Event:
 
     Order: size, msgpack, canonical form, shape, signature.
     """
-    # The canonical check is the round trip below (stronger: it covers payloads).
-    value = canonical.unpack(raw, max_size=MAX_EVENT_BYTES, check_canonical=False)
+    # The canonical check is the round trip below (stronger: it covers payloads),
+    # and so is the type check: only bytes that re-encode exactly from the
+    # validated fields pass, so a float or any other type cannot.
+    value = canonical.unpack(raw, max_size=MAX_EVENT_BYTES, check_canonical=False, check_types=False)
     if not isinstance(value, dict):
         raise Rejected("bad_shape", "an event is a map", field="event")
     v = value.get("v")

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from ..protocol.errors import LocalError
-from ..protocol.events import Event, Found, Part, decode_event
+from ..protocol.events import Amend, Event, Found, Part, Recall, Stand, Vote, Withdraw, decode_event
 
 __all__ = ["Store", "IngestResult", "DEFAULT_MAX_SKEW_MS", "PENDING", "ACCEPTED", "PRAGMAS", "bulk"]
 
@@ -146,15 +146,16 @@ class IngestResult:
     deferred: list[bytes] = field(default_factory=list)  # too far in the future: try later
 
 
+# The field naming the event an event is about, by payload type (indexed as ``target``).
+_TARGET_FIELD: dict[type, str] = {
+    Vote: "target", Amend: "proposal", Stand: "proposal", Withdraw: "proposal",
+    Recall: "mandate", Part: "part",
+}
+
+
 def _target(ev: Event) -> bytes | None:
-    d = ev.data
-    for name in ("target", "proposal", "mandate"):
-        v = getattr(d, name, None)
-        if isinstance(v, bytes):
-            return v
-    if isinstance(d, Part):
-        return d.part
-    return None
+    name = _TARGET_FIELD.get(type(ev.data))
+    return None if name is None else getattr(ev.data, name)  # type: ignore[no-any-return]
 
 
 class Store:
@@ -348,7 +349,9 @@ class Store:
             ev.id: (ev.body_id, ev.author, ev.seq, ev.ts, ev.prev) for ev in new
         }
         stored: set[bytes] = set()  # candidates already in the events table (pending)
-        frontier = list(cand)
+        # No pending event held (the usual case): nothing can wait on the batch.
+        has_pending = self.conn.execute("SELECT 1 FROM prev LIMIT 1").fetchone() is not None
+        frontier = list(cand) if has_pending else []
         while frontier:
             kids = self._pending_children(frontier, set(cand))
             if not kids:
