@@ -65,6 +65,37 @@ def one_input(data: bytes) -> None:
         pass
 
 
+def _seeds() -> list[bytes]:
+    """Valid inputs for every target, so mutation starts past the first checks."""
+    from nacl.signing import SigningKey
+
+    from imier.protocol.bundle import write_bundle
+    from imier.protocol.events import Found, Vote, sign_event
+
+    k = SigningKey(b"\x01" * 32)
+    f = sign_event(k, body=None, ts=1000, seq=1, prev=[], data=Found(body_kind="community", name="N"))
+    v = sign_event(k, body=f.id, ts=2000, seq=2, prev=[f.id], data=Vote(target=f.id, choice="no",
+                                                                       severity="minor", category="cost"))
+    frames = [syncwire.hello("n", [f.id], []), syncwire.offer([f.id]), syncwire.events_frame([f.raw]),
+              syncwire.end()]
+    scen = {"bodies": {"a": {"kind": "community", "members": 3}},
+            "proposal": {"body": "a", "title": "t", "text": "x"}, "rounds": [{"votes": {"a": {"yes": 2}}}]}
+    per_target = [
+        [f.raw, v.raw], [write_bundle([f.raw, v.raw])], [write_bundle([f.raw, v.raw])],
+        [fr[4:] for fr in frames], [syncwire.encode_gossip([f.raw, v.raw])],
+        [Reconciler([(1, b"\x02" * 32)]).initiate()], [Reconciler([(1, b"\x02" * 32)]).initiate()],
+        [json.dumps(scen).encode()],
+    ]
+    return [bytes([i]) + x for i, xs in enumerate(per_target) for x in xs]
+
+
 if __name__ == "__main__":
-    atheris.Setup(sys.argv, one_input)
+    import tempfile
+    from pathlib import Path
+
+    corpus = Path(tempfile.mkdtemp(prefix="imier-atheris-"))
+    for i, seed in enumerate(_seeds()):
+        (corpus / f"seed{i}").write_bytes(seed)
+    atheris.instrument_all()  # every loaded Python function, whatever imported it first
+    atheris.Setup(sys.argv + [str(corpus)], one_input)
     atheris.Fuzz()
