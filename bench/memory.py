@@ -10,16 +10,20 @@ store and is measured twice from ``/proc/self/status``:
   reconciles over (protocol/reconcile.py keeps it in memory).
 
 The headline ``rss_mb_per_million`` is the larger (``sync``), scaled to
-1M events. If N < 1M the figure is extrapolated linearly from the measured
+1M events. Then (``IMIER_BENCH_MEMORY_DAEMON``, default on) a real daemon
+is started on a copy of that store and measured at rest and after serving
+one sync session to a peer holding the same set (``daemon`` in the JSON). If N < 1M the figure is extrapolated linearly from the measured
 one above a baseline (an empty node), and ``extrapolated`` says so.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +82,53 @@ def _child_node(path: str | None) -> dict[str, Any]:
     return {"count": count, "start": base, "idle": idle, "sync": sync}
 
 
+def _daemon(store_path: str, root: Path) -> dict[str, Any]:
+    """A real daemon whose store holds the N events: RSS at rest, then during and
+    after one sync session with a peer holding the same set (both sides build
+    their full ``(ts, id)`` snapshot; the sets are equal, so little is sent)."""
+    import shutil
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.integration.nodes import Node
+
+    from imier.store.db import Store
+
+    st = Store.open(store_path)
+    body = st.bodies()[0].id.hex()
+    st.close()
+    a, b = Node(root, "a"), Node(root, "b")
+    for node in (a, b):
+        node.init(node.name)
+        for suffix in ("", "-wal", "-shm"):
+            (node.home / f"store.sqlite3{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(store_path, node.home / "store.sqlite3")
+        os.chmod(node.home / "store.sqlite3", 0o600)
+        node.run("body", "follow", body)
+    try:
+        a.start("--sync-interval", "3600s", timeout=120)
+        assert a.proc is not None
+        time.sleep(5)
+        idle = _proc_status(a.proc.pid)
+        stats = b.json("sync", a.addr(), "--timeout", "600")
+        time.sleep(1)
+        after = _proc_status(a.proc.pid)
+    finally:
+        if a.proc is not None and a.proc.poll() is None:
+            a.stop(timeout=30)
+        a.kill()
+    return {"idle": idle, "after_sync": after, "sync": {k: stats.get(k) for k in
+            ("items", "have", "need", "reconcile_bytes", "rounds", "ms")}}
+
+
+def _proc_status(pid: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        k, _, v = line.partition(":")
+        if k in ("VmRSS", "VmHWM"):
+            out[k] = int(v.split()[0]) / 1024
+    return out
+
+
 def _spawn(*args: str) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-m", "bench.memory", *args], check=True, capture_output=True, text=True,
@@ -94,6 +145,12 @@ def run() -> dict[str, Any]:
         disk = sum(p.stat().st_size for p in Path(tmp).iterdir())
         node = _spawn("node", path)
         empty = _spawn("node", "-")
+        daemon: dict[str, Any] | None = None
+        if env_int("IMIER_BENCH_MEMORY_DAEMON", 1):
+            try:
+                daemon = _daemon(path, Path(tmp) / "daemon")
+            except Exception as exc:  # reported, not fatal to the store figures
+                daemon = {"error": f"{type(exc).__name__}: {exc}"}
     base = empty["sync"]["VmRSS"]
     scale = 1_000_000 / n
     per_m = {k: base + (node[k]["VmRSS"] - base) * scale for k in ("idle", "sync")}
@@ -108,6 +165,7 @@ def run() -> dict[str, Any]:
         "disk_bytes": disk,
         "disk_bytes_per_event": disk / n,
         "mean_event_bytes": imp["mean_event_bytes"],
+        "daemon": daemon,
     }
 
 

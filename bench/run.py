@@ -77,8 +77,19 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, ...]]:
             ("memory idle", f"{r['rss_mb_per_million_idle']:.0f} MiB RSS / 1M", "no sync snapshot", "-", "-", how),
             ("disk", f"{r['disk_bytes_per_event']:.0f} B/event", f"event {r['mean_event_bytes']:.0f} B",
              _fmt(r["disk_bytes_per_event"] / r["mean_event_bytes"]), "-", "-"),
-        ]
+        ] + _daemon_rows(r)
     return [(name, json.dumps(r)[:60], "-", "-", "-", "-")]
+
+
+def _daemon_rows(r: dict[str, Any]) -> list[tuple[str, ...]]:
+    d = r.get("daemon")
+    if not d:
+        return []
+    if "error" in d:
+        return [("memory daemon", "not run", "-", "-", "-", d["error"][:60])]
+    return [("memory daemon", f"{d['idle']['VmRSS']:.0f} MiB at rest",
+             f"peak {d['after_sync']['VmHWM']:.0f} MiB serving a sync", "-", "-",
+             f"{d['sync']['items']:,} items")]
 
 
 def main(argv: list[str] | None = None) -> int:
