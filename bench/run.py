@@ -72,9 +72,12 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, ...]]:
     if name == "memory":
         how = "extrapolated" if r["extrapolated"] else "measured"
         return [
-            ("memory", f"{r['rss_mb_per_million']:.0f} MiB RSS / 1M", f"empty node {r['rss_mb_empty_node']:.0f} MiB",
+            ("memory", f"{r['rss_mb_per_million']:.0f} MiB RSS / 1M", r.get("headline", "-"),
              "-", "-", f"{how} (N={r['n']:,})"),
-            ("memory idle", f"{r['rss_mb_per_million_idle']:.0f} MiB RSS / 1M", "no sync snapshot", "-", "-", how),
+            ("memory store", f"{r['rss_mb_per_million_store_process']:.0f} MiB RSS / 1M",
+             f"store + sync snapshot (empty {r['rss_mb_empty_node']:.0f} MiB)", "-", "-", how),
+            ("memory idle", f"{r['rss_mb_per_million_idle']:.0f} MiB RSS / 1M", "store open, no snapshot",
+             "-", "-", how),
             ("disk", f"{r['disk_bytes_per_event']:.0f} B/event", f"event {r['mean_event_bytes']:.0f} B",
              _fmt(r["disk_bytes_per_event"] / r["mean_event_bytes"]), "-", "-"),
         ] + _daemon_rows(r)
