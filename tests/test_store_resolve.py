@@ -9,6 +9,8 @@ the fixpoint of rule 2 of store/db.py applied one event at a time.
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -73,7 +75,7 @@ def reference(evs: list[Event]) -> dict[bytes, int]:
     return state
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=int(os.environ.get("IMIER_RESOLVE_EXAMPLES", "150")), deadline=None)
 @given(histories(), st.randoms(use_true_random=False), st.integers(1, 6))
 def test_batches_in_any_order_reach_the_reference_outcome(h, rnd, chunks) -> None:  # type: ignore[no-untyped-def]
     evs, lost = h
