@@ -106,11 +106,11 @@ def test_votes_cast_in_another_body_do_not_count() -> None:
         _sign_into(w, "south0", south, Vote(target=pid, choice="yes"), R1[0] + 301),
     ]
     r = check_unchanged(w, pid, cross)
-    # Whatever consensus does with them, they must not count; if it looks at
-    # them at all, it must say why they were ignored.
+    # They do not count, and status says so and why.
     for res in r:
-        for i in res.ignored:
-            assert i.reason
+        listed = {i.id: i.reason for i in res.ignored}
+        for ev in cross:
+            assert ev.id in listed and "another body" in listed[ev.id], listed
 
 
 def test_replayed_and_duplicate_events_change_nothing() -> None:
