@@ -53,6 +53,11 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, ...]]:
         if g:
             rows.append(("tally growth", " ".join(f"{x['votes'] // 1000}k:{x['tally_s']:.3f}s" for x in g),
                          "per-vote cost", _fmt(r.get("growth_ratio")), "linear", _fmt(r.get("linear"))))
+        gs = r.get("growth_scaled", [])
+        if gs:
+            rows.append(("tally scaled", " ".join(f"{x['votes'] // 1000}k:{x['tally_s']:.2f}s" for x in gs),
+                         " ".join(f"{x['us_per_event']:.1f}" for x in gs) + " us/event",
+                         _fmt(r.get("scaled_ratio")), "linear", _fmt(r.get("scaled_linear"))))
         if "cached_s" in r:
             rows.append(("tally (cached)", f"{r['cached_s'] * 1000:.2f} ms", f"read {r['read_s']:.3f} s",
                          _fmt(r["cached_s"] / r["read_s"]), "-", "-"))

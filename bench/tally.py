@@ -12,6 +12,9 @@ municipality, and every member's round-1 vote (100,000 votes; 7 in 10 yes,
   of the close of round 1.
 * ``ratio`` = (read + tally) ÷ read: the whole status against the read
   alone. Target <= 3.
+* ``growth_scaled``: the municipality with 10, 100 and 1000 members per
+  community, everyone voting (1k, 10k, 100k votes; memberships grow too):
+  ``scaled_linear`` when the cost per event at 100k is within 2x of that at 10k.
 * ``growth``: the tally with 1k, 10k and 100k of the votes (same bodies and
   members); ``linear`` (at most linear) when the marginal per-vote cost from
   10k to 100k is at most 2x the marginal per-vote cost from 1k to 10k.
@@ -123,6 +126,20 @@ def run() -> dict[str, Any]:
         sub = base + votes[:v]
         t, _ = best_of(runs, lambda sub=sub: tally_proposal(sub, prop.id, as_of))  # type: ignore[misc]
         growth.append({"votes": v, "tally_s": t})
+    # Scaled: the same 100 communities with 10, 100, 1000 members each, every
+    # member voting (memberships grow with the votes): time per event should
+    # stay flat if the tally is linear in its input.
+    scaled = []
+    for m in (members // 100, members // 10, members):
+        if m < 1:
+            continue
+        rs = raws if m == members else load_or_build(
+            f"municipality-{communities}x{m}", lambda m=m: municipality(communities, m))  # type: ignore[misc]
+        es = evs if m == members else [decode_event(r, verify=False) for r in rs]
+        p = es[-communities * m - 1]
+        t, _ = best_of(runs, lambda es=es, p=p: tally_proposal(es, p.id, p.ts + 5 * DAY))  # type: ignore[misc]
+        scaled.append({"votes": communities * m, "events": len(es), "tally_s": t,
+                       "us_per_event": t / len(es) * 1e6})
     out: dict[str, Any] = {
         "communities": communities,
         "members": members,
@@ -137,7 +154,12 @@ def run() -> dict[str, Any]:
         "met": (read_s + tally_s) / read_s <= 3,
         "state": doc.get("state"),
         "growth": growth,
+        "growth_scaled": scaled,
     }
+    if len(scaled) == 3:
+        # Linear: the cost per event at 100k votes within 2x of that at 10k.
+        out["scaled_ratio"] = scaled[2]["us_per_event"] / scaled[1]["us_per_event"]
+        out["scaled_linear"] = out["scaled_ratio"] <= 2
     if len(growth) == 3:
         a = (growth[1]["tally_s"] - growth[0]["tally_s"]) / (growth[1]["votes"] - growth[0]["votes"])
         b = (growth[2]["tally_s"] - growth[1]["tally_s"]) / (growth[2]["votes"] - growth[1]["votes"])
