@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from imier.protocol import syncwire as wire
-from imier.protocol.reconcile import Reconciler, fingerprint
+from imier.protocol.reconcile import Reconciler, fingerprint, sketch
 
 def build() -> dict[str, Any]:
     ids = [hashlib.sha256(b"a").digest(), hashlib.sha256(b"b").digest()]
@@ -35,6 +35,7 @@ def build() -> dict[str, Any]:
         side, name = (ra, "a") if side is rb else (rb, "b")
     return {
         "fingerprint": {"ids": [i.hex() for i in ids], "count": 2, "fingerprint": fingerprint(s, 2).hex()},
+        "sketch": {"ids": [i.hex() for i in ids], "s": 2, "cells": sketch(ids, 2).hex()},
         "reconcile": {
             "a_items": [[t, i.hex()] for t, i in a_items],
             "b_items": [[t, i.hex()] for t, i in b_items],
