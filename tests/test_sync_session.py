@@ -273,3 +273,42 @@ def test_gossip_over_the_rate_limit_is_dropped_not_stored(tmp_path) -> None:  # 
     other = sign_event(k2, body=None, ts=T, seq=1, prev=[], data=Found(body_kind="community", name="M"))
     assert trio.run(lambda: a.ingest_remote([other.raw], peer, source="gossip")) == 0
     assert _ids(a) == {found.id} and peer.offence_count == 0
+
+
+def test_inbound_sessions_are_bounded_node_wide(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With every session slot taken, a new inbound stream waits SESSION_WAIT_S,
+    then is closed without a session and without counting an offence."""
+    import imier.nodeapp.node as node_mod
+
+    a, _ = _node(tmp_path, "a")
+    monkeypatch.setattr(node_mod, "SESSION_WAIT_S", 0.05)
+
+    class _PID:
+        def to_string(self) -> str:
+            return "12D3KooWlate"
+
+    class _Conn:
+        peer_id = _PID()
+
+    class _Late:
+        muxed_conn = _Conn()
+        closed = False
+
+        async def close(self) -> None:
+            self.closed = True
+
+        async def read(self, n: int) -> bytes:  # a session would read: it must not start
+            raise AssertionError("a session started without a free slot")
+
+    async def scenario() -> None:
+        a.session_slots = trio.CapacityLimiter(1)
+        holder = object()
+        await a.session_slots.acquire_on_behalf_of(holder)
+        s = _Late()
+        await a.handle_stream(s)
+        assert s.closed
+        a.session_slots.release_on_behalf_of(holder)
+
+    trio.run(scenario)
+    rec = a.peer("12D3KooWlate")
+    assert not rec.offences and rec.streams == 0

@@ -5,7 +5,10 @@ Invariants:
 1. Every frame read from a peer is at most ``MAX_FRAME_BYTES`` (checked on
    the length header, before the body is read) and every read has a deadline.
 2. A peer has at most ``MAX_STREAMS`` sync streams open with us at a time;
-   more are refused (and counted).
+   more are refused (and counted). All peers together have at most
+   ``MAX_SESSIONS`` inbound sessions running; a stream that finds no slot
+   within ``SESSION_WAIT_S`` is closed (not an offence), which bounds the
+   daemon's memory whatever the number of peers.
 3. Events from a peer pass a token bucket of ``EVENTS_PER_SECOND`` (burst
    ``EVENT_BURST``): sync waits for tokens (back-pressure, under the read
    deadline); gossip drops what does not fit (sync heals it).
@@ -25,6 +28,8 @@ __all__ = [
     "PeerRecord",
     "TokenBucket",
     "MAX_STREAMS",
+    "MAX_SESSIONS",
+    "SESSION_WAIT_S",
     "EVENTS_PER_SECOND",
     "EVENT_BURST",
     "MAX_OFFENCES",
@@ -34,6 +39,8 @@ __all__ = [
 ]
 
 MAX_STREAMS = 4
+MAX_SESSIONS = 2
+SESSION_WAIT_S = 10.0
 EVENTS_PER_SECOND = 2000.0
 EVENT_BURST = 5000.0
 MAX_OFFENCES = 5

@@ -31,7 +31,7 @@ from ..protocol import syncwire as wire
 from ..protocol.errors import Rejected, RemoteError
 from ..protocol.events import Event, decode_event
 from ..store.home import Config, Home
-from .bounds import MAX_STREAMS, PeerRecord
+from .bounds import MAX_SESSIONS, MAX_STREAMS, SESSION_WAIT_S, PeerRecord
 from .holding import held_bodies
 from .sync import StreamGone, SyncStats, run_session
 
@@ -88,6 +88,9 @@ class Node:
         self.changed = trio.Event()  # set when the held set may have changed
         self.started = time.time()
         self.last_syncs: list[dict[str, Any]] = []
+        # Node-wide bound on inbound sessions: each holds a snapshot of the
+        # (ts, id) items it reconciles (~400 MiB at 1M events, docs/performance.md).
+        self.session_slots = trio.CapacityLimiter(MAX_SESSIONS)
 
     # -- what we hold ---------------------------------------------------------
 
@@ -285,7 +288,15 @@ class Node:
             return
         peer.streams += 1
         try:
-            stats = await run_session(self, stream, peer, initiator=False)
+            with trio.move_on_after(SESSION_WAIT_S) as waited:
+                await self.session_slots.acquire()
+            if waited.cancelled_caught:
+                log.info("sync from %s refused: %d sessions already running", peer_id[-8:], MAX_SESSIONS)
+                return  # not an offence: the peer retries on its next sync tick
+            try:
+                stats = await run_session(self, stream, peer, initiator=False)
+            finally:
+                self.session_slots.release()
             self._record(peer, stats)
         except RemoteError as exc:
             self.offend(peer, exc.code, f"sync: {exc}")
