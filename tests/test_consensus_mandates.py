@@ -229,3 +229,19 @@ def test_stands_outside_the_window_or_by_outsiders_are_ignored() -> None:
     assert r.state == "carried" and r.contention is not None and r.contention.now.text() == "4/4"
     reasons = sorted(i.reason for i in r.ignored)
     assert reasons[0].startswith("not eligible") and reasons[1] == "outside the contention window"
+
+
+def test_only_members_are_drawn() -> None:
+    w = World()
+    w.body("a", 4)
+    members = [pub(f"a{i}") for i in range(4)]
+    strangers = [bytes([0xEE]) * 31 + bytes([i]) for i in range(3)]
+    cands = tuple(sorted(members[:2] + strangers))
+    pid = w.propose("a", kind="draw", text="d", candidates=cands, k=3, task="stewards")
+    carry(w, "a", pid)
+    r = w.tally(pid, CARRIED_1)
+    assert r.draw is not None
+    assert set(r.draw.candidates) == set(members[:2])
+    assert set(r.draw.chosen) == set(members[:2])  # fewer than k eligible: all of them
+    assert r.draw.chosen == sortition(r.draw.seed, members[:2], 3)
+    assert {m.holder for m in r.mandates} == set(members[:2])

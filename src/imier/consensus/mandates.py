@@ -8,7 +8,8 @@ Invariants:
    ``mandate_term`` being the body's at the proposal's timestamp.
 2. The holder of a ``mandate`` proposal must be a member under the body at
    the proposal's timestamp; otherwise no mandate is made.
-3. A draw is ``sortition(seed, candidates, k)``; ``seed`` is SHA-256 over a
+3. A draw is ``sortition(seed, candidates, k)`` over the candidates who are
+   members under the body at the proposal's timestamp; ``seed`` is SHA-256 over a
    fixed label and the sorted ids of the votes counted in the round that
    passed the proposal. Nobody knows those ids before the round closes;
    anyone holding the record can recompute the draw.
@@ -82,9 +83,14 @@ def settle(
             holders = (d.holder,)
     else:
         assert d.candidates is not None and d.k is not None
+        # As for a mandate's holder (rule 2): only people under the body at the
+        # proposal's timestamp can be drawn; other candidates hold no ticket.
+        tree = eng.tree(p.body_id, p.ts, p.ts)
+        people = tree.everyone() if tree is not None else frozenset()
+        candidates = tuple(c for c in d.candidates if c in people)
         seed = draw_seed(votes)
-        chosen = sortition(seed, d.candidates, d.k)
-        draw = Draw(seed=seed, candidates=tuple(d.candidates), k=d.k, chosen=chosen,
+        chosen = sortition(seed, candidates, d.k)
+        draw = Draw(seed=seed, candidates=candidates, k=d.k, chosen=chosen,
                     votes=tuple(sorted(votes)))
         holders = chosen
     mandates = {
