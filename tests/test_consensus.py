@@ -318,3 +318,26 @@ def test_consensus_is_pure_no_io_no_clock_no_floats() -> None:
             if isinstance(node, ast.Import | ast.ImportFrom):
                 names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
                 assert not any(n.split(".")[0] in ("time", "random", "sqlite3", "trio", "os") for n in names)
+
+
+def test_amendments_and_standings_the_ladder_never_reached_are_listed_as_ignored() -> None:
+    """A proposal carried in round 1 holds no amendment window; a standing before
+    any contention phase counts for nothing: status says so for each."""
+    w, pid = assembly(10)
+    early_stand_at = R1[0] + 1
+    w.stand("a1", pid, "no", early_stand_at)
+    w.votes("a", pid, R1[0] + 2, yes=10)
+    aid = w.amend("a2", pid, "a new text", R1[1] + 1)
+    cw = contention_after(1)
+    r = w.tally(pid, cw[1])
+    assert r.state == "carried" and r.version == 1
+    reasons = {i.id: (i.kind, i.reason) for i in r.ignored}
+    assert reasons[aid] == ("amend", "no amendment window was open then")
+    stands = [v for v in reasons.values() if v[0] == "stand"]
+    assert stands == [("stand", "outside the contention window")]
+    # A proposal that never passes holds no contention phase at all.
+    w2, pid2 = assembly(10)
+    w2.stand("a3", pid2, "no", R1[0] + 5)
+    r2 = w2.tally(pid2, R2[0])
+    assert r2.state == "round2"
+    assert [(i.kind, i.reason) for i in r2.ignored] == [("stand", "no contention phase was open then")]

@@ -186,6 +186,22 @@ class _Tally:
         return found
 
     def run(self) -> None:
+        self._ladder()
+        self._leftovers()
+
+    def _leftovers(self) -> None:
+        """Amendments and standings the ladder never reached are listed as
+        ignored too, so `status` accounts for every event aimed at the proposal."""
+        judged = {a.id for r in self.rounds for a in r.amendments} | {i.id for i in self.ignored}
+        for ev in self._mine(self.p.id, Amend):
+            if ev.id not in judged:
+                self._ignore(ev, "amend", "no amendment window was open then")
+        if self.contention_window is None:
+            for ev in self._mine(self.p.id, Stand):
+                if ev.id not in judged:
+                    self._ignore(ev, "stand", "no contention phase was open then")
+
+    def _ladder(self) -> None:
         cal, as_of = self.cal, self.as_of
         withdraw = self._withdrawal()
         if withdraw is not None and withdraw.ts < cal.t1:
