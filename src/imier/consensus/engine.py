@@ -23,13 +23,13 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from ..protocol.charter import DEFAULT_CHARTER, Charter
 from ..protocol.errors import LocalError, Rejected
 from ..protocol.events import Event, Propose
 from .ladder import LadderError
-from .record import FOREVER, Record
+from .record import FOREVER, Record, within_spans
 from .result import Ignored
 from .verdict import Node, Present
 
@@ -153,22 +153,29 @@ class Engine:
 
     def reason(self, node: Node, ev: Event) -> str | None:
         """Why ``ev`` (a ballot, standing or amendment inside its window) does not count."""
+        return self._why(node.everyone(), node.bases(), ev)
+
+    def _why(self, everyone: frozenset[bytes], bases: Mapping[bytes, tuple[bytes, ...]], ev: Event) -> str | None:
         r = self.record
         if not r.counted(ev):
             return "its author forked their record in this body (DECISIONS.md s.8)"
-        if ev.author not in node.everyone():
+        author = ev.author
+        if author not in everyone:
             return "not eligible: not a member at the proposal's timestamp and the window's opening"
-        if not any(r.member_at(b, ev.author, ev.ts) for b in node.base_of(ev.author)):
-            return "made after its author left the body"
-        return None
+        member_at = r.member_at
+        for b in bases.get(author, ()):
+            if member_at(b, author, ev.ts):
+                return None
+        return "made after its author left the body"
 
     def ballots(
         self, node: Node, events: Iterable[Event], ignored: list[Ignored], *, what: str
     ) -> dict[bytes, Event]:
         """Effective ballot per person among ``events`` (already inside the window)."""
         best: dict[bytes, Event] = {}
+        everyone, bases, why_not = node.everyone(), node.bases(), self._why
         for ev in events:
-            why = self.reason(node, ev)
+            why = why_not(everyone, bases, ev)
             if why is not None:
                 ignored.append(Ignored(id=ev.id, author=ev.author, kind=what, reason=why))
                 continue
@@ -178,12 +185,22 @@ class Engine:
         return best
 
     def present(self, best: dict[bytes, Event]) -> Present:
-        r = self.record
+        spans = self.record.spans
+        # Verdicts, counted ids, grievances and contention ask the same
+        # (body, person) pairs again: each is worked out once.
+        memo: dict[bytes, dict[bytes, str | None]] = {}
 
         def look(body: bytes, person: bytes) -> str | None:
+            seen = memo.get(body)
+            if seen is None:
+                seen = memo[body] = {}
+            elif person in seen:
+                return seen[person]
             ev = best.get(person)
-            if ev is None or not r.member_at(body, person, ev.ts):
-                return None
-            return getattr(ev.data, "choice", None)
+            choice = None
+            if ev is not None and within_spans(spans(body).get(person), ev.ts):
+                choice = getattr(ev.data, "choice", None)
+            seen[person] = choice
+            return choice
 
         return look

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from operator import attrgetter
+from types import MappingProxyType
 from typing import Iterable, Mapping
 
 from ..protocol.events import (
@@ -74,49 +76,83 @@ class Record:
     """Everything consensus needs to look up, built once from a set of events."""
 
     def __init__(self, events: Iterable[Event]) -> None:
-        unique: dict[bytes, Event] = {}
-        for ev in events:
-            unique.setdefault(ev.id, ev)
+        evs = events if isinstance(events, list) else list(events)
+        unique: dict[bytes, Event] = dict(zip(map(_ID, evs), evs, strict=True))
+        if len(unique) != len(evs):  # duplicates: the first of each id stands
+            unique = {}
+            for ev in evs:
+                unique.setdefault(ev.id, ev)
         self.events: dict[bytes, Event] = unique
-        self.ordered: list[Event] = sorted(unique.values(), key=lambda e: e.order_key)
+        # (ts, id): Event.order_key, taken by a C getter (this sorts every event).
+        self.ordered: list[Event] = sorted(unique.values(), key=_ORDER)
         self.bodies: dict[bytes, BodyInfo] = {}
         self.proposals: dict[bytes, Event] = {}
         self.by_target: dict[bytes, list[Event]] = defaultdict(list)
+        # target -> payload type -> events, in (ts, id) order: targeting() without a scan.
+        self._typed: dict[bytes, dict[type, list[Event]]] = {}
         self.forks: dict[tuple[bytes, bytes], Fork] = {}
-        # body -> member -> spans [start, end): indexed by body, as tallies ask per body.
-        self._spans: dict[bytes, dict[bytes, list[list[int]]]] = defaultdict(dict)
-        self._index()
-        self._find_forks()
+        # body -> member -> spans [start, end), flat: [start0, end0, start1, end1, ...]
+        # (one list per member). Indexed by body, as tallies ask per body.
+        self._spans: dict[bytes, dict[bytes, list[int]]] = defaultdict(dict)
+        # body -> (member, start, end) for every span: members_at() in one pass,
+        # filled on demand once the record is built (spans never change after).
+        self._flat: dict[bytes, list[tuple[bytes, int, int]]] = {}
+        self._built = False
+        self._find_forks(self._index())
         self._membership()
+        self._built = True
 
     # -- building ----------------------------------------------------------------
 
-    def _index(self) -> None:
+    def _index(self) -> list[tuple[bytes, int, bytes]]:
+        """Bodies, proposals and events by target; returns ``(body, seq, author)``
+        of every event, in order, for :meth:`_find_forks` (one pass over the events)."""
+        by_target, typed = self.by_target, self._typed
+        keys: list[tuple[bytes, int, bytes]] = []
+        add = keys.append
         for ev in self.ordered:
+            body = ev.body
+            add((ev.id if body is None else body, ev.seq, ev.author))
             d = ev.data
-            if isinstance(d, Found):
+            if isinstance(d, Vote):
+                target = d.target
+            elif isinstance(d, Admit):
+                continue
+            elif isinstance(d, Found):
                 self.bodies[ev.id] = BodyInfo(
                     id=ev.id, kind=d.body_kind, name=d.name, founded=ev.ts, founder=ev.author,
                     changes=dict(d.charter), parts=tuple(d.parts), parent=d.parent,
                 )
+                continue
             elif isinstance(d, Propose):
                 self.proposals[ev.id] = ev
-            elif isinstance(d, Vote):
-                self.by_target[d.target].append(ev)
+                continue
             elif isinstance(d, (Amend, Stand, Withdraw)):
-                self.by_target[d.proposal].append(ev)
+                target = d.proposal
             elif isinstance(d, Recall):
-                self.by_target[d.mandate].append(ev)
+                target = d.mandate
+            else:
+                continue
+            by_target[target].append(ev)
+            kinds = typed.get(target)
+            if kinds is None:
+                typed[target] = {type(d): [ev]}
+            else:
+                kinds.setdefault(type(d), []).append(ev)
+        return keys
 
-    def _find_forks(self) -> None:
+    def _find_forks(self, keys: list[tuple[bytes, int, bytes]]) -> None:
+        if len(set(keys)) == len(keys):
+            return  # no two events share (body, author, seq): no fork
         first: dict[tuple[bytes, bytes, int], bytes] = {}
         twins: dict[tuple[bytes, bytes, int], list[bytes]] = {}
         for ev in self.ordered:
-            k = (ev.body_id, ev.author, ev.seq)
-            if k not in first:
-                first[k] = ev.id
-            else:
-                twins.setdefault(k, [first[k]]).append(ev.id)
+            body = ev.body
+            eid = ev.id
+            k = (eid if body is None else body, ev.author, ev.seq)
+            got = first.setdefault(k, eid)
+            if got is not eid:
+                twins.setdefault(k, [got]).append(eid)
         for (body, author, seq), ids in sorted(twins.items()):
             old = self.forks.get((body, author))
             if old is None or seq < old.seq:
@@ -125,12 +161,12 @@ class Record:
 
     def _open(self, body: bytes, who: bytes, t: int) -> None:
         if not self.member_at(body, who, t):
-            self._spans[body].setdefault(who, []).append([t, FOREVER])
+            self._spans[body].setdefault(who, []).extend((t, FOREVER))
 
     def _close(self, body: bytes, who: bytes, t: int) -> None:
         spans = self._spans.get(body, {}).get(who)
-        if spans and spans[-1][1] == FOREVER and spans[-1][0] <= t:
-            spans[-1][1] = t
+        if spans and spans[-1] == FOREVER and spans[-2] <= t:
+            spans[-1] = t
 
     def _membership(self) -> None:
         for info in self.bodies.values():
@@ -141,11 +177,28 @@ class Record:
                     self._open(info.id, part, info.founded)
         # One pass in (ts, id) order: a part event may depend on base membership
         # and on federation membership as it stood just before it (rule 3).
+        bodies, spans = self.bodies, self._spans
         for ev in self.ordered:
-            owner = self.bodies.get(ev.body_id)
-            if owner is None or ev.body is None:
+            body = ev.body
+            if body is None:
                 continue
-            self._apply(owner, ev)
+            owner = bodies.get(body)
+            if owner is None:
+                continue
+            d = ev.data
+            if owner.base and isinstance(d, Admit):
+                # _apply's admit, inlined: the bulk of a large record.
+                members = spans.get(body)
+                t = ev.ts
+                if members is None or not within_spans(members.get(ev.author), t):
+                    continue
+                mine = members.get(d.member)
+                if mine is None:
+                    members[d.member] = [t, FOREVER]
+                elif not within_spans(mine, t):
+                    mine.extend((t, FOREVER))
+            elif isinstance(d, (Leave, Part)):
+                self._apply(owner, ev)
 
     def _apply(self, info: BodyInfo, ev: Event) -> None:
         d = ev.data
@@ -165,14 +218,27 @@ class Record:
     # -- reading -------------------------------------------------------------------
 
     def member_at(self, body: bytes, who: bytes, t: int) -> bool:
-        return any(s <= t < e for s, e in self._spans.get(body, {}).get(who, ()))
+        members = self._spans.get(body)
+        return members is not None and within_spans(members.get(who), t)
+
+    def spans(self, body: bytes) -> Mapping[bytes, list[int]]:
+        """member -> spans ``[start, end)`` in ``body``, flat: ``[start0, end0, ...]`` (read only)."""
+        return self._spans.get(body, _NONE)
 
     def members_at(self, body: bytes, t: int) -> set[bytes]:
         """People of a base body, or member bodies of a federation, at ``t``."""
-        return {
-            who for who, spans in self._spans.get(body, {}).items()
-            if any(s <= t < e for s, e in spans)
-        }
+        if not self._built:  # while building, spans still change
+            return {
+                who for who, spans in self._spans.get(body, {}).items()
+                if within_spans(spans, t)
+            }
+        flat = self._flat.get(body)
+        if flat is None:
+            flat = self._flat[body] = [
+                (who, spans[i], spans[i + 1])
+                for who, spans in self._spans.get(body, {}).items() for i in range(0, len(spans), 2)
+            ]
+        return {who for who, s, e in flat if s <= t < e}
 
     def people_under(self, body: bytes, t: int, _path: frozenset[bytes] = frozenset()) -> set[bytes]:
         """Every person of every base body under ``body`` at ``t`` (cycles cut)."""
@@ -188,12 +254,36 @@ class Record:
 
     def counted(self, ev: Event) -> bool:
         """False for an event at or after its author's fork in its body (rule 4)."""
+        if not self.forks:
+            return True
         fork = self.forks.get((ev.body_id, ev.author))
         return fork is None or ev.seq < fork.seq
 
     def targeting(self, target: bytes, kind: type) -> list[Event]:
         """Events of one payload type aimed at ``target``, in ``(ts, id)`` order."""
+        typed = self._typed.get(target)
+        if not typed:
+            return []
+        found = [cls for cls in typed if issubclass(cls, kind)]
+        if not found:
+            return []
+        if len(found) == 1:
+            return list(typed[found[0]])
         return [e for e in self.by_target.get(target, ()) if isinstance(e.data, kind)]
+
+
+def within_spans(spans: list[int] | None, t: int) -> bool:
+    """Whether ``t`` falls in one of the flat spans ``[start, end)``."""
+    if not spans:
+        return False
+    if len(spans) == 2:  # almost everyone: one span
+        return spans[0] <= t < spans[1]
+    return any(spans[i] <= t < spans[i + 1] for i in range(0, len(spans), 2))
+
+
+_ORDER = attrgetter("ts", "id")
+_ID = attrgetter("id")
+_NONE: Mapping[bytes, list[int]] = MappingProxyType({})
 
 
 def members_at(events: Iterable[Event], body: bytes, t: int) -> set[bytes]:

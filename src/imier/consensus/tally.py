@@ -111,9 +111,15 @@ def _grievances(best: dict[bytes, Event], present: Present, node: Node, severity
 
 
 def _counted_ids(best: dict[bytes, Event], present: Present, node: Node) -> tuple[bytes, ...]:
-    return tuple(sorted(
-        ev.id for p, ev in best.items() if any(present(b, p) for b in node.base_of(p))
-    ))
+    bases = node.bases()
+    out = []
+    for p, ev in best.items():
+        for b in bases.get(p, ()):
+            if present(b, p):
+                out.append(ev.id)
+                break
+    out.sort()
+    return tuple(out)
 
 
 def _unique(items: tuple[Ignored, ...]) -> tuple[Ignored, ...]:
@@ -157,10 +163,11 @@ class _Tally:
         """Events of ``kind`` aimed at ``target`` that have happened by ``as_of``, from
         the proposal's body record only (rule 5)."""
         out = []
+        as_of, home = self.as_of, self.p.body_id
         for e in self.eng.record.targeting(target, kind):
-            if e.ts > self.as_of:
+            if e.ts > as_of:
                 continue
-            if e.body_id != self.p.body_id:
+            if e.body != home and e.body_id != home:
                 self._ignore(e, e.kind, STRAY)
                 continue
             out.append(e)

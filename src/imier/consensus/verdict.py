@@ -62,12 +62,22 @@ class Node:
 
     @cached_property
     def _bases(self) -> dict[bytes, tuple[bytes, ...]]:
-        found: dict[bytes, set[bytes]] = {}
+        # Most people are eligible in one base body: they share that body's
+        # 1-tuple, filled in C; only people in several bodies get their own.
+        out: dict[bytes, tuple[bytes, ...]] = {}
+        several: dict[bytes, set[bytes]] = {}
         for n in self.walk():
             if n.base:
-                for p in n.people:
-                    found.setdefault(p, set()).add(n.body)
-        return {p: tuple(sorted(bs)) for p, bs in found.items()}
+                for p in out.keys() & n.people:
+                    several.setdefault(p, set(out[p])).add(n.body)
+                out.update(dict.fromkeys(n.people, (n.body,)))
+        for p, bs in several.items():
+            out[p] = tuple(sorted(bs))
+        return out
+
+    def bases(self) -> Mapping[bytes, tuple[bytes, ...]]:
+        """person -> :meth:`base_of` for everyone under this node (do not mutate)."""
+        return self._bases
 
     def base_of(self, person: bytes) -> tuple[bytes, ...]:
         """The base bodies under this node in which ``person`` is eligible."""
@@ -128,7 +138,7 @@ def judge(node: Node, present: Present, rule: Rule) -> Verdict:
             combine = "population"
             parts = tuple(judge(p, present, rule) for p in node.parts)
             choices = [_choice_anywhere(node, present, p) for p in people]
-        yes, no, abstain = (sum(1 for c in choices if c == k) for k in ("yes", "no", "abstain"))
+        yes, no, abstain = (choices.count(k) for k in ("yes", "no", "abstain"))
         eligible = len(people)
         participation = Share(num=yes + no + abstain, den=eligible)
         support = Share(num=yes, den=yes + no)

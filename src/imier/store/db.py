@@ -3,7 +3,9 @@
 Invariants (checked by tests/test_store.py):
 
 1. ``events`` holds only events that passed :func:`imier.protocol.decode_event`
-   (shape, canonical form, signature). Raw bytes are stored as received.
+   (shape, canonical form, signature). Raw bytes are stored as received, and
+   read back with :func:`~imier.protocol.events.decode_stored`, which relies
+   on this and checks nothing again.
 2. An event is *accepted* (``state = 1``) iff every id in its ``prev`` is an
    accepted event of the same body with a timestamp ``<=`` its own, and (for
    ``seq > 1``) one of them is the author's event with ``seq - 1``.
@@ -28,11 +30,12 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from ..protocol.errors import LocalError
-from ..protocol.events import Amend, Event, Found, Part, Recall, Stand, Vote, Withdraw, decode_event
+from ..protocol.events import Amend, Event, Found, Part, Recall, Stand, Vote, Withdraw, decode_stored
 
 __all__ = ["Store", "IngestResult", "DEFAULT_MAX_SKEW_MS", "PENDING", "ACCEPTED", "PRAGMAS", "bulk"]
 
@@ -116,9 +119,12 @@ PRAGMAS = (
 )
 
 
+_ORDER = attrgetter("ts", "id")  # Event.order_key, by a C getter
+
+
 @contextmanager
 def bulk() -> Iterator[None]:
-    """Pause the cyclic garbage collector around a large decode-and-ingest.
+    """Pause the cyclic garbage collector around a large decode-and-ingest, or read.
 
     Decoding allocates several objects per event, none of them in a cycle;
     the collections those allocations trigger rescan the growing batch for
@@ -470,7 +476,7 @@ class Store:
 
     def get(self, eid: bytes) -> Event | None:
         row = self.conn.execute("SELECT raw FROM events WHERE id = ?", (eid,)).fetchone()
-        return None if row is None else decode_event(row[0], verify=False)
+        return None if row is None else decode_stored(row[0])
 
     def state(self, eid: bytes) -> int | None:
         row = self.conn.execute("SELECT state FROM events WHERE id = ?", (eid,)).fetchone()
@@ -498,15 +504,17 @@ class Store:
         """Accepted events of these bodies, in ``(ts, id)`` order."""
         out: list[Event] = []
         q = "SELECT raw FROM events WHERE body = ?" + ("" if include_pending else " AND state = 1")
-        for b in sorted(set(bodies)):
-            out.extend(decode_event(r[0], verify=False) for r in self.conn.execute(q, (b,)))
-        out.sort(key=lambda e: (e.ts, e.id))
+        with bulk():  # many acyclic objects: no collections (see bulk)
+            for b in sorted(set(bodies)):
+                out.extend(decode_stored(r[0]) for r in self.conn.execute(q, (b,)))
+            out.sort(key=_ORDER)
         return out
 
     def all_events(self, *, include_pending: bool = False) -> list[Event]:
         q = "SELECT raw FROM events" + ("" if include_pending else " WHERE state = 1")
         q += " ORDER BY ts, id"
-        return [decode_event(r[0], verify=False) for r in self.conn.execute(q)]
+        with bulk():
+            return [decode_stored(r[0]) for r in self.conn.execute(q)]
 
     def raw_for_bodies(self, bodies: Iterable[bytes] | None) -> Iterator[bytes]:
         """Raw bytes of every held event (pending included) of these bodies, or all."""
@@ -540,7 +548,7 @@ class Store:
     def bodies(self) -> list[Event]:
         """The founding events of every body held (accepted), oldest first."""
         return [
-            decode_event(r[0], verify=False)
+            decode_stored(r[0])
             for r in self.conn.execute(
                 "SELECT raw FROM events WHERE kind = 'found' AND state = 1 ORDER BY ts, id"
             )
@@ -597,7 +605,7 @@ class Store:
 
     def events_targeting(self, target: bytes) -> list[Event]:
         return [
-            decode_event(r[0], verify=False)
+            decode_stored(r[0])
             for r in self.conn.execute(
                 "SELECT raw FROM events WHERE target = ? AND state = 1 ORDER BY ts, id", (target,)
             )
