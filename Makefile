@@ -27,7 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 fuzz: $(STAMP)
-	IMIER_FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz.py
+	IMIER_FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=0 tests/test_fuzz.py
 	@if $(BIN)/python -c "import atheris" 2>/dev/null; then \
 		$(BIN)/python tests/fuzz_atheris.py -atheris_runs=100000; \
 	else echo "atheris is not installed: coverage-guided fuzzing skipped ($(BIN)/pip install atheris)"; fi
