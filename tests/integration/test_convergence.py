@@ -77,6 +77,7 @@ def test_three_nodes_late_joiner_and_partition(tmp_path) -> None:  # type: ignor
 
         via_daemon = b.json("sync", a.addr())  # one-shot, through b's running daemon
         assert via_daemon["via"] == "daemon" and via_daemon["have"] == via_daemon["need"] == 0
+        assert via_daemon["existing_connection"] is True  # b bootstrapped from a
 
         ident = a.json("id")
         assert ident["peer_id"] and ident["addresses"]

@@ -149,6 +149,7 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
         if not resp.get("ok"):
             raise LocalError(str(resp.get("error")))
         stats = resp["stats"]
+        stats["existing_connection"] = bool(resp.get("existing_connection"))
         via = "daemon"
     else:
         from ..nodeapp.daemon import Options, one_shot_sync
@@ -164,6 +165,8 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
     def render() -> None:
         print(f"synced with {args.addr} ({via}): {stats['bodies']} shared bodies, "
               f"{stats['items']} events here before")
+        if stats.get("existing_connection"):
+            print("  over the daemon's existing connection to that peer (the address was not dialled)")
         print(f"  sent {stats['have']} events, received {stats['new']} new")
         print(f"  reconciliation: {stats['reconcile_bytes']} bytes in {stats['rounds']} rounds; "
               f"handshake {stats['handshake_bytes']} bytes; events {stats['event_bytes']} bytes")

@@ -111,6 +111,9 @@ async def _answer(node: Any, req: dict[str, Any]) -> dict[str, Any]:
             info = peer_info(addr)
         except LocalError as exc:
             return {"ok": False, "error": str(exc)}
+        # Already connected to that peer: libp2p reuses the connection without
+        # dialling ``addr``, so the answer says so rather than vouch for the address.
+        existing = info.peer_id in node.host.get_connected_peers()
         try:
             with trio.fail_after(float(req.get("timeout", 60))):
                 await node.host.connect(info)
@@ -123,7 +126,7 @@ async def _answer(node: Any, req: dict[str, Any]) -> dict[str, Any]:
             peer = node.peer(info.peer_id.to_string())
             reason = peer.offences[-1][2] if peer.offences else "see the daemon's log"
             return {"ok": False, "error": f"sync with {addr} failed: {reason}"}
-        return {"ok": True, "stats": stats.to_json()}
+        return {"ok": True, "stats": stats.to_json(), "existing_connection": existing}
     return {"ok": False, "error": f"unknown command {cmd!r}"}
 
 
