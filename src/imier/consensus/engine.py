@@ -36,7 +36,9 @@ from .verdict import Node, Present
 if TYPE_CHECKING:
     from .result import ProposalResult
 
-__all__ = ["Engine", "NotAProposal"]
+__all__ = ["Engine", "NotAProposal", "STRAY"]
+
+STRAY = "posted in another body's record; only the proposal's body record counts"
 
 
 class NotAProposal(LocalError, LookupError):
@@ -87,6 +89,21 @@ class Engine:
         return out
 
     # -- charters and committees ----------------------------------------------------
+
+    def aimed(self, target: bytes, cls: type, home: bytes, as_of: int,
+              ignored: list[Ignored], kind: str | None = None) -> list[Event]:
+        """Events of ``cls`` aimed at ``target`` that have happened by ``as_of``,
+        from ``home``'s record only (DECISIONS.md s.8, docs/decisions.md rule 5);
+        those posted in another body's record are listed in ``ignored``."""
+        out = []
+        for e in self.record.targeting(target, cls):
+            if e.ts > as_of:
+                continue
+            if e.body != home and e.body_id != home:
+                ignored.append(Ignored(id=e.id, author=e.author, kind=kind or e.kind, reason=STRAY))
+                continue
+            out.append(e)
+        return out
 
     def charter_at(self, body: bytes, t: int) -> Charter:
         key = (body, t)

@@ -34,7 +34,6 @@ from .verdict import judge
 __all__ = ["sortition", "draw_seed", "settle", "RECALL_RULE", "DRAW_LABEL"]
 
 RECALL_RULE = Rule(key="recall_threshold", strict=True)
-STRAY = "posted in another body's record; only the proposal's body record counts"
 DRAW_LABEL = b"imier/draw/v1\x00"
 
 
@@ -99,12 +98,7 @@ def settle(
         for h in holders
     }
     recalls: list[RecallResult] = []
-    for ev in eng.record.targeting(p.id, Recall):
-        if ev.ts > as_of:
-            continue
-        if ev.body_id != p.body_id:
-            ignored.append(Ignored(id=ev.id, author=ev.author, kind="recall", reason=STRAY))
-            continue
+    for ev in eng.aimed(p.id, Recall, p.body_id, as_of, ignored, "recall"):
         rc = ev.data
         assert isinstance(rc, Recall)
         m = mandates.get(rc.holder)
@@ -136,12 +130,7 @@ def _recall(eng: Engine, p: Event, ev: Event, as_of: int, ignored: list[Ignored]
     if node is None or eng.reason(node, ev) is not None:
         return None
     inside: list[Event] = []
-    for v in eng.record.targeting(ev.id, Vote):
-        if v.ts > as_of:
-            continue
-        if v.body_id != p.body_id:
-            ignored.append(Ignored(id=v.id, author=v.author, kind="recall vote", reason=STRAY))
-            continue
+    for v in eng.aimed(ev.id, Vote, p.body_id, as_of, ignored, "recall vote"):
         if window[0] <= v.ts < window[1]:
             inside.append(v)
         else:

@@ -47,7 +47,6 @@ AMENDMENT_RULE = Rule(key="amendment_threshold", strict=True)
 # grievance categories, round 2's blocking ones round 3's (round 3 shows its
 # blocking ones too, as the deal-breakers that sank it).
 SEVERITY = {1: "minor", 2: "blocking", 3: "blocking"}
-STRAY = "posted in another body's record; only the proposal's body record counts"
 
 
 def tally_proposal(events: Iterable[Event], proposal_id: bytes, as_of: int) -> ProposalResult:
@@ -162,16 +161,7 @@ class _Tally:
     def _mine(self, target: bytes, kind: type) -> list[Event]:
         """Events of ``kind`` aimed at ``target`` that have happened by ``as_of``, from
         the proposal's body record only (rule 5)."""
-        out = []
-        as_of, home = self.as_of, self.p.body_id
-        for e in self.eng.record.targeting(target, kind):
-            if e.ts > as_of:
-                continue
-            if e.body != home and e.body_id != home:
-                self._ignore(e, e.kind, STRAY)
-                continue
-            out.append(e)
-        return out
+        return self.eng.aimed(target, kind, self.p.body_id, self.as_of, self.ignored)
 
     def _ignore(self, ev: Event, kind: str, reason: str) -> None:
         self.ignored.append(Ignored(id=ev.id, author=ev.author, kind=kind, reason=reason))
