@@ -44,7 +44,7 @@ from typing import Iterable, Iterator, Sequence
 from ..protocol.errors import LocalError
 from ..protocol.events import Amend, Event, Part, Recall, Stand, Vote, Withdraw, decode_stored
 from .causality import (
-    ACCEPTED, NOT_ADMITTED, PENDING, Admission, Cand, Known, Refusal, cand_of, resolve,
+    ACCEPTED, PENDING, Admission, Cand, Known, Refusal, cand_of, resolve,
 )
 from .reads import Reads, bulk
 from .schema import MIGRATIONS, PRAGMAS, migrate

@@ -29,10 +29,27 @@ from ..protocol.charter import parse_duration_ms
 from ..protocol.errors import LocalError, Rejected
 from ..protocol.keys import SealedKey, new_signing_key, read_sealed, seal, unseal
 from .db import DEFAULT_MAX_SKEW_MS, Store
+from .intake import IntakeLimits
 
 __all__ = ["Home", "Config", "default_home", "NAME_RE"]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
+_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 1000**2, "MiB": 1024**2,
+          "GB": 1000**3, "GiB": 1024**3}
+_LIMIT_KEYS = ("pending_max_bytes", "pending_peer_bytes", "deferred_max_bytes", "deferred_peer_bytes")
+
+
+def parse_size(v: Any, *, field: str) -> int:
+    """A size in bytes: an integer, or text like ``"64MiB"`` or ``"500 KB"``."""
+    if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+        return v
+    if isinstance(v, str):
+        m = _SIZE_RE.match(v)
+        if m and int(m.group(1)) > 0:
+            return int(m.group(1)) * _UNITS[m.group(2)]
+    raise LocalError(f"{field} must be a positive size in bytes, like 67108864 or \"64MiB\"")
 
 
 def default_home() -> Path:
@@ -54,6 +71,15 @@ class Config:
     max_skew_ms: int = DEFAULT_MAX_SKEW_MS
     sync_interval_ms: int = 30_000
     log_level: str = "info"
+    # DECISIONS.md s.9.3: what is held before it is accepted, per peer and in total.
+    pending_max_bytes: int = IntakeLimits.pending_max_bytes
+    pending_peer_bytes: int = IntakeLimits.pending_peer_bytes
+    deferred_max_bytes: int = IntakeLimits.deferred_max_bytes
+    deferred_peer_bytes: int = IntakeLimits.deferred_peer_bytes
+
+    def intake_limits(self) -> IntakeLimits:
+        return IntakeLimits(self.pending_max_bytes, self.pending_peer_bytes,
+                            self.deferred_max_bytes, self.deferred_peer_bytes)
 
     @classmethod
     def load(cls, path: Path) -> "Config":
@@ -61,6 +87,10 @@ class Config:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return cls()
+        except IsADirectoryError:
+            raise LocalError(f"{path} is a directory, not a settings file", hint="move it away") from None
+        except OSError as exc:
+            raise LocalError(f"cannot read {path}: {exc.strerror}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise LocalError(f"{path}: not valid TOML ({exc})", hint="fix or remove the file") from None
         return cls.from_dict(data, where=str(path))
@@ -90,6 +120,8 @@ class Config:
                     raise LocalError(f"{where}: {exc}") from None
             elif key == "log_level":
                 cfg.log_level = need(node, key, str, "node")
+            elif key in _LIMIT_KEYS:
+                setattr(cfg, key, parse_size(node[key], field=f"{where}: node.{key}"))
             else:
                 raise LocalError(f"{where}: unknown key node.{key}")
         for key in net:
@@ -118,7 +150,10 @@ class Config:
             "[node]\n"
             f'name = "{self.name}"\n'
             f'max_skew = "{self.max_skew_ms // 1000}s"\n'
-            f'log_level = "{self.log_level}"\n\n'
+            f'log_level = "{self.log_level}"\n'
+            + "".join(f"{k} = {getattr(self, k)}\n" for k in _LIMIT_KEYS
+                      if getattr(self, k) != getattr(Config, k))
+            + "\n"
             "[network]\n"
             f"listen = {lst(self.listen)}\n"
             f"bootstrap = {lst(self.bootstrap)}\n"
