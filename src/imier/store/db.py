@@ -72,7 +72,8 @@ def translate(exc: sqlite3.Error, path: str | Path | None = None) -> StoreError 
         return StoreError(f"{where}: the disk is full; nothing was written",
                           hint="free some space and run the command again")
     if "disk i/o error" in low:
-        return StoreError(f"{where}: disk I/O error ({msg}); nothing was written",
+        detail = "" if low == "disk i/o error" else f" ({msg})"
+        return StoreError(f"{where}: disk I/O error{detail}; nothing was written",
                           hint="check the disk has space and the directory is writable, then retry")
     if "file is not a database" in low or "malformed" in low:
         return StoreError(f"{where} is not a readable Imier store ({msg})",
