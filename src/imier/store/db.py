@@ -455,24 +455,6 @@ class Store(Reads):
         with self.atomic() as c:
             c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
-    # -- whole-store operations -----------------------------------------------------------
-
-    def backup_to(self, dest: str | Path) -> None:
-        """Copy the whole database to ``dest`` with SQLite's online backup
-        (consistent while other connections, the daemon, keep writing)."""
-        target = sqlite3.connect(str(dest), isolation_level=None)
-        try:
-            with target:
-                self.conn.backup(target, pages=4096)
-            target.execute("PRAGMA journal_mode=DELETE")
-        except sqlite3.Error as exc:
-            err = translate(exc, dest)
-            if err is None:
-                raise
-            raise err from None
-        finally:
-            target.close()
-
 
 def open_read_only(path: str | Path) -> Store:
     """A store opened read-only (no migration, no write): for watching another
