@@ -142,7 +142,7 @@ def test_a_deferred_flood_through_a_node_stays_within_its_byte_bound(tmp_path) -
         p.bucket = TokenBucket(10**9, 10**9)
 
     async def push() -> None:
-        for p, fl in zip(peers, floods):
+        for p, fl in zip(peers, floods, strict=True):
             for i in range(0, len(fl), 10):
                 await node.take_remote([e.raw for e in fl[i : i + 10]], p, source="sync")
                 assert node.deferred.bytes <= limits.deferred_max_bytes
