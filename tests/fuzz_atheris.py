@@ -15,7 +15,7 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from imier.cli.carry import import_bundle
+    from imier.store.intake import import_bundle
     from imier.protocol import syncwire
     from imier.protocol.bundle import read_bundle
     from imier.protocol.errors import ImierError

@@ -30,10 +30,15 @@ def test_status_shows_rounds_ignored_votes_and_the_draw(tmp_path: Path, capsys: 
     for who in ("ana", "ben", "cid"):
         args += ["--candidate", keys[who]]
     prop = n(*args, as_="ana").out.strip()
-    n.now += 6 * S
+    n.now += S
+    n("member", "admit", "North", keys["dan"], as_="ana")  # after the proposal: not eligible for it
+    n("key", "new", "eve")
+    n.now += 5 * S
+    r = n("vote", prop, "yes", as_="eve", ok=False)  # never a person of North: refused, not stored
+    assert r.code == 1 and "not a person of this body" in r.err
     for who in ("ana", "ben", "cid"):
         n("vote", prop, "yes", as_=who)
-    n("vote", prop, "no", "--category", "cost", as_="dan")  # not a member: kept, not counted
+    n("vote", prop, "no", "--category", "cost", as_="dan")  # not eligible: kept, not counted
     mid = n("status", prop, "--json").json()
     assert (mid["state"], mid["open_phase"], mid["round_open"]) == ("round1", "vote", 1)
     assert mid["rounds"][0]["open"] is True

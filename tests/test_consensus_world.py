@@ -54,7 +54,9 @@ def pub(name: str) -> bytes:
 
 class World:
     def __init__(self) -> None:
-        self.store = Store.memory()
+        # Outsiders' events too (a node's store refuses them, DECISIONS.md s.9.1):
+        # these worlds test that consensus ignores them by itself.
+        self.store = Store.memory(admission=False)
         self.ids: dict[str, bytes] = {}
         self.members: dict[str, list[str]] = {}
         self.t = T0 - DAY // 2  # setup happens before the proposal

@@ -12,7 +12,7 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from imier.cli.carry import import_bundle
+from imier.store.intake import import_bundle
 from imier.consensus import ProposalResult
 from imier.protocol.bundle import write_bundle
 from imier.protocol.errors import Rejected
@@ -68,16 +68,25 @@ def _sign_into(w: World, who: str, body: bytes, data: object, ts: int, seq: int 
     return sign_event(key(who), body=body, ts=max(ts, min_ts), seq=seq or s, prev=prev, data=data)  # type: ignore[arg-type]
 
 
-def test_votes_signed_by_non_members_are_ignored_and_listed() -> None:
+def test_votes_signed_by_non_members_are_refused_and_ignored_and_listed() -> None:
+    """DECISIONS.md s.9.1: the store refuses them (``not_admitted``) and keeps nothing
+    of them; handed to consensus directly, they are still ignored, with the reason."""
     w, pid = baseline()
     north = w.ids["north"]
     forged = [_sign_into(w, f"stranger{i}", north, Vote(target=pid, choice="yes"), R1[0] + 100 + i)
               for i in range(3)]
     # a member of another body is no member here either
     forged.append(_sign_into(w, "south1", north, Vote(target=pid, choice="yes"), R1[0] + 200))
-    r = check_unchanged(w, pid, forged)
-    for res in r:
-        listed = {i.id: i.reason for i in res.ignored}
+    s = Store.memory()
+    res = s.ingest(w.events() + forged)
+    assert {r.id: r.code for r in res.refusals} == {ev.id: "not_admitted" for ev in forged}
+    assert not any(s.has(ev.id) for ev in forged)
+    check_unchanged(w, pid, forged)
+    from imier.consensus import tally_proposal
+
+    everything = sorted(w.events() + forged, key=lambda e: e.order_key)
+    for as_of in AS_OF:
+        listed = {i.id: i.reason for i in tally_proposal(everything, pid, as_of).ignored}
         for ev in forged:
             assert ev.id in listed and "not eligible" in listed[ev.id]
 

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from imier.cli.carry import import_bundle
+from imier.store.intake import import_bundle
 from imier.protocol import canonical
 from imier.protocol.bundle import MAGIC, read_bundle, write_bundle
 from imier.protocol.errors import ImierError

@@ -3,8 +3,13 @@
 Histories here have what meeting() never makes: events sharing a timestamp
 (so a prev may sort after its child by id), events naming an invalid prev,
 backdated events, skipped sequence numbers, and prevs that never arrive.
-Any split into batches and any order must give the reference's outcome:
-the fixpoint of rule 2 of store/db.py applied one event at a time.
+Authors are admitted (DECISIONS.md s.9.1) by ``admit`` events in the same
+history, by the founder or by people admitted before, or never: an event of
+an author not (yet) admitted is refused and stored nowhere, and taken when
+it is delivered again after the admission (as sync does).
+Any split into batches and any order, delivered again until nothing new is
+taken, must give the reference's outcome: the fixpoint of rule 2 of
+store/db.py applied one event at a time.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import os
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imier.protocol.events import Event, Found, Leave, sign_event
+from imier.protocol.events import Admit, Event, Found, Leave, sign_event
 from imier.store.db import Store
 
 from .strategies import KEYS
@@ -45,7 +50,9 @@ def histories(draw: st.DrawFn) -> tuple[list[Event], set[bytes]]:
         ts = max(p.ts for p in prev.values()) + draw(st.sampled_from([0, 0, 1, 5]))
         if fault == "early":
             ts = max(0, min(p.ts for p in prev.values()) - 1)
-        ev = sign_event(KEYS[a], body=found.id, ts=ts, seq=seq, prev=list(prev), data=Leave())
+        what = draw(st.sampled_from(["leave", "leave", "admit"]))
+        data = Admit(member=bytes(KEYS[draw(st.integers(1, 3))].verify_key)) if what == "admit" else Leave()
+        ev = sign_event(KEYS[a], body=found.id, ts=ts, seq=seq, prev=list(prev), data=data)
         evs.append(ev)
         mine.setdefault(a, []).append(ev)
     lost = set(draw(st.lists(st.sampled_from([e.id for e in evs[2:]]), max_size=2)))
@@ -56,6 +63,7 @@ def reference(evs: list[Event]) -> dict[bytes, int]:
     """Rule 2, one event at a time, to a fixpoint: id -> state (refused ones absent)."""
     held = {e.id: e for e in evs}
     state = {e.id: 0 for e in evs}
+    persons: dict[bytes, set[bytes]] = {}
     changed = True
     while changed:
         changed = False
@@ -66,12 +74,21 @@ def reference(evs: list[Event]) -> dict[bytes, int]:
             ok = (all(p.body_id == e.body_id for p in ps) and all(p.ts <= e.ts for p in ps)
                   and (e.seq == 1 or any(p.author == e.author and p.seq == e.seq - 1 for p in ps))
                   and not (e.seq == 1 and e.prev and any(p.author == e.author for p in ps)))
+            if ok and e.kind != "found" and e.author not in persons.get(e.body_id, set()):
+                continue  # not admitted (yet)
             if ok:
                 state[e.id] = 1
+                if isinstance(e.data, Found):
+                    persons.setdefault(e.id, set()).add(e.author)
+                if isinstance(e.data, Admit):
+                    persons.setdefault(e.body_id, set()).add(e.data.member)
             else:
                 del held[e.id]
                 del state[e.id]
             changed = True
+    for e in evs:  # decidable but never admitted: refused, not stored
+        if e.id in state and state[e.id] == 0 and all(state.get(p) == 1 for p in e.prev):
+            del state[e.id]
     return state
 
 
@@ -87,6 +104,9 @@ def test_batches_in_any_order_reach_the_reference_outcome(h, rnd, chunks) -> Non
     size = max(1, len(order) // chunks)
     for i in range(0, len(order), size):
         s.ingest(order[i : i + size])
+    for _ in range(len(delivered) + 1):  # as sync does: offer again what was refused
+        if not s.ingest(delivered).new:
+            break
     got = dict(s.conn.execute("SELECT id, state FROM events").fetchall())
     assert got == want
     # heads: the accepted events no accepted event names

@@ -7,13 +7,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..protocol.bundle import read_bundle, write_bundle
-from ..protocol.errors import LocalError, Rejected, RemoteError
-from ..protocol.events import Event, decode_event
-from ..store.db import Store, bulk
-from .context import Context, add_json, hexid
+from ..protocol.bundle import write_bundle
+from ..protocol.errors import LocalError, RemoteError
+from ..store.intake import import_bundle
+from .context import Context, add_json
 
-__all__ = ["register", "import_bundle", "MAX_BUNDLE_BYTES"]
+__all__ = ["register", "MAX_BUNDLE_BYTES"]
 
 MAX_BUNDLE_BYTES = 2 * 1024**3
 
@@ -61,30 +60,6 @@ def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def import_bundle(store: Store, data: bytes, *, now_ms: int, max_skew_ms: int) -> dict[str, Any]:
-    """Decode and verify every frame, then ingest the good ones in one transaction."""
-    frames = read_bundle(data)  # refuses a broken file whole
-    good: list[Event] = []
-    rejected: list[dict[str, Any]] = []
-    with bulk():
-        for i, raw in enumerate(frames):
-            try:
-                good.append(decode_event(raw))
-            except Rejected as exc:
-                import hashlib
-
-                rejected.append({"id": hashlib.sha256(raw).hexdigest(), "index": i,
-                                 "reason": str(exc), "code": exc.code})
-        res = store.ingest(good, now_ms=now_ms, max_skew_ms=max_skew_ms)
-    for eid, reason in res.rejected:
-        rejected.append({"id": hexid(eid), "reason": reason, "code": "causality"})
-    for eid in res.deferred:
-        rejected.append({"id": hexid(eid), "code": "future",
-                         "reason": "timestamped too far in the future; import again later"})
-    return {"new": len(res.new), "held": len(res.held), "pending": len(res.pending),
-            "rejected": rejected}
-
-
 def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
     store = ctx.store
     try:
@@ -95,8 +70,9 @@ def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
     except OSError as exc:
         raise LocalError(f"cannot read {args.file}: {exc.strerror}") from None
     try:
-        doc = import_bundle(store, data, now_ms=ctx.now_ms(),
-                            max_skew_ms=ctx.home.config().max_skew_ms)
+        cfg = ctx.home.config()
+        doc = import_bundle(store, data, now_ms=ctx.now_ms(), max_skew_ms=cfg.max_skew_ms,
+                            source=f"bundle:{args.file.name}", limits=cfg.intake_limits())
     except RemoteError as exc:
         raise LocalError(f"{args.file}: {exc}; nothing was imported") from None
 

@@ -18,12 +18,12 @@ import sys
 from typing import Sequence
 
 from ..protocol.errors import ImierError
-from . import carry, core
+from . import admin, carry, core
 from .context import Context
 
 __all__ = ["main", "build_parser"]
 
-MODULES = [core, carry]
+MODULES = [core, carry, admin]
 
 
 def _optional_modules() -> list[object]:

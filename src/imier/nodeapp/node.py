@@ -6,8 +6,10 @@ store, the peers and their bounds, the deferred queue, the sync scheduling.
 Invariants:
 
 1. The store is the truth. Everything from the network goes through
-   ``ingest_remote``: decode, verify, bounds, then ``Store.ingest`` in one
-   transaction. Nothing is acknowledged that is not committed.
+   ``ingest_remote``, which hands the bytes to the one intake
+   (:func:`imier.store.intake.take`: decode, verify, admission, bounds, one
+   transaction) and applies peer policy (offences, rate limits) to its report.
+   Nothing is acknowledged that is not committed.
 2. Gossip is a hint: an outbox entry is cleared once published, but whether
    any peer got it is never assumed; sync (on connect, on hints, after local
    events, periodic) makes the sets equal.
@@ -28,17 +30,18 @@ from typing import Any
 import trio
 
 from ..protocol import syncwire as wire
-from ..protocol.errors import Rejected, RemoteError
-from ..protocol.events import Event, decode_event
+from ..protocol.errors import RemoteError
+from ..store.causality import CAUSALITY, NOT_ADMITTED
 from ..store.home import Config, Home
+from ..store.intake import UNREQUESTED, WRONG_BODY, DeferredQueue, IntakeLimits, IntakeReport, take
 from .bounds import MAX_SESSIONS, MAX_STREAMS, SESSION_WAIT_S, PeerRecord
 from .holding import held_bodies
 from .sync import StreamGone, SyncStats, run_session
 
-__all__ = ["Options", "Node", "keep_running", "MAX_DEFERRED"]
+__all__ = ["Options", "Node", "keep_running", "DEFERRED_RETRY_S"]
 
 log = logging.getLogger("imier.daemon")
-MAX_DEFERRED = 10_000
+DEFERRED_RETRY_S = 5.0
 OUTBOX_POLL_S = 0.25
 WATCH_S = 0.5
 
@@ -53,13 +56,14 @@ class Options:
     max_skew_ms: int = 5 * 60 * 1000
     log_level: str = "info"
     name: str = "imier-node"
+    limits: IntakeLimits = field(default_factory=IntakeLimits)
 
     @classmethod
     def from_config(cls, cfg: Config) -> "Options":
         return cls(
             listen=list(cfg.listen), bootstrap=list(cfg.bootstrap), mdns=cfg.mdns, gossip=cfg.gossip,
             sync_interval_s=cfg.sync_interval_ms / 1000, max_skew_ms=cfg.max_skew_ms,
-            log_level=cfg.log_level, name=cfg.name,
+            log_level=cfg.log_level, name=cfg.name, limits=cfg.intake_limits(),
         )
 
 
@@ -75,7 +79,8 @@ class Node:
         self.host: Any = None
         self.gossip: Any = None
         self.peers: dict[str, PeerRecord] = {}
-        self.deferred: dict[bytes, bytes] = {}  # id -> raw, future-dated events to retry
+        # Future-dated events to take when their time comes (bounded in bytes, s.9.3).
+        self.deferred = DeferredQueue(opts.limits.deferred_max_bytes, opts.limits.deferred_peer_bytes)
         self._people: list[bytes] = []
         self._people_at = 0.0
         self._held: set[bytes] = set()
@@ -106,7 +111,7 @@ class Node:
         ``PRAGMA data_version`` moves when another connection (the CLI) commits;
         our own ingests call this with ``fresh=True``.
         """
-        dv = self.store.conn.execute("PRAGMA data_version").fetchone()[0]
+        dv = self.store.data_version()
         stale = dv != self._data_version or time.monotonic() - self._held_at > 60
         if fresh or stale:
             new = held_bodies(self.store, self.people())
@@ -148,57 +153,70 @@ class Node:
         self, raws: list[bytes], peer: PeerRecord, *, source: str,
         expect: set[bytes] | None = None, bodies: set[bytes] | None = None,
     ) -> int:
-        """Decode, verify and store events from ``peer``; returns how many were new."""
-        evs: list[Event] = []
-        for raw in raws:
-            try:
-                ev = decode_event(raw)
-            except Rejected as exc:
-                self.offend(peer, exc.code, f"{source}: {exc}")
-                continue
-            if expect is not None:
-                if ev.id not in expect:
-                    self.offend(peer, "unrequested", f"{source}: event {ev.id.hex()[:12]} was not asked for")
-                    continue
-                expect.discard(ev.id)
-            if bodies is not None and ev.body_id not in bodies:
-                self.offend(peer, "wrong_body", f"{source}: event of a body not in this exchange")
-                continue
-            evs.append(ev)
-        if not evs:
-            return 0
+        """Events from ``peer`` through the one intake; returns how many were new."""
+        rep = await self.take_remote(raws, peer, source=source, expect=expect, bodies=bodies)
+        return 0 if rep is None else len(rep.new)
+
+    async def take_remote(
+        self, raws: list[bytes], peer: PeerRecord, *, source: str,
+        expect: set[bytes] | None = None, bodies: set[bytes] | None = None,
+    ) -> IntakeReport | None:
+        """Rate limit, then :func:`~imier.store.intake.take`, then peer policy on its report
+        (None: dropped over the gossip rate limit)."""
+        if not raws:
+            return IntakeReport(source=source)
         if source == "gossip":
-            if not peer.bucket.take(len(evs)):
+            if not peer.bucket.take(len(raws)):
                 log.info("peer %s: gossip over the rate limit; dropped %d (sync heals)",
-                         peer.peer_id[-8:], len(evs))
-                return 0
+                         peer.peer_id[-8:], len(raws))
+                return None
         else:
-            wait = peer.bucket.wait_time(len(evs))
+            wait = peer.bucket.wait_time(len(raws))
             if wait > 0:
                 await trio.sleep(wait)
-            peer.bucket.take(min(len(evs), peer.bucket.burst))
-        now = int(time.time() * 1000)
-        res = self.store.ingest(evs, now_ms=now, max_skew_ms=self.opts.max_skew_ms)
-        for eid, reason in res.rejected:
-            self.offend(peer, "invalid_event", f"{source}: {eid.hex()[:12]}: {reason}")
-        if res.deferred:
-            by_id = {e.id: e.raw for e in evs}
-            for eid in res.deferred:
-                if len(self.deferred) < MAX_DEFERRED:
-                    self.deferred[eid] = by_id[eid]
-            log.info("deferred %d future-dated events from %s", len(res.deferred), peer.peer_id[-8:])
-        peer.events_in += len(res.new)
+            peer.bucket.take(min(len(raws), peer.bucket.burst))
+        rep = take(
+            self.store, raws, source=peer.peer_id, now_ms=int(time.time() * 1000),
+            max_skew_ms=self.opts.max_skew_ms, limits=self.opts.limits, deferred=self.deferred,
+            expect=expect, bodies=bodies,
+        )
+        self.apply_policy(peer, rep, source)
+        return rep
+
+    def apply_policy(self, peer: PeerRecord, rep: IntakeReport, source: str) -> None:
+        """Peer policy on an intake report: offences, relaying, fetching what is missing."""
+        unadmitted = 0
+        for r in rep.refused:
+            if r.code == NOT_ADMITTED:
+                unadmitted += 1  # may be an honest race (the admission comes later): no offence
+            elif r.code == CAUSALITY:
+                self.offend(peer, "invalid_event", f"{source}: {r.id.hex()[:12]}: {r.message}")
+            elif r.code == UNREQUESTED:
+                self.offend(peer, "unrequested", f"{source}: event {r.id.hex()[:12]} was not asked for")
+            elif r.code == WRONG_BODY:
+                self.offend(peer, "wrong_body", f"{source}: event of a body not in this exchange")
+            else:
+                self.offend(peer, r.code, f"{source}: {r.message}")
+        if unadmitted:
+            log.info("%s from %s: refused %d event(s) by authors not admitted to their body",
+                     source, peer.peer_id[-8:], unadmitted)
+        if rep.deferred:
+            log.info("deferred %d future-dated events from %s", len(rep.deferred), peer.peer_id[-8:])
+        if rep.dropped:
+            log.info("dropped %d held-back event(s) over the bounds (from %s)", len(rep.dropped),
+                     peer.peer_id[-8:])
+        peer.events_in += len(rep.new)
         if source == "gossip":
-            peer.gossip_in += len(res.new)
-        if res.new:
+            peer.gossip_in += len(rep.new)
+        if rep.new:
             log.info("%s from %s (%s): %d new events (%d pending)", source, peer.node or "?",
-                     peer.peer_id[-8:], len(res.new), len(res.pending))
+                     peer.peer_id[-8:], len(rep.new), len(rep.pending))
             self.held(fresh=True)
             # Others may lack them too: relay by reconciling with the other peers soon.
             for other in list(self.peers.values()):
                 if other.connected and other.peer_id != peer.peer_id:
                     self.request_sync(other.peer_id, delay=0.3)
-        if source == "gossip" and res.pending:
+        if source == "gossip" and rep.pending:
             # A hint of something missing: the prevs are on the author's node. Sync with
             # it if we are connected, else with every peer (the message came through them).
             if peer.connected:
@@ -207,7 +225,6 @@ class Node:
                 for other in list(self.peers.values()):
                     if other.connected:
                         self.request_sync(other.peer_id)
-        return len(res.new)
 
     # -- syncs ----------------------------------------------------------------------
 
@@ -368,16 +385,24 @@ class Node:
 
     async def retry_deferred(self) -> None:
         while True:
-            await trio.sleep(5)
-            if not self.deferred:
-                continue
-            evs = [decode_event(r, verify=False) for r in self.deferred.values()]
-            res = self.store.ingest(evs, now_ms=int(time.time() * 1000), max_skew_ms=self.opts.max_skew_ms)
-            for eid in list(self.deferred):
-                if eid not in res.deferred:
-                    del self.deferred[eid]
-            if res.new:
-                log.info("took %d deferred events now that their time has come", len(res.new))
+            await trio.sleep(DEFERRED_RETRY_S)
+            self.take_due()
+
+    def take_due(self, now_ms: int | None = None) -> int:
+        """Take the deferred events whose time has come (through the intake); returns how many were new."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        new = 0
+        for src, evs in self.deferred.due(now, self.opts.max_skew_ms).items():
+            rep = take(self.store, evs, source=src, now_ms=now, max_skew_ms=self.opts.max_skew_ms,
+                       limits=self.opts.limits, deferred=self.deferred)
+            new += len(rep.new)
+            peer = self.peers.get(src)
+            if peer is not None:
+                self.apply_policy(peer, rep, "deferred")
+        if new:
+            log.info("took %d deferred events now that their time has come", new)
+            self.held(fresh=True)
+        return new
 
     # -- status ---------------------------------------------------------------------------
 
@@ -401,6 +426,8 @@ class Node:
             "held": sorted(b.hex() for b in self.held()),
             "peers": [p.to_json() for p in sorted(self.peers.values(), key=lambda p: p.peer_id)],
             "deferred": len(self.deferred),
+            "deferred_bytes": self.deferred.bytes,
+            "pending_bytes": self.store.pending_bytes(),
             "events": self.store.count(),
         }
 

@@ -15,6 +15,7 @@ refuses to go on when they are readable by others.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -29,10 +30,27 @@ from ..protocol.charter import parse_duration_ms
 from ..protocol.errors import LocalError, Rejected
 from ..protocol.keys import SealedKey, new_signing_key, read_sealed, seal, unseal
 from .db import DEFAULT_MAX_SKEW_MS, Store
+from .intake import IntakeLimits
 
 __all__ = ["Home", "Config", "default_home", "NAME_RE"]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
+_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 1000**2, "MiB": 1024**2,
+          "GB": 1000**3, "GiB": 1024**3}
+_LIMIT_KEYS = ("pending_max_bytes", "pending_peer_bytes", "deferred_max_bytes", "deferred_peer_bytes")
+
+
+def parse_size(v: Any, *, field: str) -> int:
+    """A size in bytes: an integer, or text like ``"64MiB"`` or ``"500 KB"``."""
+    if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+        return v
+    if isinstance(v, str):
+        m = _SIZE_RE.match(v)
+        if m and int(m.group(1)) > 0:
+            return int(m.group(1)) * _UNITS[m.group(2)]
+    raise LocalError(f"{field} must be a positive size in bytes, like 67108864 or \"64MiB\"")
 
 
 def default_home() -> Path:
@@ -54,6 +72,15 @@ class Config:
     max_skew_ms: int = DEFAULT_MAX_SKEW_MS
     sync_interval_ms: int = 30_000
     log_level: str = "info"
+    # DECISIONS.md s.9.3: what is held before it is accepted, per peer and in total.
+    pending_max_bytes: int = IntakeLimits.pending_max_bytes
+    pending_peer_bytes: int = IntakeLimits.pending_peer_bytes
+    deferred_max_bytes: int = IntakeLimits.deferred_max_bytes
+    deferred_peer_bytes: int = IntakeLimits.deferred_peer_bytes
+
+    def intake_limits(self) -> IntakeLimits:
+        return IntakeLimits(self.pending_max_bytes, self.pending_peer_bytes,
+                            self.deferred_max_bytes, self.deferred_peer_bytes)
 
     @classmethod
     def load(cls, path: Path) -> "Config":
@@ -61,6 +88,10 @@ class Config:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return cls()
+        except IsADirectoryError:
+            raise LocalError(f"{path} is a directory, not a settings file", hint="move it away") from None
+        except OSError as exc:
+            raise LocalError(f"cannot read {path}: {exc.strerror}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise LocalError(f"{path}: not valid TOML ({exc})", hint="fix or remove the file") from None
         return cls.from_dict(data, where=str(path))
@@ -90,6 +121,8 @@ class Config:
                     raise LocalError(f"{where}: {exc}") from None
             elif key == "log_level":
                 cfg.log_level = need(node, key, str, "node")
+            elif key in _LIMIT_KEYS:
+                setattr(cfg, key, parse_size(node[key], field=f"{where}: node.{key}"))
             else:
                 raise LocalError(f"{where}: unknown key node.{key}")
         for key in net:
@@ -118,7 +151,10 @@ class Config:
             "[node]\n"
             f'name = "{self.name}"\n'
             f'max_skew = "{self.max_skew_ms // 1000}s"\n'
-            f'log_level = "{self.log_level}"\n\n'
+            f'log_level = "{self.log_level}"\n'
+            + "".join(f"{k} = {getattr(self, k)}\n" for k in _LIMIT_KEYS
+                      if getattr(self, k) != getattr(Config, k))
+            + "\n"
             "[network]\n"
             f"listen = {lst(self.listen)}\n"
             f"bootstrap = {lst(self.bootstrap)}\n"
@@ -146,7 +182,25 @@ class Home:
     def exists(self) -> bool:
         return self.node_key_path.is_file() and self.store_path.is_file()
 
+    def _check_place(self) -> None:
+        """The home must be a directory (or not exist yet below directories)."""
+        p = self.path
+        if p.exists() and not p.is_dir():
+            raise LocalError(f"the home {p} is a file, not a directory",
+                             hint="IMIER_HOME or --home must name a directory (a new one for 'imier init')")
+        for parent in p.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise LocalError(f"the home {p} is below {parent}, which is a file",
+                                     hint="IMIER_HOME or --home must name a directory")
+                break
+        if self.store_path.exists() and not self.store_path.is_file():
+            raise LocalError(f"{self.store_path} is not a file", hint="move it away; it should be the store")
+        if self.node_key_path.exists() and not self.node_key_path.is_file():
+            raise LocalError(f"{self.node_key_path} is not a file", hint="move it away; it should be the node's key")
+
     def require(self) -> "Home":
+        self._check_place()
         if not self.exists():
             raise LocalError(
                 f"no Imier node at {self.path}", hint="run 'imier init' or pass --home DIR"
@@ -155,12 +209,16 @@ class Home:
         return self
 
     def create(self, name: str, passphrase: str) -> SigningKey:
+        self._check_place()
         if self.exists() or self.node_key_path.exists():
             raise LocalError(f"{self.path} already holds an Imier node; refusing to overwrite it")
-        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.path, 0o700)
-        self.keys_dir.mkdir(exist_ok=True, mode=0o700)
-        os.chmod(self.keys_dir, 0o700)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(self.path, 0o700)
+            self.keys_dir.mkdir(exist_ok=True, mode=0o700)
+            os.chmod(self.keys_dir, 0o700)
+        except OSError as exc:
+            raise LocalError(f"cannot create the home {self.path}: {exc.strerror}") from None
         key = new_signing_key()
         sealed = seal(key, "node", passphrase)
         cfg = Config(name=name)
@@ -177,7 +235,8 @@ class Home:
                     f"{p} is readable by other users", hint=f"run 'chmod 700 {p}'"
                 )
         for p in [self.node_key_path, *self._key_files()]:
-            if p.exists() and stat.S_IMODE(p.stat().st_mode) & 0o077:
+            # (a directory among the keys is reported when someone uses it: see person)
+            if p.is_file() and stat.S_IMODE(p.stat().st_mode) & 0o077:
                 raise LocalError(f"key file {p} is readable by other users", hint=f"run 'chmod 600 {p}'")
 
     def config(self) -> Config:
@@ -200,8 +259,39 @@ class Home:
             return []
         return sorted(self.keys_dir.glob("*.key"))
 
+    def _read_key(self, path: Path) -> SealedKey:
+        """One key file, or a LocalError naming it."""
+        if not path.is_file():
+            raise LocalError(f"{path} is not a key file (it is a directory or special file)",
+                             hint="move it out of the keys directory")
+        try:
+            return read_sealed(path.read_bytes())
+        except LocalError as exc:
+            raise LocalError(f"key file {path}: {exc.message}",
+                             hint="restore it from a backup, or move it away; other people's keys still work") from None
+        except OSError as exc:
+            raise LocalError(f"cannot read key file {path}: {exc.strerror}") from None
+
     def people(self) -> list[SealedKey]:
-        return [read_sealed(p.read_bytes()) for p in self._key_files()]
+        """Every readable person's key; a damaged or odd file blocks only its own person
+        (:meth:`key_problems` lists them, :meth:`person` names the file)."""
+        out: list[SealedKey] = []
+        for p in self._key_files():
+            try:
+                out.append(self._read_key(p))
+            except LocalError:
+                continue
+        return out
+
+    def key_problems(self) -> list[tuple[Path, str]]:
+        """``(file, what is wrong)`` for every key file that cannot be read."""
+        out: list[tuple[Path, str]] = []
+        for p in self._key_files():
+            try:
+                self._read_key(p)
+            except LocalError as exc:
+                out.append((p, str(exc)))
+        return out
 
     def new_person(self, name: str, passphrase: str) -> SealedKey:
         if not NAME_RE.match(name):
@@ -210,8 +300,8 @@ class Home:
                 hint="letters, digits, '.', '_' and '-', starting with a letter or digit",
             )
         path = self.keys_dir / f"{name}.key"
-        if path.exists():
-            raise LocalError(f"a person named {name!r} already has a key on this node")
+        if path.exists() or path.is_symlink():
+            raise LocalError(f"a person named {name!r} already has a key on this node ({path})")
         sealed = seal(new_signing_key(), name, passphrase)
         _write_private(path, sealed.blob)
         return sealed
@@ -230,24 +320,40 @@ class Home:
         for p in people:
             if p.name == name:
                 return p
+        path = self.keys_dir / f"{name}.key"
+        if path.exists() or path.is_symlink():
+            self._read_key(path)  # raises, naming the file
         raise LocalError(f"no person named {name!r} on this node", hint="'imier key list' shows the names")
 
     def unlock(self, sealed: SealedKey, passphrase: str) -> SigningKey:
         return unseal(sealed.blob, passphrase)
 
     def node_key(self, passphrase: str) -> SigningKey:
-        return unseal(self.node_key_path.read_bytes(), passphrase)
+        return self.unlock(self._read_key(self.node_key_path), passphrase)
 
     def node_public(self) -> bytes:
-        return read_sealed(self.node_key_path.read_bytes()).public
+        return self._read_key(self.node_key_path).public
 
 
 def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (0600) whole or not at all: a temporary file, fsync,
+    rename; on failure (a full disk) the temporary file is removed and nothing is left."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        hint = "free some space and try again" if exc.errno == errno.ENOSPC else None
+        raise LocalError(f"cannot write {path}: {exc.strerror}; nothing was written", hint=hint) from None
