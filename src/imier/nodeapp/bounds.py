@@ -88,8 +88,8 @@ MAX_SESSIONS_PER_PEER = 1
 WORK_ROUND_BASE = 1 << 16
 WORK_SESSION_FACTOR = 24
 WORK_SESSION_BASE = 1 << 20
-WORK_RATE = 200_000.0  # units per second a peer, a connection or a source earns back
-WORK_BURST = 8_000_000.0
+WORK_RATE = 100_000.0  # units per second a peer, a connection or a source earns back (~13% of a core)
+WORK_BURST = 4_000_000.0
 CANDIDATE_BYTES = 32 * 1024 * 1024  # offered, not yet held: bytes a session may keep in memory
 
 
