@@ -391,11 +391,10 @@ async def exchange(node: SyncNode, fs: FramedStream, peer: PeerRecord, hs: Hello
         raise _first(group) from None
     if cands is not None:
         stats.candidates_dropped = cands.dropped
-    # Proof that the peer shares a held body: the whole-set fingerprint matched in
-    # the first round, or it sent events of a held body we stored.
-    if hs.shared & hs.mine and stats.items and (
-        (stats.rounds <= 1 and stats.have == 0 and stats.need == 0) or stats.new
-    ):
+    # The peer shares a held body: a clean session over one in which it held some of
+    # the same events (items it did not ask for) or sent events we stored. A claim
+    # backed by a whole clean session; inbound.py keeps reserved slots for such peers.
+    if hs.shared & hs.mine and stats.items and (stats.items > stats.have or stats.new):
         peer.proven = True
     return stats
 
