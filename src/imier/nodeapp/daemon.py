@@ -60,7 +60,7 @@ async def _run(home: Home, opts: Options, node_key: Any) -> None:
     host, listen = build_host(node_key, opts.listen)
     node.host = host
     inbound = Inbound(node)
-    node.inbound = inbound  # type: ignore[attr-defined]  (peers_doc shows it, control.py)
+    node.inbound = inbound  # type: ignore[attr-defined]  # control.py shows it in peers
     host.set_stream_handler(TProtocol(wire.SYNC_PROTOCOL), inbound.handle)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with host.run(listen), trio.open_nursery() as nursery:
