@@ -12,7 +12,9 @@ says who sends the first reconcile message)::
 Invariants:
 
 1. Every read is under ``trio.fail_after`` (bounds.READ_TIMEOUT_S); a frame's
-   length is checked before its body is read (bounds.py rule 1).
+   length is checked before its body is read (bounds.py rule 1). The
+   handshake, the reconciliation and the whole session have deadlines of
+   their own (bounds.py rule 5).
 2. Events received must be ones the reconciliation said we need; anything
    else is an offence. Every event is decoded and its signature verified
    before the store sees it (the same path as bundles and gossip).
@@ -21,6 +23,17 @@ Invariants:
    the next session reconciles what is left).
 4. Bytes are counted per frame type, so the cost of a session is visible
    (``SyncStats``): reconciliation grows with the difference, not the history.
+5. Both sides reconcile the same set (my offer | their offer), but a node
+   *stores* only events of bodies it holds by its own store (holding.py).
+   Events of an offered body it does not hold wait in memory (at most
+   ``CANDIDATE_BYTES`` a session) and are stored only once the node holds the
+   body: the body came under one it holds, or the events carry an admit of
+   one of its people that is accepted in the body's record (tried in a
+   transaction that is rolled back, then ingested for real). The rest is
+   dropped at the end of the session, and a peer that sent events of bodies
+   with no admit of ours at all has committed an offence (``unheld_body``).
+6. Reconcile work is counted before it is done and capped per round, per
+   session and over time (bounds.py rule 6, ``Work``).
 """
 
 from __future__ import annotations
