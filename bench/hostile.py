@@ -1,7 +1,7 @@
 """hostile.*: what attackers on the wire cost a node, each against the same work without them.
 
 One victim daemon on 127.0.0.1 holds a community of ``IMIER_BENCH_HOSTILE_EVENTS``
-(20,000) events; a good peer (its own home, no daemon) holds all but
+(50,000) events; a good peer (its own home, no daemon) holds all but
 ``IMIER_BENCH_HOSTILE_DIFF`` (200) of them and runs ``imier sync VICTIM`` from a
 copy of the same store each time. The attackers are raw py-libp2p hosts in
 their own processes (tests/integration/hostile_peer.py).
@@ -13,8 +13,9 @@ their own processes (tests/integration/hostile_peer.py).
 * ``hostile.slowloris_ratio``: the good peer's session time (its ``ms``,
   median of 3) while 16 peer ids hold 3 streams each (48, each peer id
   within its limit of 4), sending hellos a byte every 2 s, over the same sync with no attacker. Target <= 2.
-* ``hostile.replay_ratio``: the same while a peer replays a 30 KB sketch every
-  round, session after session, taking a new peer id whenever refused. Target <= 2.
+* ``hostile.replay_ratio``: the same while 3 peers replay a 30 KB sketch every
+  round, session after session, each taking a new peer id whenever refused.
+  Target <= 2.
 
 A sync that fails under attack counts as the attack's deadline (60 s) so the
 ratio shows it.
@@ -56,7 +57,7 @@ def run() -> dict[str, Any]:
     from tests.integration.test_sync_wire import _fill, _history
 
     attacker = root_dir / "tests" / "integration" / "hostile_peer.py"
-    n = env_int("IMIER_BENCH_HOSTILE_EVENTS", 20_000)
+    n = env_int("IMIER_BENCH_HOSTILE_EVENTS", 50_000)
     d = env_int("IMIER_BENCH_HOSTILE_DIFF", 200)
     seconds = env_int("IMIER_BENCH_HOSTILE_SECONDS", 8)
     out: dict[str, Any] = {"events": n, "diff": d, "attack_s": seconds}
@@ -122,7 +123,8 @@ def run() -> dict[str, Any]:
             out["slowloris_ms"] = statistics.median(under)
             out["slowloris_ratio"] = out["slowloris_ms"] / max(1, out["baseline_ms"])
 
-            rep = attack("replay", "--seconds", str(seconds + 30), "--body", body.hex(), "--rotate")
+            rep = attack("replay", "--seconds", str(seconds + 30), "--body", body.hex(), "--rotate",
+                         "--identities", "3")
             time.sleep(3)
             under = [good_sync() for _ in range(TRIALS)]
             rep.kill()

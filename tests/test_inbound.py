@@ -208,3 +208,42 @@ def test_a_slow_hello_ends_at_the_handshake_deadline(tmp_path, monkeypatch) -> N
 
     err = trio.run(scenario)
     assert isinstance(err, RemoteError) and err.code == "slow_handshake"
+
+
+def test_a_junk_source_gets_no_allowance_for_unheld_bodies(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """After UNHELD_STRIKES sessions of junk from one address, a fresh peer id from
+    it has its session ended at the first event of a body we do not hold."""
+    import imier.nodeapp.sync as sync_mod
+    from imier.nodeapp.inbound import UNHELD_STRIKES
+    from imier.protocol.events import Propose
+
+    a, ana = _node(tmp_path, "a")
+    b, ben = _node(tmp_path, "b")
+    junk = author_event(b.store, ben, body=None, data=Found(body_kind="community", name="J"), ts=T)
+    for i in range(10):
+        author_event(b.store, ben, body=junk.id, data=Propose(title=f"j{i}", text="x" * 20_000), ts=T + 1 + i)
+    gate = Inbound(a)
+    orig = sync_mod.offer_for
+
+    async def one(name: str) -> str:
+        sa, sb = trio.testing.memory_stream_pair()
+        async with trio.open_nursery() as n:
+            n.start_soon(gate.handle, _Inbound(sa, name, ("10.1.1.1", 7000)))
+            try:
+                with trio.fail_after(5):
+                    await run_session(b, _Stream(sb), b.peer(name), initiator=True)
+            except (StreamGone, RemoteError):
+                pass
+        last = a.peer(name).offences[-1] if a.peer(name).offences else (0.0, "", "")
+        return f"{last[1]}: {last[2]}"
+
+    sync_mod.offer_for = lambda store, mine, *_a, **_k: {junk.id}  # type: ignore[assignment]
+    try:
+        codes = [trio.run(one, f"J{k}") for k in range(UNHELD_STRIKES + 1)]
+    finally:
+        sync_mod.offer_for = orig  # type: ignore[assignment]
+    assert all(c.startswith("unheld_body: ") for c in codes), codes
+    assert _ids(a) == set()
+    # the first ones were read to the end and dropped; the last was cut at its first event
+    assert all("sent 11 events" in c for c in codes[:UNHELD_STRIKES]), codes
+    assert "more than 0 bytes" in codes[-1], codes

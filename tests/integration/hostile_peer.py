@@ -177,11 +177,20 @@ def big_sketch(s: int = 256) -> bytes:
     return encode_message([((MAX_TS + 1, b""), SKETCH, [1 << 20, cells])])
 
 
-async def replay(addr: str, seconds: float, body: bytes, rotate: bool) -> dict[str, Any]:
+async def replay(addr: str, seconds: float, body: bytes, rotate: bool, identities: int = 1) -> dict[str, Any]:
+    """``identities`` replayers at once, each its own peer id (and connection)."""
+    out: dict[str, Any] = {"sessions": 0, "rounds": 0, "refused": 0, "identities": 0, "errors": {}}
+    async with trio.open_nursery() as nursery:
+        for k in range(identities):
+            nursery.start_soon(_replay_one, addr, seconds, body, rotate, bytes([0x52, k]) + b"\x52" * 30, out)
+    return out
+
+
+async def _replay_one(addr: str, seconds: float, body: bytes, rotate: bool, seed: bytes,
+                      out: dict[str, Any]) -> None:
     msg = wire.rec(big_sketch())
-    out = {"sessions": 0, "rounds": 0, "refused": 0, "identities": 1, "errors": {}}
+    out["identities"] += 1
     deadline = time.monotonic() + seconds
-    seed = b"\x52" * 32
     n = 0
     while time.monotonic() < deadline and n < 500:
         n += 1
@@ -216,7 +225,6 @@ async def replay(addr: str, seconds: float, body: bytes, rotate: bool) -> dict[s
                 seed = os.urandom(32)
                 out["identities"] += 1
             await trio.sleep(0.2)
-    return out
 
 
 def main() -> None:
@@ -227,7 +235,7 @@ def main() -> None:
     ap.add_argument("--bodies", type=int, default=10)
     ap.add_argument("--per-body", type=int, default=40)
     ap.add_argument("--streams", type=int, default=32)
-    ap.add_argument("--identities", type=int, default=2)
+    ap.add_argument("--identities", type=int, default=1)
     ap.add_argument("--body", default="")
     ap.add_argument("--rotate", action="store_true")
     a = ap.parse_args()
@@ -237,7 +245,7 @@ def main() -> None:
     elif a.mode == "slowloris":
         res = trio.run(slowloris, a.addr, a.seconds, a.streams, a.identities)
     else:
-        res = trio.run(replay, a.addr, a.seconds, bytes.fromhex(a.body), a.rotate)
+        res = trio.run(replay, a.addr, a.seconds, bytes.fromhex(a.body), a.rotate, a.identities)
     print(json.dumps(res), flush=True)
 
 

@@ -24,12 +24,18 @@ Invariants (bounds.py rules 5-7 for the numbers):
    bucket, so many fresh peer ids together get no more than one.
 5. Waiting for a slot is bounded (``SESSION_WAIT_S``); a stream that finds
    none is closed without an offence (the peer retries on its next tick).
+6. Events of bodies this node does not hold cost it bytes read and memory
+   (sync.py keeps them until it knows), never storage. A source whose peers
+   sent such events ``UNHELD_STRIKES`` times lately gets no such allowance for
+   peers not proven: the first event of a body we do not hold ends the session
+   (fresh peer ids from the same address gain nothing).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -57,6 +63,11 @@ __all__ = ["Inbound", "Busy", "MAX_SOURCES"]
 
 log = logging.getLogger("imier.daemon")
 MAX_SOURCES = 4096  # source addresses remembered (the oldest is forgotten first)
+# A source whose peers sent events of bodies we do not hold this many times within
+# UNHELD_WINDOW_S is a junk source: its strangers' next offers of such bodies end
+# their session at the first such event (invariant 6).
+UNHELD_STRIKES = 3
+UNHELD_WINDOW_S = 600.0
 
 
 class Busy(StreamGone):
@@ -70,6 +81,7 @@ class Counter:
     streams: int = 0
     sessions: int = 0
     refused: int = 0
+    unheld: deque[float] = field(default_factory=lambda: deque(maxlen=UNHELD_STRIKES))
     work: TokenBucket = field(default_factory=lambda: TokenBucket(WORK_RATE, WORK_BURST))
 
 
@@ -130,6 +142,7 @@ class Inbound:
         peer.streams += 1
         conn.streams += 1
         src.streams += 1
+        seen = peer.offence_count
         try:
             stats = await run_session(node, stream, peer, initiator=False, gate=self._gate(peer, conn, src))
             node._record(peer, stats)
@@ -143,6 +156,9 @@ class Inbound:
         except Exception as exc:
             log.warning("sync from %s failed: %s: %s", peer_id[-8:], type(exc).__name__, exc)
         finally:
+            fresh = peer.offence_count - seen
+            if fresh > 0 and any(c == "unheld_body" for _, c, _ in list(peer.offences)[-fresh:]):
+                src.unheld.append(time.monotonic())
             peer.streams -= 1
             conn.streams -= 1
             src.streams -= 1
@@ -157,6 +173,10 @@ class Inbound:
             if self.sessions.get(peer.peer_id, 0) >= MAX_SESSIONS_PER_PEER or conn.sessions >= 1:
                 raise Busy("a session with this peer is already running")
             shares = peer.proven and bool(hs.theirs & hs.mine)
+            now = time.monotonic()
+            if (not peer.proven and len(src.unheld) >= UNHELD_STRIKES
+                    and now - src.unheld[0] <= UNHELD_WINDOW_S):
+                hs.candidate_limit = 0
             if self.general.available_tokens == 0 and shares:
                 limiter = self.reserved
             else:

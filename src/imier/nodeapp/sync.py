@@ -201,6 +201,9 @@ class Hello:
     people: list[bytes]  # the peer's people
     shared: set[bytes]  # my offer | their offer: the same set on both sides
     candidates: set[bytes]  # offered to us, not held by us (yet): nothing of them is stored unless held
+    # Bytes of candidate events kept before an admit of ours shows up (inbound.py
+    # lowers it to 0 for strangers from a source that already sent such junk).
+    candidate_limit: int = CANDIDATE_BYTES
 
 
 class Work:
@@ -267,12 +270,13 @@ class _Candidates:
         self.due: set[bytes] = set()  # with an admit of ours that arrived since the last try
         self.promoted: set[bytes] = set()
         self.people = set(node.people())
+        self.limit = hs.candidate_limit
 
     def take(self, body: bytes, ev: Event) -> None:
+        if not self.admits and self.bytes + len(ev.raw) > self.limit:
+            raise RemoteError("unheld_body", f"more than {self.limit} bytes of events of bodies "
+                              "this node does not hold", field="ev")
         if self.bytes + len(ev.raw) > CANDIDATE_BYTES:
-            if not self.admits:
-                raise RemoteError("unheld_body", f"more than {CANDIDATE_BYTES} bytes of events of bodies "
-                                  "this node does not hold", field="ev")
             self.dropped += 1  # an honest but long history: 'imier body follow' gets it
             return
         self.buf.setdefault(body, []).append(ev.raw)
