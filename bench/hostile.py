@@ -1,7 +1,7 @@
 """hostile.*: what attackers on the wire cost a node, each against the same work without them.
 
 One victim daemon on 127.0.0.1 holds a community of ``IMIER_BENCH_HOSTILE_EVENTS``
-(50,000) events; a good peer (its own home, no daemon) holds all but
+(30,000) events; a good peer (its own home, no daemon) holds all but
 ``IMIER_BENCH_HOSTILE_DIFF`` (200) of them and runs ``imier sync VICTIM`` from a
 copy of the same store each time. The attackers are raw py-libp2p hosts in
 their own processes (tests/integration/hostile_peer.py).
@@ -57,7 +57,7 @@ def run() -> dict[str, Any]:
     from tests.integration.test_sync_wire import _fill, _history
 
     attacker = root_dir / "tests" / "integration" / "hostile_peer.py"
-    n = env_int("IMIER_BENCH_HOSTILE_EVENTS", 50_000)
+    n = env_int("IMIER_BENCH_HOSTILE_EVENTS", 30_000)  # _history: more would reach into the future
     d = env_int("IMIER_BENCH_HOSTILE_DIFF", 200)
     seconds = env_int("IMIER_BENCH_HOSTILE_SECONDS", 8)
     out: dict[str, Any] = {"events": n, "diff": d, "attack_s": seconds}
