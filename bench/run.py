@@ -25,7 +25,7 @@ from rich.table import Table
 
 __all__ = ["main", "BENCHES"]
 
-BENCHES = ("ingest", "tally", "sync", "gossip", "memory")
+BENCHES = ("ingest", "tally", "sync", "gossip", "memory", "hostile")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
@@ -86,6 +86,16 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, ...]]:
             ("disk", f"{r['disk_bytes_per_event']:.0f} B/event", f"event {r['mean_event_bytes']:.0f} B",
              _fmt(r["disk_bytes_per_event"] / r["mean_event_bytes"]), "-", "-"),
         ] + _daemon_rows(r)
+    if name == "hostile":
+        return [
+            ("hostile.stranger_bytes_per_min", f"{r['stranger_bytes_per_min']:,.0f} B/min stored",
+             f"{r['stranger_sent_bytes_per_min']:,.0f} B/min sent", "-", "0",
+             _fmt(r["stranger_bytes_per_min"] == 0)),
+            ("hostile.slowloris_ratio", f"{r['slowloris_ms']:.0f} ms sync", f"{r['baseline_ms']:.0f} ms alone",
+             _fmt(r["slowloris_ratio"]), "<= 2", _fmt(r["slowloris_ratio"] <= 2)),
+            ("hostile.replay_ratio", f"{r['replay_ms']:.0f} ms sync", f"{r['baseline_ms']:.0f} ms alone",
+             _fmt(r["replay_ratio"]), "<= 2", _fmt(r["replay_ratio"] <= 2)),
+        ]
     return [(name, json.dumps(r)[:60], "-", "-", "-", "-")]
 
 

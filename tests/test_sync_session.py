@@ -92,7 +92,9 @@ def test_two_nodes_reconcile_and_a_new_member_learns_its_body(tmp_path) -> None:
     assert a.peer("B").offence_count == 0 and b.peer("A").offence_count == 0
 
 
-def test_a_federation_above_is_offered(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_federation_above_is_not_held_without_its_consent(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # DECISIONS.md s.9.2: a federation naming East is held by East's nodes only once
+    # East carries a ``federate`` proposal naming it (test_hostile_sync.py has that half).
     a, ana = _node(tmp_path, "a")
     b, ben = _node(tmp_path, "b")
     north = author_event(a.store, ana, body=None, data=Found(body_kind="community", name="N"), ts=T)
@@ -100,12 +102,14 @@ def test_a_federation_above_is_offered(tmp_path) -> None:  # type: ignore[no-unt
     a.store.ingest([east])
     muni = author_event(a.store, ana, body=None, ts=T + 5, data=Found(
         body_kind="municipality", name="M", parts=tuple(sorted([north.id, east.id]))))
+    # a founded M (its person wrote there): a holds M and what M names
     assert held_bodies(a.store, a.people()) == {north.id, muni.id, east.id}
-    # b holds East only; a offers M (above East) and North (under M)
-    assert offer_for(a.store, a.held(fresh=True), [east.id], b.people()) == {north.id, muni.id, east.id}
+    # b holds East only; M names East, but East never consented: a offers East alone
+    assert offer_for(a.store, a.held(fresh=True), [east.id], b.people()) == {east.id}
     trio.run(_session, a, b)
-    assert b.held(fresh=True) == {north.id, muni.id, east.id}
-    assert _ids(a) == _ids(b)
+    assert b.held(fresh=True) == {east.id}
+    assert _ids(b) == {east.id} and b.store.get(muni.id) is None
+    assert b.peer("A").offence_count == 0
 
 
 async def _raw(a: Node, data: bytes) -> Exception | None:

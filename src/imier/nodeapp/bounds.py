@@ -15,6 +15,22 @@ Invariants:
 4. Each refusal of a peer's data is an *offence* with a reason code, logged
    and kept (the last ``KEEP_OFFENCES``); after ``MAX_OFFENCES`` within
    ``OFFENCE_WINDOW_S`` the peer is disconnected and refused for ``BAN_S``.
+5. A session has deadlines for its phases and in total, not only per read:
+   the handshake (hello and offer both ways) within ``HANDSHAKE_S``, the
+   reconciliation within ``RECONCILE_S``, the whole session within
+   ``SESSION_S``. A slow peer holds a stream for seconds, not for as long as
+   it likes (a byte every 10 s no longer keeps a session alive).
+6. Reconciliation work is counted before it is done (:func:`rec_work`: the
+   bytes to decode plus, per range, the items it makes us hash or scan) and
+   capped per round, per session (``session_work``, a multiple of the items
+   reconciled: an honest exchange needs a few times that, a replayed sketch
+   would need it every round), and over time by token buckets per peer id,
+   per connection and per source address. A session over its cap ends as an
+   offence (``work_budget``); a bucket that runs dry makes the session wait.
+7. Costs are counted per connection and per source address as well as per
+   peer id, because a new peer id costs an attacker nothing: a connection
+   may carry at most ``MAX_STREAMS_PER_CONN`` sync streams and one session
+   at a time, whatever peer id it claims.
 """
 
 from __future__ import annotations
@@ -36,6 +52,18 @@ __all__ = [
     "OFFENCE_WINDOW_S",
     "BAN_S",
     "READ_TIMEOUT_S",
+    "HANDSHAKE_S",
+    "RECONCILE_S",
+    "SESSION_S",
+    "RESERVED_SESSIONS",
+    "MAX_STREAMS_PER_CONN",
+    "MAX_SESSIONS_PER_PEER",
+    "CANDIDATE_BYTES",
+    "WORK_RATE",
+    "WORK_BURST",
+    "round_work",
+    "session_work",
+    "rec_work",
 ]
 
 MAX_STREAMS = 4
@@ -48,6 +76,55 @@ OFFENCE_WINDOW_S = 600.0
 BAN_S = 600.0
 KEEP_OFFENCES = 20
 READ_TIMEOUT_S = 15.0
+HANDSHAKE_S = 10.0
+RECONCILE_S = 60.0
+SESSION_S = 300.0
+# Inbound sessions: MAX_SESSIONS for anyone, RESERVED_SESSIONS more kept for
+# peers that share a held body (bounds rule 8 in inbound.py).
+RESERVED_SESSIONS = 2
+MAX_STREAMS_PER_CONN = 4
+MAX_SESSIONS_PER_PEER = 1
+# Reconciliation work, in units of about one id hashed (~1.3 us here).
+WORK_ROUND_BASE = 1 << 16
+WORK_SESSION_FACTOR = 24
+WORK_SESSION_BASE = 1 << 20
+WORK_RATE = 100_000.0  # units per second a peer, a connection or a source earns back (~13% of a core)
+WORK_BURST = 4_000_000.0
+CANDIDATE_BYTES = 32 * 1024 * 1024  # offered, not yet held: bytes a session may keep in memory
+
+
+def round_work(items: int) -> int:
+    """The most work one reconcile round may take (ranges are disjoint: at most
+    every item once for the answer and once for a doubled sketch)."""
+    return 2 * items + WORK_ROUND_BASE
+
+
+def session_work(items: int) -> int:
+    """The most reconcile work one session may take over ``items`` items."""
+    return WORK_SESSION_FACTOR * items + WORK_SESSION_BASE
+
+
+def rec_work(items: list[tuple[int, bytes]], msg: bytes) -> int:
+    """The work a reconcile message asks of us over sorted ``items``, before doing it.
+
+    Decoding costs its bytes (one unit per 64); every range but a skip may make
+    us hash or scan the items it covers (a fingerprint that matches costs
+    less, but that is not known before computing it). Raises ``Rejected``
+    for a message that does not decode, as the reconciler would.
+    """
+    import bisect
+
+    from ..protocol.reconcile import SKIP, decode_message
+
+    ranges = decode_message(msg)
+    work = len(msg) // 64 + 1
+    lo = 0
+    for upper, mode, _ in ranges:
+        hi = bisect.bisect_left(items, upper)
+        if mode != SKIP:
+            work += hi - lo + 1
+        lo = hi
+    return work
 
 
 class TokenBucket:
@@ -96,6 +173,13 @@ class PeerRecord:
     events_out: int = 0
     gossip_in: int = 0
     bucket: TokenBucket = field(default_factory=lambda: TokenBucket(EVENTS_PER_SECOND, EVENT_BURST))
+    work: TokenBucket = field(default_factory=lambda: TokenBucket(WORK_RATE, WORK_BURST))
+    work_done: int = 0  # reconcile work units spent on this peer's sessions
+    # Set once a session completed cleanly over a held body in which the peer
+    # held some of the same events (fingerprints agreed somewhere, or it sent
+    # events of ours we accepted): it shares a held body (inbound.py's reserve).
+    proven: bool = False
+    source: str = ""  # the address its last connection came from
 
     def offend(self, code: str, message: str, now: float | None = None) -> bool:
         """Count an offence; True when the peer has now earned a disconnection."""
@@ -129,4 +213,7 @@ class PeerRecord:
                 {"at": int(t), "code": c, "reason": m} for t, c, m in list(self.offences)[-5:]
             ],
             "banned": self.banned(),
+            "proven": self.proven,
+            "work": self.work_done,
+            "source": self.source,
         }

@@ -92,7 +92,11 @@ async def _answer(node: Any, req: dict[str, Any]) -> dict[str, Any]:
     if cmd == "info":
         return {"ok": True, **node.info()}
     if cmd == "peers":
-        return {"ok": True, **node.peers_doc()}
+        doc = node.peers_doc()
+        inbound = getattr(node, "inbound", None)
+        if inbound is not None:
+            doc["inbound"] = inbound.to_json()
+        return {"ok": True, **doc}
     if cmd == "nudge":
         node.outbox_event.set()
         node.held(fresh=True)

@@ -53,10 +53,15 @@ async def _run(home: Home, opts: Options, node_key: Any) -> None:
     from . import control, discovery, gossip
     from .host import build_host
 
+    from .inbound import Inbound
+
+    _refuse_taken_ports(opts.listen)
     node = Node(home, opts, node_key)
     host, listen = build_host(node_key, opts.listen)
     node.host = host
-    host.set_stream_handler(TProtocol(wire.SYNC_PROTOCOL), node.handle_stream)
+    inbound = Inbound(node)
+    node.inbound = inbound  # type: ignore[attr-defined]  # control.py shows it in peers
+    host.set_stream_handler(TProtocol(wire.SYNC_PROTOCOL), inbound.handle)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with host.run(listen), trio.open_nursery() as nursery:
             node.nursery = nursery
@@ -71,6 +76,9 @@ async def _run(home: Home, opts: Options, node_key: Any) -> None:
             await nursery.start(control.serve, node)
             _write_info(home.daemon_info_path, info)
             log.info("node %s (%s) listening on %s", node.name, info["peer_id"], " ".join(info["addresses"]))
+            # One line on stdout once the node listens and answers its control socket,
+            # for scripts and service managers to wait on (docs/operations.md).
+            print(f"ready {' '.join(info['addresses'])}", flush=True)
             log.info("holding %d bodies; gossip %s, mdns %s, sync every %gs", len(node.held(fresh=True)),
                      "on" if opts.gossip else "off", "on" if opts.mdns else "off", opts.sync_interval_s)
             for name, fn in (("peer watcher", node.watch_peers), ("periodic sync", node.periodic_sync),
@@ -82,6 +90,25 @@ async def _run(home: Home, opts: Options, node_key: Any) -> None:
                 log.info("received %s: stopping", signal.Signals(signum).name)
                 break
             nursery.cancel_scope.cancel()
+
+
+def _refuse_taken_ports(listen: list[str]) -> None:
+    """A listen port already in use is an error, before anything starts (quirks.py 8)."""
+    from . import quirks
+    from .host import parse_multiaddr
+
+    for text in listen:
+        ma = parse_multiaddr(text)
+        names = {p.name for p in ma.protocols()}
+        try:
+            host = ma.value_for_protocol("ip4") if "ip4" in names else ma.value_for_protocol("ip6")
+            port = int(ma.value_for_protocol("tcp"))
+        except Exception:
+            continue  # build_host says what is wrong with it
+        exc = quirks.port_taken(host, port)
+        if exc is not None:
+            raise LocalError(f"cannot listen on {text}: port {port} is already in use ({exc.strerror})",
+                             hint="stop what holds it, or choose another port with --listen")
 
 
 def run_daemon(home: Home, opts: Options, node_key: Any) -> None:

@@ -1,29 +1,50 @@
 """Which bodies a node holds, and which bodies it offers a peer. No I/O but the store.
 
-A node holds (ARCHITECTURE.md, CLI.md ``body follow``):
+A node holds, derived from its own store only (never from what a peer says):
 
-1. every body in which one of its people authored an event or was admitted,
-2. every body it follows,
-3. the federations above those (``Store.parents``, recursively),
+1. every body in which one of its people authored an event or was admitted
+   (an ``admit`` naming one of its people's keys),
+2. every body it follows (``imier body follow``),
+3. every federation one of those bodies *consented to* (DECISIONS.md s.9.2:
+   the body carried a ``federate`` proposal naming it with ``join`` true, and
+   no later carried one with ``join`` false), recursively,
 4. and everything under each of them (``Store.closure``): a federation's
-   verdicts need the membership of every body under it.
+   verdicts need the records of the bodies it names, if only to see whether
+   they consented.
+
+A federation that names our body without our body's consent is *not* held
+(rule 3 reads only our body's own record), so an outsider cannot make a node
+store a federation by naming its community.
 
 In the sync handshake each side sends the bodies it holds and its people's
-public keys; each then *offers* the peer the bodies it would hold if it had
-this node's events: the shared ones, the ones where the peer's people are
-members, and rules 3-4 applied to those. The set reconciled is the union of
-both offers, so a node learns of a new admission of one of its people, and
-of a new federation above its bodies, from any peer that holds it.
+public keys; each then *offers* the peer the bodies it holds that the peer
+would hold with this node's events: the shared ones, the ones where the
+peer's people were admitted, and rules 3-4 applied to those. What a peer
+offers is only a candidate for the receiver: sync.py stores events of an
+offered body only once the receiver's own rules say it holds it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
-from ..protocol.events import Admit, decode_event
+from ..store import replica
 from ..store.db import Store
 
-__all__ = ["member_bodies", "held_bodies", "offer_for", "expand"]
+__all__ = [
+    "member_bodies",
+    "held_bodies",
+    "offer_for",
+    "expand",
+    "admitted",
+    "consented_federations",
+    "placeholder_consented_federations",
+]
+
+# (body, proposal id) -> (events held in the body when tallied, verdict); see below.
+_TALLIES: dict[tuple[bytes, bytes], tuple[int, tuple[int, bool] | None]] = {}
+_MAX_TALLIES = 4096
 
 
 def member_bodies(store: Store, people: Iterable[bytes]) -> set[bytes]:
@@ -31,21 +52,80 @@ def member_bodies(store: Store, people: Iterable[bytes]) -> set[bytes]:
     people = set(people)
     if not people:
         return set()
-    out: set[bytes] = set()
-    ps = list(people)
-    q = f"SELECT DISTINCT body FROM events WHERE author IN ({','.join('?' * len(ps))})"
-    out.update(r[0] for r in store.conn.execute(q, ps))
-    for body, raw in store.conn.execute("SELECT body, raw FROM events WHERE kind = 'admit'"):
-        if body in out:
+    return replica.authored_bodies(store, people) | set(replica.admits_naming(store, people))
+
+
+def admitted(store: Store, body: bytes, people: Iterable[bytes]) -> bool:
+    """True when ``body``'s record holds an *accepted* admit naming one of ``people``.
+
+    This is what a node checks before it keeps the events of a body a peer
+    offered because one of its people was admitted there (sync.py): the admit
+    is accepted only with its whole chain back to the body's founding, so
+    the body is real and the admission is in its record.
+    """
+    return bool(replica.admits_naming(store, people, accepted_only=True, body=body))
+
+
+def placeholder_consented_federations(store: Store, body: bytes, now_ms: int) -> set[bytes]:
+    """PLACEHOLDER for the consensus module's consent function (DECISIONS.md s.9.2).
+
+    The federations ``body`` has joined by its own carried ``federate``
+    proposals, as of ``now_ms``: for each federation named by a ``federate``
+    proposal of ``body`` that is carried (final state ``carried``, closed at
+    or before ``now_ms``), the latest carried one decides (``join`` true: in,
+    false: out). Tallies go through ``consensus.tally_proposal`` over the
+    body's closure and are cached per proposal until the body's event count
+    changes. The lead replaces this by the consensus helper's pure function
+    (see ``consented_federations``).
+    """
+    props = replica.proposals_of_kind(store, body, "federate")
+    if not props:
+        return set()
+    from ..consensus import NotAProposal, tally_proposal
+
+    marker = replica.body_event_count(store, body)
+    decided: list[tuple[int, bytes, bytes, bool]] = []  # (closed_at, id, federation, join)
+    events = None
+    for p in props:
+        fed = getattr(p.data, "federation", None)
+        join = getattr(p.data, "join", None)
+        if not isinstance(fed, bytes) or not isinstance(join, bool):
             continue
-        ev = decode_event(raw, verify=False)
-        if isinstance(ev.data, Admit) and ev.data.member in people:
-            out.add(body)
+        key = (body, p.id)
+        hit = _TALLIES.get(key)
+        if hit is not None and hit[0] == marker:
+            verdict = hit[1]
+        else:
+            if events is None:
+                events = store.events_for_bodies(store.closure(body))
+            try:
+                res = tally_proposal(events, p.id, now_ms)
+            except NotAProposal:
+                res = None
+            verdict = None
+            if res is not None and res.state == "carried" and res.closed_at is not None:
+                verdict = (res.closed_at, join)
+            if len(_TALLIES) >= _MAX_TALLIES:
+                _TALLIES.clear()
+            _TALLIES[key] = (marker, verdict)
+        if verdict is not None and verdict[0] <= now_ms:
+            decided.append((verdict[0], p.id, fed, verdict[1]))
+    out: set[bytes] = set()
+    for _, _, fed, join in sorted(decided):
+        if join:
+            out.add(fed)
+        else:
+            out.discard(fed)
     return out
 
 
-def expand(store: Store, seed: Iterable[bytes]) -> set[bytes]:
-    """Rules 3 and 4: add the federations above, then everything under each."""
+# The one switch for the lead: the consensus module's consent function, once merged.
+consented_federations: Callable[[Store, bytes, int], set[bytes]] = placeholder_consented_federations
+
+
+def expand(store: Store, seed: Iterable[bytes], now_ms: int | None = None) -> set[bytes]:
+    """Rules 3 and 4: add the federations consented to, recursively, then everything under each."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
     up: set[bytes] = set()
     todo = list(seed)
     while todo:
@@ -53,7 +133,7 @@ def expand(store: Store, seed: Iterable[bytes]) -> set[bytes]:
         if b in up:
             continue
         up.add(b)
-        todo.extend(store.parents(b) - up)
+        todo.extend(consented_federations(store, b, now) - up)
     out: set[bytes] = set()
     for b in up:
         if b not in out:
@@ -61,13 +141,14 @@ def expand(store: Store, seed: Iterable[bytes]) -> set[bytes]:
     return out
 
 
-def held_bodies(store: Store, people: Iterable[bytes]) -> set[bytes]:
-    return expand(store, member_bodies(store, people) | set(store.follows()))
+def held_bodies(store: Store, people: Iterable[bytes], now_ms: int | None = None) -> set[bytes]:
+    return expand(store, member_bodies(store, people) | set(store.follows()), now_ms)
 
 
 def offer_for(
-    store: Store, mine: set[bytes], their_bodies: Iterable[bytes], their_people: Iterable[bytes]
+    store: Store, mine: set[bytes], their_bodies: Iterable[bytes], their_people: Iterable[bytes],
+    now_ms: int | None = None,
 ) -> set[bytes]:
     """The bodies this node (holding ``mine``) offers a peer that holds ``their_bodies``."""
     seed = (set(their_bodies) & mine) | (member_bodies(store, their_people) & mine)
-    return expand(store, seed) & mine
+    return expand(store, seed, now_ms) & mine

@@ -15,6 +15,7 @@ from typing import Any
 
 import libp2p  # noqa: F401  (import first: it configures logging, which we override below)
 import libp2p.network.swarm as _swarm
+import libp2p.transport.tcp.tcp as _tcp
 import libp2p.pubsub.pubsub as _pubsub
 import libp2p.pubsub.rpc_queue as _rpc_queue
 from libp2p import new_host
@@ -31,6 +32,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 
 __all__ = [
     "key_pair_from_seed",
+    "port_taken",
     "make_host",
     "make_gossip",
     "configure_logging",
@@ -62,6 +64,25 @@ for _cls_name in ("PriorityQueue", "RpcQueue"):
         _init.__defaults__ = tuple(_d)
 
 
+# 8. The TCP transport sets SO_REUSEPORT on every listening and dialling socket
+#    (transport/tcp/tcp.py `_set_reuse_flags`, 0.8.1, for hole punching), so a
+#    second daemon given a port already in use listens beside the first and
+#    the kernel splits incoming connections between them. Imier does no hole
+#    punching: keep SO_REUSEADDR (restarts while old connections linger in
+#    TIME_WAIT) and drop SO_REUSEPORT, so a taken port fails to bind.
+def _reuse_addr_only(sock: Any) -> None:
+    import socket as _socket
+
+    try:
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+    except OSError:
+        pass
+
+
+if hasattr(_tcp, "_set_reuse_flags"):
+    _tcp._set_reuse_flags = _reuse_addr_only
+
+
 # 7. Pubsub starts one task per received message, unbounded (pubsub.py
 #    `continuously_read_stream` -> `run_task(self.push_msg, ...)`, 0.8.1): a
 #    flooding peer makes us run any number of them. Bound the messages being
@@ -84,6 +105,26 @@ async def _bounded_push_msg(self: Any, msg_forwarder: Any, msg: Any) -> None:
 
 
 Pubsub.push_msg = _bounded_push_msg  # type: ignore[method-assign]
+
+
+def port_taken(host: str, port: int) -> OSError | None:
+    """Whether ``host:port`` cannot be bound now (another listener has it), probed
+    the way the transport binds, before libp2p starts (which would only log it)."""
+    import socket as _socket
+
+    if port == 0:
+        return None
+    family = _socket.AF_INET6 if ":" in host else _socket.AF_INET
+    s = _socket.socket(family, _socket.SOCK_STREAM)
+    try:
+        s.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
+        s.listen(1)
+    except OSError as exc:
+        return exc
+    finally:
+        s.close()
+    return None
 
 
 def key_pair_from_seed(seed: bytes) -> KeyPair:

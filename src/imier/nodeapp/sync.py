@@ -12,7 +12,9 @@ says who sends the first reconcile message)::
 Invariants:
 
 1. Every read is under ``trio.fail_after`` (bounds.READ_TIMEOUT_S); a frame's
-   length is checked before its body is read (bounds.py rule 1).
+   length is checked before its body is read (bounds.py rule 1). The
+   handshake, the reconciliation and the whole session have deadlines of
+   their own (bounds.py rule 5).
 2. Events received must be ones the reconciliation said we need; anything
    else is an offence. Every event is decoded and its signature verified
    before the store sees it (the same path as bundles and gossip).
@@ -21,25 +23,52 @@ Invariants:
    the next session reconciles what is left).
 4. Bytes are counted per frame type, so the cost of a session is visible
    (``SyncStats``): reconciliation grows with the difference, not the history.
+5. Both sides reconcile the same set (my offer | their offer), but a node
+   *stores* only events of bodies it holds by its own store (holding.py).
+   Events of an offered body it does not hold wait in memory (at most
+   ``CANDIDATE_BYTES`` a session) and are stored only once the node holds the
+   body: the body came under one it holds, or the events carry an admit of
+   one of its people that is accepted in the body's record (tried in a
+   transaction that is rolled back, then ingested for real). The rest is
+   dropped at the end of the session, and a peer that sent events of bodies
+   with no admit of ours at all has committed an offence (``unheld_body``).
+6. Reconcile work is counted before it is done and capped per round, per
+   session and over time (bounds.py rule 6, ``Work``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import trio
 
 from ..protocol import syncwire as wire
-from ..protocol.errors import RemoteError
+from ..protocol.errors import Rejected, RemoteError
+from ..protocol.events import Admit, Event, decode_event
 from ..protocol.reconcile import Reconciler
+from ..store import replica
 from ..store.db import Store
-from .bounds import READ_TIMEOUT_S, PeerRecord
-from .holding import offer_for
+from .bounds import (
+    CANDIDATE_BYTES,
+    HANDSHAKE_S,
+    READ_TIMEOUT_S,
+    RECONCILE_S,
+    SESSION_S,
+    PeerRecord,
+    TokenBucket,
+    rec_work,
+    round_work,
+    session_work,
+)
+from .holding import admitted, offer_for
 
-__all__ = ["SyncNode", "SyncStats", "FramedStream", "run_session", "StreamGone"]
+__all__ = ["SyncNode", "SyncStats", "FramedStream", "Hello", "run_session", "handshake", "exchange",
+           "StreamGone"]
 
 log = logging.getLogger("imier.sync")
 MAX_ROUNDS = 2000
@@ -55,7 +84,9 @@ class SyncNode(Protocol):
 
     def people(self) -> list[bytes]: ...
 
-    def held(self) -> set[bytes]: ...
+    def held(self, *, fresh: bool = False) -> set[bytes]: ...
+
+    def offend(self, peer: PeerRecord, code: str, message: str) -> None: ...
 
     async def ingest_remote(self, raws: list[bytes], peer: PeerRecord, *, source: str,
                             expect: set[bytes] | None = None,
@@ -77,6 +108,8 @@ class SyncStats:
     received: int = 0
     new: int = 0
     ms: int = 0
+    work: int = 0  # reconcile work units counted (bounds rule 6)
+    candidates_dropped: int = 0
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -142,13 +175,6 @@ class FramedStream:
         return sum(self.bytes_in.get(t, 0) + self.bytes_out.get(t, 0) for t in types)
 
 
-def _raw_in_order(store: Store, ids: list[bytes]) -> list[bytes]:
-    """Raw events in ``(ts, id)`` order, so a receiver mostly gets prevs before children
-    (it accepts any order; this only keeps fewer events pending in between)."""
-    q = f"SELECT raw FROM events WHERE id IN ({','.join('?' * len(ids))}) ORDER BY ts, id"
-    return [r[0] for r in store.conn.execute(q, ids)]
-
-
 def _flat(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     out: list[BaseException] = []
     for exc in group.exceptions:
@@ -165,49 +191,186 @@ def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return excs[0]
 
 
-async def run_session(node: SyncNode, stream: Any, peer: PeerRecord, *, initiator: bool) -> SyncStats:
-    """One sync session; raises RemoteError (peer's fault) or StreamGone."""
-    t0 = time.monotonic()
-    stats = SyncStats(peer=peer.peer_id, initiator=initiator)
-    fs = FramedStream(stream)
-    store = node.store
-    mine = node.held()
-    await fs.write(wire.hello(node.name, sorted(mine), node.people()), "hello")
-    h = await fs.expect("hello")
-    peer.node = h["node"]
-    peer.bodies = set(h["bodies"])
-    my_offer = offer_for(store, mine, h["bodies"], h["people"])
-    await fs.write(wire.offer(sorted(my_offer)), "offer")
-    o = await fs.expect("offer")
+
+@dataclass
+class Hello:
+    """What the handshake established: each side's offer, and the set both reconcile."""
+
+    mine: set[bytes]  # what this node holds (its own rules)
+    theirs: set[bytes]  # what the peer said it holds
+    people: list[bytes]  # the peer's people
+    shared: set[bytes]  # my offer | their offer: the same set on both sides
+    candidates: set[bytes]  # offered to us, not held by us (yet): nothing of them is stored unless held
+    # Bytes of candidate events kept before an admit of ours shows up (inbound.py
+    # lowers it to 0 for strangers from a source that already sent such junk).
+    candidate_limit: int = CANDIDATE_BYTES
+
+
+class Work:
+    """Reconcile work counted before it is done (bounds rule 6)."""
+
+    def __init__(self, items: int, buckets: list[TokenBucket]) -> None:
+        self.per_round = round_work(items)
+        self.cap = session_work(items)
+        self.used = 0
+        self.buckets = buckets
+
+    async def spend(self, units: int, peer: PeerRecord) -> None:
+        if units > self.per_round:
+            raise RemoteError("work_budget", f"a reconcile round asked for {units} units of work, "
+                              f"limit {self.per_round}", field="rec")
+        if self.used + units > self.cap:
+            raise RemoteError("work_budget", f"reconciliation exceeded its work budget ({self.cap} units)",
+                              field="rec")
+        self.used += units
+        peer.work_done += units
+        for b in self.buckets:
+            wait = b.wait_time(units)
+            if wait > 0:
+                await trio.sleep(wait)  # under the reconcile deadline: a dry bucket ends the session
+            b.take(min(units, b.burst))
+
+
+async def handshake(node: SyncNode, fs: FramedStream, peer: PeerRecord) -> Hello:
+    """hello and offer both ways, within HANDSHAKE_S in total."""
+    try:
+        with trio.fail_after(HANDSHAKE_S):
+            mine = set(node.held())
+            people = node.people()
+            await fs.write(wire.hello(node.name, sorted(mine), people), "hello")
+            h = await fs.expect("hello")
+            peer.node = h["node"]
+            peer.bodies = set(h["bodies"])
+            my_offer = offer_for(node.store, mine, h["bodies"], h["people"])
+            await fs.write(wire.offer(sorted(my_offer)), "offer")
+            o = await fs.expect("offer")
+    except trio.TooSlowError:
+        raise RemoteError("slow_handshake", f"the handshake took longer than {HANDSHAKE_S:.0f} s",
+                          field="hello") from None
     shared = my_offer | set(o["bodies"])
     if len(shared) > wire.MAX_BODIES:
         raise RemoteError("too_many_bodies", f"more than {wire.MAX_BODIES} bodies", field="offer")
+    return Hello(mine=mine, theirs=set(h["bodies"]), people=list(h["people"]), shared=shared,
+                 candidates=shared - mine)
+
+
+class _Candidates:
+    """Events of offered bodies this node does not hold, kept in memory (bounded) until
+    its own rules say it holds the body: a newly admitted member's node learns its
+    body this way, and nothing a peer merely offers is ever stored (holding.py)."""
+
+    def __init__(self, node: SyncNode, peer: PeerRecord, hs: Hello) -> None:
+        self.node = node
+        self.peer = peer
+        self.open = set(hs.candidates)
+        self.buf: dict[bytes, list[bytes]] = {}
+        self.bytes = 0
+        self.dropped = 0
+        self.admits: set[bytes] = set()  # candidate bodies with an admit naming one of our people
+        self.due: set[bytes] = set()  # with an admit of ours that arrived since the last try
+        self.promoted: set[bytes] = set()
+        self.people = set(node.people())
+        self.limit = hs.candidate_limit
+
+    def take(self, body: bytes, ev: Event) -> None:
+        if not self.admits and self.bytes + len(ev.raw) > self.limit:
+            raise RemoteError("unheld_body", f"more than {self.limit} bytes of events of bodies "
+                              "this node does not hold", field="ev")
+        if self.bytes + len(ev.raw) > CANDIDATE_BYTES:
+            self.dropped += 1  # an honest but long history: 'imier body follow' gets it
+            return
+        self.buf.setdefault(body, []).append(ev.raw)
+        self.bytes += len(ev.raw)
+        if isinstance(ev.data, Admit) and ev.data.member in self.people:
+            self.admits.add(body)
+            self.due.add(body)
+
+    async def settle(self, shared: set[bytes], *, final: bool = False) -> int:
+        """Promote what this node now holds; returns the events stored."""
+        new = 0
+        live = self.node.held(fresh=True) if self.buf else set()
+        for body in sorted(self.buf):
+            if body not in live:
+                # The trial verifies and ingests the buffer (then undoes it): only when an
+                # admit of ours came since the last try, and once more at the end.
+                if body not in self.due and not (final and body in self.admits):
+                    continue
+                self.due.discard(body)
+                if not self._admitted_with(body):
+                    continue
+            raws = self.buf.pop(body)
+            self.bytes -= sum(map(len, raws))
+            self.open.discard(body)
+            self.promoted.add(body)
+            log.info("peer %s: holding %s now (%d events it offered)", self.peer.peer_id[-8:],
+                     body.hex()[:12], len(raws))
+            new += await self.node.ingest_remote(raws, self.peer, source="sync", bodies=shared)
+            live = self.node.held(fresh=True)
+        if final and self.buf:
+            n = sum(len(v) for v in self.buf.values())
+            log.info("peer %s: dropped %d events of %d bodies this node does not hold", self.peer.peer_id[-8:],
+                     n, len(self.buf))
+            if not self.admits:
+                self.node.offend(self.peer, "unheld_body", f"sync: sent {n} events of bodies this node "
+                                 "has no reason to hold")
+            self.buf.clear()
+            self.bytes = 0
+        return new
+
+    def _admitted_with(self, body: bytes) -> bool:
+        """Would the buffered events make an accepted admit of one of our people? (tried and undone)"""
+        evs: list[Event] = []
+        for raw in self.buf.get(body, []):
+            try:
+                evs.append(decode_event(raw))
+            except Rejected:
+                continue
+        store = self.node.store
+        return replica.trial_ingest(store, evs, lambda _res: admitted(store, body, self.people),
+                                    now_ms=int(time.time() * 1000))
+
+
+async def exchange(node: SyncNode, fs: FramedStream, peer: PeerRecord, hs: Hello, *, initiator: bool,
+                   buckets: list[TokenBucket] | None = None, stats: SyncStats) -> SyncStats:
+    """Reconcile ``hs.shared`` and transfer the events each side lacks."""
+    store = node.store
+    shared = hs.shared
     items = store.items(shared)
     stats.bodies, stats.items = len(shared), len(items)
     r = Reconciler(items)
-    if initiator:
-        await fs.write(wire.rec(r.initiate()), "rec")
-    while True:
-        f = await fs.expect("rec")
-        if r.rounds >= MAX_ROUNDS:
-            # An honest exchange needs about log16(n) rounds plus one per 48 KiB of ids.
-            raise RemoteError("too_many_rounds", f"reconciliation exceeded {MAX_ROUNDS} rounds", field="rec")
-        reply, _have, _need = r.reconcile(f["m"])
-        if reply is None:
-            break
-        await fs.write(wire.rec(reply), "rec")
-        if r.done:
-            break
+    work = Work(len(items), [peer.work, *(buckets or [])])
+    try:
+        with trio.fail_after(RECONCILE_S):
+            if initiator:
+                await fs.write(wire.rec(r.initiate()), "rec")
+            while True:
+                f = await fs.expect("rec")
+                if r.rounds >= MAX_ROUNDS:
+                    # An honest exchange needs about log16(n) rounds plus one per 48 KiB of ids.
+                    raise RemoteError("too_many_rounds", f"reconciliation exceeded {MAX_ROUNDS} rounds",
+                                      field="rec")
+                await work.spend(rec_work(items, f["m"]), peer)
+                reply, _have, _need = r.reconcile(f["m"])
+                if reply is None:
+                    break
+                await fs.write(wire.rec(reply), "rec")
+                if r.done:
+                    break
+    except trio.TooSlowError:
+        raise RemoteError("slow_reconcile", f"reconciliation took longer than {RECONCILE_S:.0f} s",
+                          field="rec") from None
     stats.rounds = r.rounds
+    stats.work = work.used
     stats.have, stats.need = len(r.have), len(r.need)
     peer.shared = shared
+    cands = _Candidates(node, peer, hs) if hs.candidates else None
 
     async def send_events() -> None:
         order = [i for _, i in items if i in r.have]  # (ts, id) order: prevs before children
         batch: list[bytes] = []
         size = 0
         for k in range(0, len(order), 256):
-            for raw in _raw_in_order(store, order[k : k + 256]):
+            for raw in replica.raw_in_order(store, order[k : k + 256]):
                 if batch and (size + len(raw) > wire.EVENT_FRAME_TARGET or len(batch) >= 512):
                     await fs.write(wire.events_frame(batch), "ev")
                     batch, size = [], 0
@@ -223,11 +386,19 @@ async def run_session(node: SyncNode, stream: Any, peer: PeerRecord, *, initiato
         while True:
             f = await fs.expect("ev", "end")
             if f["t"] == "end":
-                return
+                break
             raws = f["ev"]
             stats.received += len(raws)
-            stats.new += await node.ingest_remote(raws, peer, source="sync", expect=remaining,
-                                                  bodies=shared)
+            if cands is not None and cands.open:
+                raws = _route(raws, cands, remaining, node, peer)
+            got = 0
+            if raws:
+                got = await node.ingest_remote(raws, peer, source="sync", expect=remaining, bodies=shared)
+                stats.new += got
+            if cands is not None and (cands.due or cands.buf and got):
+                stats.new += await cands.settle(shared)
+        if cands is not None:
+            stats.new += await cands.settle(shared, final=True)
 
     try:
         async with trio.open_nursery() as nursery:
@@ -235,6 +406,59 @@ async def run_session(node: SyncNode, stream: Any, peer: PeerRecord, *, initiato
             await receive_events()
     except BaseExceptionGroup as group:  # trio's strict groups: surface the peer's fault first
         raise _first(group) from None
+    if cands is not None:
+        stats.candidates_dropped = cands.dropped
+    # The peer shares a held body: a clean session over one in which it held some of
+    # the same events (items it did not ask for) or sent events we stored. A claim
+    # backed by a whole clean session; inbound.py keeps reserved slots for such peers.
+    if hs.shared & hs.mine and stats.items and (stats.items > stats.have or stats.new):
+        peer.proven = True
+    return stats
+
+
+def _route(raws: list[bytes], cands: _Candidates, remaining: set[bytes], node: SyncNode,
+           peer: PeerRecord) -> list[bytes]:
+    """Split a frame: events of candidate bodies go to ``cands``; the rest is returned."""
+    out: list[bytes] = []
+    for raw in raws:
+        try:
+            ev = decode_event(raw, verify=False)
+        except Rejected:
+            out.append(raw)  # ingest_remote says why
+            continue
+        if ev.body_id not in cands.open:
+            out.append(raw)
+            continue
+        if ev.id not in remaining:
+            node.offend(peer, "unrequested", f"sync: event {ev.id.hex()[:12]} was not asked for")
+            continue
+        remaining.discard(ev.id)
+        cands.take(ev.body_id, ev)
+    return out
+
+
+async def run_session(node: SyncNode, stream: Any, peer: PeerRecord, *, initiator: bool,
+                      gate: Callable[[Hello], AbstractAsyncContextManager[list[TokenBucket]]] | None = None,
+                      ) -> SyncStats:
+    """One sync session; raises RemoteError (peer's fault) or StreamGone.
+
+    ``gate`` (inbound sessions, inbound.py) is entered after the handshake: it
+    waits for a session slot and gives the extra work buckets to charge.
+    The whole session ends after SESSION_S (StreamGone: what was received is
+    stored, the next session goes on from there).
+    """
+    t0 = time.monotonic()
+    stats = SyncStats(peer=peer.peer_id, initiator=initiator)
+    fs = FramedStream(stream)
+    with trio.move_on_after(SESSION_S) as whole:
+        hs = await handshake(node, fs, peer)
+        if gate is None:
+            await exchange(node, fs, peer, hs, initiator=initiator, stats=stats)
+        else:
+            async with gate(hs) as buckets:
+                await exchange(node, fs, peer, hs, initiator=initiator, buckets=buckets, stats=stats)
+    if whole.cancelled_caught:
+        raise StreamGone(f"the session took longer than {SESSION_S:.0f} s; the next one goes on")
     stats.handshake_bytes = fs.total("hello", "offer")
     stats.reconcile_bytes = fs.total("rec")
     stats.event_bytes = fs.total("ev", "end")

@@ -1,0 +1,224 @@
+"""Hostile sync peers against real daemons on 127.0.0.1 (issue 10's attacks).
+
+The attackers are raw py-libp2p hosts in their own processes
+(hostile_peer.py); the victim and the good peer are `imier` daemons and
+commands. Each test says what must hold while the attack runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imier.protocol.events import Found, Propose, Vote
+from imier.store.author import author_event
+from imier.store.db import Store
+from imier.store.home import Home
+
+from .nodes import PASSPHRASE, Node, free_port, same_sets, wait_until
+from .test_sync_wire import _fill, _history
+
+pytestmark = pytest.mark.integration
+
+ATTACKER = Path(__file__).with_name("hostile_peer.py")
+DAY = 86_400_000
+
+
+def attack(node: Node, mode: str, *args: str, timeout: float = 120) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, str(ATTACKER), mode, node.addr(), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=node.env())
+
+
+def result(proc: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def stored(node: Node) -> tuple[int, int]:
+    """(events, bytes of events) in the node's store, read directly."""
+    con = sqlite3.connect(f"file:{node.home / 'store.sqlite3'}?mode=ro", uri=True, timeout=10)
+    try:
+        n, size = con.execute("SELECT count(*), coalesce(sum(length(raw)), 0) FROM events").fetchone()
+        return int(n), int(size)
+    finally:
+        con.close()
+
+
+def peer_doc(node: Node, peer_id: str | None = None, *, not_in: set[str] = frozenset()) -> list[dict]:  # type: ignore[type-arg,assignment]
+    peers = node.json("peers")["peers"]
+    return [p for p in peers if (peer_id is None or p["peer_id"] == peer_id) and p["peer_id"] not in not_in]
+
+
+def _stop(*nodes: Node) -> None:
+    for n in nodes:
+        if n.proc is not None and n.proc.poll() is None:
+            n.stop()
+        n.kill()
+
+
+def _person(node: Node, name: str) -> Any:
+    home = Home(node.home)
+    return home.unlock(home.person(name), PASSPHRASE)
+
+
+def test_unrequested_bodies_leave_nothing_stored(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    a, b = Node(tmp_path, "a"), Node(tmp_path, "b")
+    a.init("ana")
+    b.init("ben")
+    body, shared, _, _ = _history(60, 0, 0)
+    _fill(a, body, shared)
+    _fill(b, body, shared[:20])
+    try:
+        a.start("--sync-interval", "3600s")
+        before = stored(a)
+        r = result(attack(a, "junk", "--seconds", "8", "--bodies", "10", "--per-body", "20"))
+        assert r["sent_events"] > 0 or r["refused"] > 0, r
+        assert stored(a) == before, (before, stored(a), r)
+        strangers = [p for p in a.json("peers")["peers"] if p["offences"]]
+        codes = {o["code"] for p in strangers for o in p["recent_offences"]}
+        assert "unheld_body" in codes, strangers
+        # the good peer still syncs
+        stats = b.json("sync", a.addr())
+        assert stats["new"] == 41 and same_sets([a, b])
+        print(f"junk attacker: {r}; victim store {before} -> {stored(a)}")
+    finally:
+        _stop(a)
+
+
+def test_an_outsider_federation_is_not_held_until_our_community_carries_federate(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    a, o = Node(tmp_path, "a"), Node(tmp_path, "o")
+    a.init("ana")
+    o.init("oz")
+    now = int(time.time() * 1000)
+    ana, oz = _person(a, "ana"), _person(o, "oz")
+    st = Store.open(a.home / "store.sqlite3")
+    try:
+        ours = author_event(st, ana, body=None, ts=now - 40 * DAY, data=Found(body_kind="community", name="V"))
+    finally:
+        st.close()
+    st = Store.open(o.home / "store.sqlite3")
+    try:
+        muni = author_event(st, oz, body=None, ts=now - 39 * DAY, data=Found(
+            body_kind="municipality", name="Capture", parts=(ours.id,)))
+    finally:
+        st.close()
+    try:
+        a.start("--sync-interval", "3600s")
+        o.start("--sync-interval", "3600s")
+        a.json("sync", o.addr())
+        o.json("sync", a.addr())
+        time.sleep(1)
+        assert muni.id not in a.event_ids()
+        listed = json.dumps(a.json("body", "list"))
+        assert muni.id.hex() not in listed and ours.id.hex() in listed
+        # our community carries federate(Capture): now a holds it and stores its record
+        st = Store.open(a.home / "store.sqlite3")
+        try:
+            p = author_event(st, ana, body=ours.id, ts=now - 38 * DAY, data=Propose(
+                title="join Capture", text="we choose to", proposal_kind="federate", federation=muni.id,
+                join=True))
+            author_event(st, ana, body=ours.id, ts=now - 35 * DAY + 3_600_000, data=Vote(target=p.id, choice="yes"))
+        finally:
+            st.close()
+        a.run("peers")  # any command; the daemon sees the store changed on its next look
+
+        def synced() -> bool:
+            a.json("sync", o.addr())
+            return muni.id in a.event_ids()
+
+        wait_until(synced, 30, "a to hold the federation its community joined")
+        assert muni.id.hex() in json.dumps(a.json("body", "list"))
+    finally:
+        _stop(a, o)
+
+
+def test_a_slowloris_with_many_streams_does_not_stop_a_good_peers_sync(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    a, b = Node(tmp_path, "a"), Node(tmp_path, "b")
+    a.init("ana")
+    b.init("ben")
+    body, evs, _, _ = _history(200, 0, 0)
+    _fill(a, body, evs)
+    _fill(b, body, evs[:20])
+    try:
+        a.start("--sync-interval", "3600s", "--no-gossip")
+        slow = attack(a, "slowloris", "--seconds", "40", "--streams", "3", "--identities", "16")
+        time.sleep(4)  # the streams are open and dripping
+        results = []
+        for _ in range(3):
+            r = b.run("sync", a.addr(), "--json", ok=False, timeout=60)
+            results.append(r.returncode)
+            if r.returncode == 0:
+                assert json.loads(r.stdout)["new"] in (181, 0)
+        assert results == [0, 0, 0], results
+        assert same_sets([a, b])
+        slow.kill()
+        out, _ = slow.communicate(timeout=10)
+        strangers = [p for p in a.json("peers")["peers"] if p["offences"]]
+        codes = {o["code"] for p in strangers for o in p["recent_offences"]}
+        assert codes & {"too_many_streams", "slow_handshake"}, strangers
+    finally:
+        _stop(a)
+
+
+def test_replayed_sketches_stay_within_a_work_budget(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from imier.nodeapp.bounds import WORK_BURST, WORK_RATE, round_work
+
+    a, b = Node(tmp_path, "a"), Node(tmp_path, "b")
+    a.init("ana")
+    b.init("ben")
+    n = 5000
+    body, evs, _, _ = _history(n, 0, 0)
+    _fill(a, body, evs)
+    _fill(b, body, evs[: n - 50])
+    try:
+        a.start("--sync-interval", "3600s", "--no-gossip")
+        seconds = 15.0
+        t0 = time.monotonic()
+        rep = attack(a, "replay", "--seconds", str(seconds), "--body", body.hex())
+        time.sleep(3)
+        stats = b.json("sync", a.addr())  # a good peer, during the attack
+        assert stats["new"] == 51
+        r = result(rep)
+        elapsed = time.monotonic() - t0
+        me = b.json("id").get("peer_id") if isinstance(b.json("id"), dict) else None
+        attackers = [p for p in a.json("peers")["peers"] if p["peer_id"] != me and p["work"] > 0
+                     and p["node"] == "replay"]
+        assert attackers, a.json("peers")
+        work = sum(p["work"] for p in attackers)
+        budget = WORK_BURST + WORK_RATE * elapsed + round_work(n + 1)
+        print(f"replay attacker: {r}; work counted {work} units, budget {budget:.0f}")
+        assert r["rounds"] > 0
+        assert work <= budget, (work, budget)
+        codes = {o["code"] for p in attackers for o in p["recent_offences"]}
+        assert "work_budget" in codes, attackers
+        assert same_sets([a, b])
+    finally:
+        _stop(a)
+
+
+def test_a_listen_port_in_use_is_an_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    a, b = Node(tmp_path, "a"), Node(tmp_path, "b")
+    a.init("ana")
+    b.init("ben")
+    port = free_port()
+    try:
+        a.start("--listen", f"/ip4/127.0.0.1/tcp/{port}")
+        assert any(line.startswith("ready /ip4/127.0.0.1/tcp/") for line in a.log().splitlines()), a.log()
+        r = subprocess.run([sys.executable, "-m", "imier.cli.main", "daemon", "--no-mdns",
+                            "--listen", f"/ip4/127.0.0.1/tcp/{port}"],
+                           env=b.env(), capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        errors = [ln for ln in lines if ln.startswith("error:")]
+        assert len(errors) == 1 and "already in use" in errors[0] and str(port) in errors[0], r.stderr
+        assert "Traceback" not in r.stderr and "ready" not in r.stdout
+    finally:
+        _stop(a)
