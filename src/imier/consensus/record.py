@@ -33,10 +33,14 @@ from ..protocol.events import (
     Event,
     Found,
     Leave,
+    Link,
     Part,
+    Profile,
     Propose,
     Recall,
+    Seal,
     Stand,
+    Unlink,
     Vote,
     Withdraw,
 )
@@ -91,6 +95,12 @@ class Record:
         # target -> payload type -> events, in (ts, id) order: targeting() without a scan.
         self._typed: dict[bytes, dict[type, list[Event]]] = {}
         self.forks: dict[tuple[bytes, bytes], Fork] = {}
+        # (proposal or recall id, window name) -> seal events, in (ts, id) order (s.10).
+        self.seals: dict[tuple[bytes, str], list[Event]] = defaultdict(list)
+        # link, unlink and profile events in (ts, id) order (s.11): few, read whole.
+        self.devices: list[Event] = []
+        self.profiles: list[Event] = []
+        self._by_body: dict[bytes, list[Event]] = {}
         # body -> member -> spans [start, end), flat: [start0, end0, start1, end1, ...]
         # (one list per member). Indexed by body, as tallies ask per body.
         self._spans: dict[bytes, dict[bytes, list[int]]] = defaultdict(dict)
@@ -131,6 +141,15 @@ class Record:
                 target = d.proposal
             elif isinstance(d, Recall):
                 target = d.mandate
+            elif isinstance(d, Seal):
+                self.seals[(d.proposal, d.window)].append(ev)
+                continue
+            elif isinstance(d, (Link, Unlink)):
+                self.devices.append(ev)
+                continue
+            elif isinstance(d, Profile):
+                self.profiles.append(ev)
+                continue
             else:
                 continue
             by_target[target].append(ev)
@@ -216,6 +235,13 @@ class Record:
                 self._close(info.id, d.part, ev.ts)
 
     # -- reading -------------------------------------------------------------------
+
+    def of_body(self, body: bytes) -> list[Event]:
+        """The events of ``body``'s record (its ``found`` included), in ``(ts, id)`` order."""
+        got = self._by_body.get(body)
+        if got is None:
+            got = self._by_body[body] = [e for e in self.ordered if e.body == body or e.id == body]
+        return got
 
     def member_at(self, body: bytes, who: bytes, t: int) -> bool:
         members = self._spans.get(body)
