@@ -280,7 +280,7 @@ def test_every_window_type_is_sealed() -> None:
     assert doc["rounds"][1]["amendment_seal"]["sealed"] is True
     assert doc["contention"]["seal"]["sealed_by"] == 3
     sim = r.simulate_json({})
-    assert sim["contention_seal"]["sealed"] is True and sim["rounds"][1]["seal"]["window"] == "r2"
+    assert sim["rounds"][1]["contention_seal"]["sealed"] is True and sim["rounds"][1]["seal"]["window"] == "r2"
     _ = at
 
 

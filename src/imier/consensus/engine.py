@@ -159,6 +159,7 @@ class Engine:
         self._tellers: dict[tuple[bytes, int], frozenset[bytes]] = {}
         self._devices: dict[tuple[bytes, tuple[tuple[int, bytes], ...]], Devices] = {}
         self._scope: dict[bytes, frozenset[bytes]] = {}
+        self._consent: dict[tuple[bytes, bytes, int], list[int]] = {}
 
     # -- earlier proposals, as of a time (memoised) ---------------------------------
 
@@ -332,7 +333,7 @@ class Engine:
                 people = frozenset(r.members_at(body, t0) & r.members_at(body, start))
             return Node(body=body, base=True, charter=charter, people=people)
         parts: list[Node] = []
-        for part in sorted(r.members_at(body, t0) & r.members_at(body, start)):
+        for part in sorted(self.parts_at(body, t0) & self.parts_at(body, start)):
             if part in _path or part == body:
                 continue
             n = self.tree(part, t0, start, _path | {body})
@@ -400,6 +401,52 @@ class Engine:
             return choice
 
         return look
+
+    # -- federation by consent (s.9.2) ------------------------------------------------
+
+    def consent(self, part: bytes, fed: bytes, t: int) -> list[int]:
+        """Flat spans ``[start, end)`` during which ``part`` has consented to be in ``fed``:
+        from the carrying of its ``federate`` proposals naming ``fed`` (join true opens,
+        join false closes), as its record stands at ``t``."""
+        key = (part, fed, t)
+        got = self._consent.get(key)
+        if got is not None:
+            return got
+        steps: list[tuple[int, tuple[int, bytes], bool]] = []
+        for q in self._proposals_in(part):
+            if q.ts >= t:
+                break
+            d = q.data
+            if not isinstance(d, Propose) or d.proposal_kind != "federate" or d.federation != fed:
+                continue
+            res = self.at(q.id, t)
+            if res is not None and res.state == State.CARRIED and res.closed_at is not None:
+                steps.append((res.closed_at, q.order_key, bool(d.join)))
+        steps.sort()
+        spans: list[int] = []
+        for at, _, join in steps:
+            open_ = bool(spans) and spans[-1] == FOREVER
+            if join and not open_:
+                spans += [at, FOREVER]
+            elif not join and open_:
+                spans[-1] = at
+        self._consent[key] = spans
+        return spans
+
+    def parts_at(self, fed: bytes, t: int) -> set[bytes]:
+        """Member bodies of federation ``fed`` at ``t``: named by it and consenting (s.9.2)."""
+        return {c for c in self.record.members_at(fed, t) if within_spans(self.consent(c, fed, t), t)}
+
+    def invitations(self, body: bytes, t: int) -> list[bytes]:
+        """Federations that name ``body`` at ``t`` without its consent (pending invitations)."""
+        r = self.record
+        out = []
+        for fed, info in r.bodies.items():
+            if info.base or fed == body:
+                continue
+            if r.member_at(fed, body, t) and not within_spans(self.consent(body, fed, t), t):
+                out.append(fed)
+        return sorted(out)
 
     # -- people and their devices (s.11) ---------------------------------------------
 

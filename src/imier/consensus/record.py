@@ -10,9 +10,11 @@ Invariants:
    ``leave`` at ``t`` ends it at ``t`` (DECISIONS.md s.1). A base body's
    founder is its first member.
 3. An ``admit`` counts only if its author is a member at that moment; a
-   ``leave`` only if its author is. A ``part`` event (a body joins or leaves
-   a federation) counts if its author is, at that moment, a person of the
-   joining/leaving body, or (to join) of a body already in the federation.
+   ``leave`` only if its author is. A federation's spans here are its
+   *naming* of member bodies (s.9.2): founding ``parts``, a ``part`` join by
+   a person of the federation, ended by a ``part`` leave by a person of the
+   federation or of the named body. Membership also needs the named body's
+   consent, which the engine adds (:meth:`~.engine.Engine.parts_at`).
 4. A fork is two different events of one author with the same
    ``(body, seq)``; from the fork's ``seq`` on, that author's events in that
    body are not counted by consensus (DECISIONS.md s.8).
@@ -227,11 +229,13 @@ class Record:
         elif info.base and isinstance(d, Leave):
             self._close(info.id, ev.author, ev.ts)
         elif not info.base and isinstance(d, Part) and d.part != info.id:
+            # F names C (s.9.2): a ``part`` join by a person of F. Naming ends with a
+            # ``part`` leave by a person of F or of C. Consent (C's carried
+            # ``federate`` proposal) is the engine's: these spans are F's naming.
             if d.join:
-                inside = self.people_under(d.part, ev.ts) | self.people_under(info.id, ev.ts)
-                if ev.author in inside:
+                if ev.author in self.people_under(info.id, ev.ts):
                     self._open(info.id, d.part, ev.ts)
-            elif ev.author in self.people_under(d.part, ev.ts):
+            elif ev.author in self.people_under(d.part, ev.ts) | self.people_under(info.id, ev.ts):
                 self._close(info.id, d.part, ev.ts)
 
     # -- reading -------------------------------------------------------------------

@@ -293,8 +293,8 @@ class ProposalResult:
 
     def simulate_json(self, names: Mapping[bytes, str]) -> dict[str, Any]:
         """Exactly the document of SIMULATE.md; when the body has tellers, each closed
-        window also says whether it is sealed ("seal", "amendment_seal" in the rounds,
-        "contention_seal")."""
+        window also says whether it is sealed ("seal", "amendment_seal" in the rounds, and
+        "contention_seal" in the passing round)."""
         tellers = self.has_tellers
         doc: dict[str, Any] = {
             "state": self.state,
@@ -303,8 +303,9 @@ class ProposalResult:
             "text": self.text,
             "rounds": [self.round_json(r, names, seals=tellers) for r in self.rounds],
         }
-        if tellers and self.contention_seal is not None:
-            doc["contention_seal"] = self.contention_seal.to_json()
+        if tellers and self.contention_seal is not None and self.decided_round is not None:
+            # the contention phase follows the passing round: its seal is shown there
+            doc["rounds"][self.decided_round - 1]["contention_seal"] = self.contention_seal.to_json()
         return doc
 
     def to_json(self, body_names: Mapping[bytes, str]) -> dict[str, Any]:
@@ -314,7 +315,6 @@ class ProposalResult:
             **self.simulate_json(body_names),
         }
         doc["rounds"] = [self.round_json(r, body_names, seals=True) for r in self.rounds]
-        doc.pop("contention_seal", None)
         for r, rj in zip(self.rounds, doc["rounds"], strict=True):
             for a, aj in zip(r.amendments, rj["amendments"], strict=True):
                 aj["id"] = a.id.hex()
