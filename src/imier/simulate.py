@@ -356,11 +356,11 @@ def load(doc: Any) -> Scenario:
             name: _vote_count(c, f"{f}.votes.{name}", base_in_tree(name, f"{f}.votes.{name}").members)
             for name, c in _map(lm.get("votes", {}), f"{f}.votes").items()
         }
-        to_no = {name: _count(n, f"{f}.to_no.{name}")
-                 for name, n in _map(lm.get("to_no", {}), f"{f}.to_no").items() if base_in_tree(name, f)}
-        if (w == "c") != bool(to_no) or (w == "c" and votes):
+        late_no = {name: _count(n, f"{f}.to_no.{name}")
+                   for name, n in _map(lm.get("to_no", {}), f"{f}.to_no").items() if base_in_tree(name, f)}
+        if (w == "c") != bool(late_no) or (w == "c" and votes):
             raise ScenarioError(f, "late votes go in a round, late standings (to_no) in c")
-        late.append(LateSpec(window=w, votes=votes, to_no=to_no))
+        late.append(LateSpec(window=w, votes=votes, to_no=late_no))
     return Scenario(bodies=bodies, body=sc.body, title=sc.title, text=sc.text,
                     rounds=tuple(rounds), contention=tuple(contention), tellers=tellers, seals=seals,
                     late=tuple(late))
