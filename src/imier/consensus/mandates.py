@@ -134,8 +134,10 @@ def _recall(eng: Engine, p: Event, ev: Event, as_of: int, ignored: list[Ignored]
     devices = eng.devices(p.body_id, t)
     if node is None or eng.reason(node, ev, devices) is not None:
         return None
-    seal = eng.seal(p.body_id, ev.id, WindowName.RECALL, window, charter.seal_window, as_of,
-                    eng.devices(p.body_id, window.end))
+    seal = None
+    if window.closed(as_of):
+        seal = eng.seal(p.body_id, ev.id, WindowName.RECALL, window, charter.seal_window, as_of,
+                        eng.devices(p.body_id, window.end))
     best = eng.effective(node, window, eng.aimed(ev.id, Vote, p.body_id, as_of, ignored, "recall vote"),
                          ignored, what="recall vote", outside="outside the recall's vote window",
                          seal=seal, devices=devices)

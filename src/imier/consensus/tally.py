@@ -174,6 +174,8 @@ class _Tally:
 
     def _seal(self, name: WindowName, w: Window) -> SealCheck | None:
         """The seals of window ``w`` of this proposal, once it has closed."""
+        if not w.closed(self.as_of):
+            return None
         return self.eng.seal(self.p.body_id, self.p.id, name, w, self.charter.seal_window, self.as_of,
                              self._devices(w.end))
 
