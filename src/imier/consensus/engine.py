@@ -154,6 +154,7 @@ class Engine:
         self._charters: dict[tuple[bytes, int], Charter] = {}
         self._at: dict[tuple[bytes, int], "ProposalResult | None"] = {}
         self._busy: set[tuple[bytes, int]] = set()
+        self._settled: dict[bytes, tuple[int, "ProposalResult"]] = {}
         self._by_body: dict[bytes, list[Event]] | None = None
         self._views: dict[bytes, tuple[dict[bytes, int], dict[bytes, int]]] = {}
         self._tellers: dict[tuple[bytes, int], frozenset[bytes]] = {}
@@ -174,6 +175,9 @@ class Engine:
         p = self.record.proposals.get(pid)
         if p is None:
             return None
+        settled = self._settled.get(pid)
+        if settled is not None and t >= settled[0]:
+            return settled[1]
         h = self._horizon(p)
         key = (pid, t if h is None or t < h else h)
         if key in self._at:
@@ -189,6 +193,17 @@ class Engine:
         finally:
             self._busy.discard(key)
         self._at[key] = res
+        if res is not None and h is not None and res.state in FINAL:
+            # Final, every window closed and past its seal window: as of any later time
+            # the answer is the same (no recall is aimed at it: h is not None).
+            c = res.contention_window
+            last = max(c.end if c is not None else 0, res.closed_at or 0,
+                       res.calendar.vote_window(1).end,  # a withdrawal is aimed at round 1
+                       res.rounds[-1].vote_window.end if res.rounds else 0)
+            # (with no tellers at any of its closes, no seal can come to change it)
+            settle = last + (self.charter_at(p.body_id, p.ts).seal_window if res.has_tellers else 0)
+            if key[1] >= settle:
+                self._settled[pid] = (settle, res)
         return res
 
     def _horizon(self, p: Event) -> int | None:
