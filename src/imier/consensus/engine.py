@@ -397,25 +397,7 @@ class Engine:
         return best
 
     def present(self, best: dict[bytes, Event]) -> Present:
-        spans = self.record.spans
-        # Verdicts, counted ids, grievances and contention ask the same
-        # (body, person) pairs again: each is worked out once.
-        memo: dict[bytes, dict[bytes, str | None]] = {}
-
-        def look(body: bytes, person: bytes) -> str | None:
-            seen = memo.get(body)
-            if seen is None:
-                seen = memo[body] = {}
-            elif person in seen:
-                return seen[person]
-            ev = best.get(person)
-            choice = None
-            if ev is not None and within_spans(spans(body).get(person), ev.ts):
-                choice = getattr(ev.data, "choice", None)
-            seen[person] = choice
-            return choice
-
-        return look
+        return _Look(self.record.spans, best)
 
     # -- federation by consent (s.9.2) ------------------------------------------------
 
@@ -584,14 +566,17 @@ class Engine:
             d = ev.data
             return ev.prev + d.heads if isinstance(d, Seal) else ev.prev
 
+        get = mask.get
         for ev in reversed(evs):
             eid = ev.id
             done.add(eid)
-            m = mask.get(eid, 0) | bits.get(eid, 0)
+            m = get(eid, 0)
+            if eid in bits:
+                m |= bits[eid]
             if not m:
                 continue
             mask[eid] = m
-            for p in edges(ev):
+            for p in (ev.prev if eid not in bits else edges(ev)):
                 old = mask.get(p, 0)
                 new = old | m
                 if new != old:
@@ -641,3 +626,29 @@ class Engine:
         return SealCheck(info=info, views=views, masks=tuple(by[k] for k in sorted(by)))
 
 
+class _Look:
+    """``present(body, person)``: the person's counted choice in that base body. Verdicts,
+    counted ids, grievances and contention ask the same (body, person) pairs again: each
+    is worked out once. ``voters`` lets :func:`~.verdict.judge` ask only about people
+    who have an effective ballot."""
+
+    __slots__ = ("spans", "best", "memo", "voters")
+
+    def __init__(self, spans: Callable[[bytes], Mapping[bytes, list[int]]], best: dict[bytes, Event]) -> None:
+        self.spans = spans
+        self.best = best
+        self.memo: dict[bytes, dict[bytes, str | None]] = {}
+        self.voters = best.keys()
+
+    def __call__(self, body: bytes, person: bytes) -> str | None:
+        seen = self.memo.get(body)
+        if seen is None:
+            seen = self.memo[body] = {}
+        elif person in seen:
+            return seen[person]
+        ev = self.best.get(person)
+        choice = None
+        if ev is not None and within_spans(self.spans(body).get(person), ev.ts):
+            choice = getattr(ev.data, "choice", None)
+        seen[person] = choice
+        return choice
