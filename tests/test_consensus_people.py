@@ -145,3 +145,16 @@ def test_named_without_consent_gives_no_verdict() -> None:
     v = r.rounds[0].verdict
     assert v is not None and v.eligible == 1 and v.passed
     assert all("not eligible" in i.reason for i in r.ignored)
+
+
+def test_a_device_admits_and_leaves_for_its_person() -> None:
+    from imier.consensus import members_at
+    from imier.protocol.events import Admit, Leave
+
+    w = linked()
+    body = w.ids["north"]
+    w.emit("phone", body, Admit(member=pub("dora")), T0 - 50)
+    assert pub("dora") in members_at(w.events(), body, T0)
+    w.emit("phone", body, Leave(), T0 - 40)  # the phone's person, north0, leaves
+    assert pub("north0") not in members_at(w.events(), body, T0)
+    assert pub("phone") not in members_at(w.events(), body, T0)

@@ -103,6 +103,8 @@ class Record:
         self.devices: list[Event] = []
         self.profiles: list[Event] = []
         self._by_body: dict[bytes, list[Event]] = {}
+        # base body -> device -> (person, start, end), from the body's own link events
+        self._links: dict[bytes, dict[bytes, list[tuple[bytes, int, int]]]] = {}
         # body -> member -> spans [start, end), flat: [start0, end0, start1, end1, ...]
         # (one list per member). Indexed by body, as tallies ask per body.
         self._spans: dict[bytes, dict[bytes, list[int]]] = defaultdict(dict)
@@ -211,7 +213,10 @@ class Record:
                 # _apply's admit, inlined: the bulk of a large record.
                 members = spans.get(body)
                 t = ev.ts
-                if members is None or not within_spans(members.get(ev.author), t):
+                if members is None:
+                    continue
+                if not within_spans(members.get(ev.author), t) and \
+                        not within_spans(members.get(self._acting(body, ev.author, t)), t):
                     continue
                 mine = members.get(d.member)
                 if mine is None:
@@ -220,6 +225,31 @@ class Record:
                     mine.extend((t, FOREVER))
             elif isinstance(d, (Leave, Part)):
                 self._apply(owner, ev)
+            elif owner.base and isinstance(d, (Link, Unlink)):
+                self._device(body, ev)
+
+    def _device(self, body: bytes, ev: Event) -> None:
+        """Links and unlinks of a base body's own record, for who may admit and leave
+        (the engine's :class:`~.engine.Devices` adds recoveries and bodies below)."""
+        d = ev.data
+        assert isinstance(d, (Link, Unlink))
+        table = self._links.setdefault(body, {})
+        actor = self._acting(body, ev.author, ev.ts)
+        spans = table.setdefault(d.device, [])
+        if isinstance(d, Link):
+            if d.device != actor and not any(s <= ev.ts < e for _, s, e in spans):
+                spans.append((actor, ev.ts, FOREVER))
+        else:
+            for i, (p, s, e) in enumerate(spans):
+                if p == actor and s <= ev.ts < e:
+                    spans[i] = (p, s, ev.ts)
+
+    def _acting(self, body: bytes, key: bytes, t: int) -> bytes:
+        """The person ``key`` acts for in base body ``body``'s record at ``t`` (links only)."""
+        for person, s, e in self._links.get(body, {}).get(key, ()):
+            if s <= t < e:
+                return person
+        return key
 
     def _apply(self, info: BodyInfo, ev: Event) -> None:
         d = ev.data
@@ -227,7 +257,7 @@ class Record:
             if self.member_at(info.id, ev.author, ev.ts):
                 self._open(info.id, d.member, ev.ts)
         elif info.base and isinstance(d, Leave):
-            self._close(info.id, ev.author, ev.ts)
+            self._close(info.id, self._acting(info.id, ev.author, ev.ts), ev.ts)
         elif not info.base and isinstance(d, Part) and d.part != info.id:
             # F names C (s.9.2): a ``part`` join by a person of F. Naming ends with a
             # ``part`` leave by a person of F or of C. Consent (C's carried
