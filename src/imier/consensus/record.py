@@ -111,6 +111,7 @@ class Record:
         # body -> (member, start, end) for every span: members_at() in one pass,
         # filled on demand once the record is built (spans never change after).
         self._flat: dict[bytes, list[tuple[bytes, int, int]]] = {}
+        self._whole: dict[bytes, tuple[int, int]] = {}
         self._built = False
         self._find_forks(self._index())
         self._membership()
@@ -294,10 +295,18 @@ class Record:
             }
         flat = self._flat.get(body)
         if flat is None:
+            members = self._spans.get(body, {})
             flat = self._flat[body] = [
                 (who, spans[i], spans[i + 1])
-                for who, spans in self._spans.get(body, {}).items() for i in range(0, len(spans), 2)
+                for who, spans in members.items() for i in range(0, len(spans), 2)
             ]
+            # One span each (nobody left and came back): between the last start and
+            # the first end, everyone is a member.
+            if flat and len(flat) == len(members):
+                self._whole[body] = (max(x[1] for x in flat), min(x[2] for x in flat))
+        whole = self._whole.get(body)
+        if whole is not None and whole[0] <= t < whole[1]:
+            return set(self._spans[body])
         return {who for who, s, e in flat if s <= t < e}
 
     def people_under(self, body: bytes, t: int, _path: frozenset[bytes] = frozenset()) -> set[bytes]:
