@@ -5,6 +5,10 @@ of ``IMIER_BENCH_TALLY_MEMBERS`` members each (1000), one proposal in the
 municipality, and every member's round-1 vote (100,000 votes; 7 in 10 yes,
 2 no with an objection, 1 abstains), signed and ingested into an on-disk store.
 
+* The headline figures use the *sealed* municipality: every community consents
+  to the municipality by a carried ``federate`` proposal, three tellers are
+  drawn by lot over all members, and after round 1 closes all three seal it
+  (DECISIONS.md s.9.2 and s.10); status is taken an hour after the close.
 * ``read_s``: the store read that ``imier status`` does for a proposal
   (:meth:`Store.events_for_bodies` over the body's closure: SQL and
   decoding every event, without re-verifying signatures).
@@ -26,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from imier.protocol.events import Admit, Event, Found, Propose, Vote, sign_event
+from imier.protocol.events import Admit, Event, Found, Propose, Seal, Vote, sign_event
 from imier.store.db import Store
 
 from .common import T0, best_of, env_int, key, load_or_build
@@ -36,36 +40,78 @@ __all__ = ["run", "municipality"]
 DAY = 86_400_000
 
 
-def municipality(communities: int, members: int) -> Iterator[Event]:
-    """Communities with their members, the municipality, a proposal, and every member's vote."""
+class _Chain:
+    """seq and prev of every (body, author) and the head of every body record."""
+
+    def __init__(self) -> None:
+        self.last: dict[tuple[bytes, bytes], tuple[int, bytes]] = {}
+        self.head: dict[bytes, bytes] = {}
+
+    def sign(self, k: Any, body: bytes, ts: int, data: Any) -> Event:
+        who = bytes(k.verify_key)
+        seq, own = self.last.get((body, who), (0, None))
+        prev = sorted({self.head[body]} | ({own} if own else set()))
+        ev = sign_event(k, body=body, ts=ts, seq=seq + 1, prev=prev, data=data)
+        self.last[(body, who)] = (seq + 1, ev.id)
+        self.head[body] = ev.id
+        return ev
+
+
+def municipality(communities: int, members: int, *, sealed: bool = False) -> Iterator[Event]:
+    """Communities with their members, the municipality (every community consents by a
+    carried ``federate`` proposal, DECISIONS.md s.9.2), a proposal, and every member's vote.
+
+    ``sealed``: before the proposal, three tellers are drawn by lot over all members (a
+    ``draw`` carried by half the communities), and after round 1 closes each seals it.
+    """
     ts = T0
+    ch = _Chain()
+    made: list[Event] = []
     comms: list[tuple[bytes, list[Any]]] = []
     for c in range(communities):
         keys = [key(i, 1000 + c) for i in range(members)]
         f = sign_event(keys[0], body=None, ts=ts, seq=1, prev=[], data=Found(body_kind="community", name=f"c{c}"))
-        yield f
-        prev, seq = f.id, 1
+        made.append(f)
+        ch.head[f.id] = f.id
+        ch.last[(f.id, bytes(keys[0].verify_key))] = (1, f.id)
         for k in keys[1:]:
             ts += 1
-            seq += 1
-            ev = sign_event(keys[0], body=f.id, ts=ts, seq=seq, prev=[prev],
-                            data=Admit(member=bytes(k.verify_key)))
-            prev = ev.id
-            yield ev
+            made.append(ch.sign(keys[0], f.id, ts, Admit(member=bytes(k.verify_key))))
         comms.append((f.id, keys))
     ts += 1
     organiser = key(0, 999)
     muni = sign_event(organiser, body=None, ts=ts, seq=1, prev=[], data=Found(
         body_kind="municipality", name="town", parts=tuple(sorted(c[0] for c in comms))))
-    yield muni
+    made.append(muni)
+    ch.head[muni.id] = muni.id
+    # Consent: each community carries "join town" (a bare majority votes yes in round 1).
+    quorum = members // 2 + 1
+    for cid, keys in comms:
+        ts += 1
+        t0 = ts
+        fp = ch.sign(keys[0], cid, t0, Propose(title="Join town", text="We join the town.",
+                                                proposal_kind="federate", federation=muni.id, join=True))
+        made.append(fp)
+        for i, k in enumerate(keys[:quorum]):
+            made.append(ch.sign(k, cid, t0 + 3 * DAY + i, Vote(target=fp.id, choice="yes")))
+    t = ts + 12 * DAY + 1  # every consent is carried
     proposer = comms[0][1][0]
-    t0 = ts + 1
-    prop = sign_event(proposer, body=muni.id, ts=t0, seq=1, prev=[muni.id],
-                      data=Propose(title="Solar co-op rates", text="Rates are set street by street."))
-    yield prop
+    if sealed:
+        draw = ch.sign(proposer, muni.id, t, Propose(title="Tellers", text="Three tellers by lot.",
+                                                     proposal_kind="draw", k=3, task="teller",
+                                                     all_members=True))
+        made.append(draw)
+        at = t + 3 * DAY
+        for _, keys in comms[: communities // 2 + 1]:
+            for k in keys[:quorum]:
+                at += 1
+                made.append(ch.sign(k, muni.id, at, Vote(target=draw.id, choice="yes")))
+        t += 12 * DAY + 1
+    t0 = t
+    prop = ch.sign(proposer, muni.id, t0, Propose(title="Solar co-op rates", text="Rates are set street by street."))
+    made.append(prop)
     # Round 1 opens after the default 3-day discussion and lasts 2 days.
     ts = t0 + 3 * DAY
-    head = prop.id
     # Interleave the communities, so any prefix of the votes spans every body.
     for i in range(members):
         for _, keys in comms:
@@ -77,11 +123,28 @@ def municipality(communities: int, members: int) -> Iterator[Event]:
                 v = Vote(target=prop.id, choice="abstain")
             else:
                 v = Vote(target=prop.id, choice="yes")
-            seq = 2 if k is proposer else 1
-            prev = [head] if k is not proposer else sorted({head, prop.id})
-            ev = sign_event(k, body=muni.id, ts=ts, seq=seq, prev=prev, data=v)
-            head = ev.id
-            yield ev
+            made.append(ch.sign(k, muni.id, ts, v))
+    if sealed:
+        close = t0 + 5 * DAY
+        everyone = {bytes(k.verify_key): k for _, keys in comms for k in keys}
+        from imier.consensus import tally_proposal
+
+        drawn = tally_proposal(made, draw.id, t0).draw
+        assert drawn is not None and len(drawn.chosen) == 3
+        for i, teller in enumerate(drawn.chosen):
+            head = ch.head[muni.id]
+            made.append(ch.sign(everyone[teller], muni.id, close + 120_000 + i,
+                                Seal(proposal=prop.id, window="r1", heads=(head,))))
+    return iter(made)
+
+
+def the_proposal(evs: list[Event]) -> tuple[int, Event]:
+    """Index and event of the benchmark's proposal (the last one titled as such)."""
+    for i in range(len(evs) - 1, -1, -1):
+        d = evs[i].data
+        if isinstance(d, Propose) and d.title == "Solar co-op rates":
+            return i, evs[i]
+    raise LookupError("no proposal")
 
 
 def run() -> dict[str, Any]:
@@ -90,34 +153,45 @@ def run() -> dict[str, Any]:
     communities = env_int("IMIER_BENCH_TALLY_COMMUNITIES", 100)
     members = env_int("IMIER_BENCH_TALLY_MEMBERS", 1000)
     runs = env_int("IMIER_BENCH_RUNS", 3)
-    raws = load_or_build(f"municipality-{communities}x{members}",
-                         lambda: municipality(communities, members))
     from imier.protocol.events import decode_event
 
-    evs = [decode_event(r, verify=False) for r in raws]
-    n_votes = communities * members
-    votes = evs[-n_votes:]
-    prop = evs[-n_votes - 1]
-    assert prop.kind == "propose" and all(v.kind == "vote" for v in votes)
-    muni = prop.body
+    # The headline figures: the sealed municipality (consent, tellers drawn by lot,
+    # round 1 sealed by all three), as of an hour after round 1 closed.
+    sraws = load_or_build(f"municipality-sealed-{communities}x{members}",
+                          lambda: municipality(communities, members, sealed=True))
+    sevs = [decode_event(r, verify=False) for r in sraws]
+    _, sprop = the_proposal(sevs)
+    muni = sprop.body
     assert muni is not None
-    as_of = prop.ts + 5 * DAY  # round 1 has just closed
+    s_as_of = sprop.ts + 5 * DAY + 3_600_000
     with tempfile.TemporaryDirectory(prefix="imier-bench-") as tmp:
         store = Store.open(Path(tmp) / "tally.sqlite3")
-        for i in range(0, len(evs), 50_000):
-            r = store.ingest(evs[i : i + 50_000])
+        for i in range(0, len(sevs), 50_000):
+            r = store.ingest(sevs[i : i + 50_000])
             assert not r.rejected
-        assert store.count(state=1) == len(evs)
+        assert store.count(state=1) == len(sevs)
 
         def read() -> list[Event]:
             return store.events_for_bodies(store.closure(muni))
 
         read_s, got = best_of(runs, read)
-        assert len(got) == len(evs)
-        tally_s, res = best_of(runs, lambda: tally_proposal(got, prop.id, as_of))
-        status_s, _ = best_of(1, lambda: tally_proposal(read(), prop.id, as_of).to_json({}))
+        assert len(got) == len(sevs)
+        tally_s, res = best_of(runs, lambda: tally_proposal(got, sprop.id, s_as_of))
+        status_s, _ = best_of(1, lambda: tally_proposal(read(), sprop.id, s_as_of).to_json({}))
         store.close()
     doc = res.to_json({})
+    seal = doc["rounds"][0].get("seal", {})
+    assert seal.get("sealed") and seal.get("sealed_by") == 3, seal
+    del sevs
+    # Growth and scaling: the municipality with consent and without tellers.
+    raws = load_or_build(f"municipality-v2-{communities}x{members}",
+                         lambda: municipality(communities, members))
+    evs = [decode_event(r, verify=False) for r in raws]
+    n_votes = communities * members
+    votes = evs[-n_votes:]
+    prop = evs[-n_votes - 1]
+    assert prop.kind == "propose" and all(v.kind == "vote" for v in votes)
+    as_of = prop.ts + 5 * DAY  # round 1 has just closed
     growth = []
     base = evs[: len(evs) - n_votes]
     for v in (1_000, 10_000, 100_000):
@@ -134,7 +208,7 @@ def run() -> dict[str, Any]:
         if m < 1:
             continue
         rs = raws if m == members else load_or_build(
-            f"municipality-{communities}x{m}", lambda m=m: municipality(communities, m))  # type: ignore[misc]
+            f"municipality-v2-{communities}x{m}", lambda m=m: municipality(communities, m))  # type: ignore[misc]
         es = evs if m == members else [decode_event(r, verify=False) for r in rs]
         p = es[-communities * m - 1]
         t, _ = best_of(runs, lambda es=es, p=p: tally_proposal(es, p.id, p.ts + 5 * DAY))  # type: ignore[misc]
@@ -144,7 +218,8 @@ def run() -> dict[str, Any]:
         "communities": communities,
         "members": members,
         "votes": n_votes,
-        "events": len(evs),
+        "events": len(sraws),
+        "sealed": seal,
         "read_s": read_s,
         "tally_s": tally_s,
         "status_s": status_s,

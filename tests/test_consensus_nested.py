@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .test_consensus_world import A2, R1, T0, World, contention_after, pub
+from .test_consensus_world import A2, DAY, R1, T0, World, contention_after, pub
 
 
 def town(mode: str, sizes: dict[str, int], **charter: str) -> tuple[World, bytes]:
@@ -173,15 +173,22 @@ def test_body_leaving_the_federation_mid_proposal() -> None:
 
 
 def test_body_joining_after_the_proposal_does_not_vote_on_it() -> None:
+    # Joining takes both sides (s.9.2): a person of the town names the body, and the
+    # body carries a federate proposal; the body is a member from the later of the two.
     w, pid = town("verdicts", {"a": 2})
     w.body("late", 2)
-    w.part("late0", "town", "late", join=True, at=T0 + 10)
-    pid2 = w.propose("town", at=T0 + 20)
+    w.part("late0", "town", "late", join=True, at=T0 + 10)  # a person of 'late' alone: no naming
+    w.part("a0", "town", "late", join=True, at=T0 + 11)  # the town names it
+    pending = w.propose("town", at=T0 + 20)  # named, not yet consenting: not a member
     w.votes("a", pid, R1[0], yes=2)
     w.votes("late", pid, R1[0] + 10, no=2)
+    done = w.consent(["late"], "town")
+    pid2 = w.propose("town", at=done + 20)
     v = w.tally(pid, R1[1]).rounds[0].verdict
     assert v is not None and v.eligible == 1 and v.passed
-    v2 = w.tally(pid2, R1[1] + 20).rounds[0].verdict
+    vp = w.tally(pending, R1[1] + 20).rounds[0].verdict
+    assert vp is not None and vp.eligible == 1
+    v2 = w.tally(pid2, done + 20 + 3 * DAY).rounds[0].verdict
     assert v2 is not None and v2.eligible == 2
 
 
@@ -195,7 +202,8 @@ def test_only_votes_in_the_proposal_body_record_count() -> None:
     assert v is not None and v.parts[0].yes == 1
     assert [(i.id, i.author) for i in r.ignored] == [(stray.id, pub("a0"))]
     assert "another body's record" in r.ignored[0].reason
-    without = [e for e in w.events() if e.body_id != w.ids["a"] or e.kind != "vote"]
+    without = [e for e in w.events() if e.body_id != w.ids["a"] or e.kind != "vote"
+               or getattr(e.data, "target", None) != pid]  # (a's consent to the town stays)
     from imier.consensus import tally_proposal
 
     assert tally_proposal(without, pid, R1[1]).simulate_json({}) == r.simulate_json({})

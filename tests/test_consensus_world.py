@@ -12,6 +12,8 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from imier.consensus import ProposalResult, tally_proposal
+from imier.consensus.ladder import Calendar
+from imier.protocol.charter import DEFAULT_CHARTER
 from imier.protocol.events import (
     Admit,
     Amend,
@@ -59,14 +61,22 @@ class World:
         self.store = Store.memory(admission=False)
         self.ids: dict[str, bytes] = {}
         self.members: dict[str, list[str]] = {}
-        self.t = T0 - DAY // 2  # setup happens before the proposal
+        # Setup happens before the proposal: a federation's members consent by carrying a
+        # ``federate`` proposal (s.9.2), which takes 12 days under the default charter,
+        # so the world starts two months before T0.
+        self.t = T0 - 60 * DAY
+        self.charters: dict[str, dict[str, str]] = {}
+        self.ready: dict[str, int] = {}  # federation -> when all its parts have consented
 
     def tick(self) -> int:
         self.t += 1
         return self.t
 
     def emit(self, who: str, body: bytes | None, data: Payload, at: int | None = None) -> Event:
-        ts = self.tick() if at is None else at
+        if at is None:  # after everything already in that record (consent votes run ahead)
+            ts = max([self.tick()] + [t + 1 for t, _ in (self.store.heads(body) if body else [])])
+        else:
+            ts = at
         ev = author_event(self.store, key(who), body=body, data=data, ts=ts, local=False)
         assert ev.ts == ts, f"event moved from {ts} to {ev.ts}: emit in time order"
         self.t = max(self.t, ts)
@@ -75,12 +85,17 @@ class World:
     def body(self, name: str, members: int = 0, *, kind: str = "community",
              charter: dict[str, str] | None = None, parts: tuple[str, ...] = (),
              parent: str | None = None) -> bytes:
+        self.charters[name] = dict(charter or {})
         if parts:
             kind = kind if kind != "community" else "municipality"
             ev = self.emit("organiser", None, Found(
                 body_kind=kind, name=name, charter=charter or {},
                 parts=tuple(sorted(self.ids[p] for p in parts))))
+            self.ids[name] = ev.id
+            self.consent(parts, name)
         else:
+            if kind == "committee":  # its term runs from its founding: found it just before T0
+                self.t = max(self.t, T0 - DAY // 2)
             people = [f"{name}{i}" for i in range(members)]
             self.members[name] = people
             ev = self.emit(people[0], None, Found(
@@ -90,6 +105,38 @@ class World:
                 self.emit(people[0], ev.id, Admit(member=pub(p)))
         self.ids[name] = ev.id
         return ev.id
+
+    def people(self, body: str) -> list[str]:
+        """Everyone under ``body`` (named parts, in order), each once."""
+        if body in self.members:
+            return list(self.members[body])
+        out: list[str] = []
+        found = self.store.get(self.ids[body])
+        assert found is not None and isinstance(found.data, Found)
+        names = {v: k for k, v in self.ids.items()}
+        for pid in sorted(found.data.parts):
+            out += [p for p in self.people(names[pid]) if p not in out]
+        return out
+
+    def consent(self, parts: tuple[str, ...] | list[str], fed: str, join: bool = True) -> int:
+        """Each of ``parts`` carries a ``federate`` proposal naming ``fed`` (everyone under
+        it votes yes in round 1); returns when the last one is carried."""
+        done, clock = self.t, self.t
+        for part in parts:
+            t0 = max(self.tick(), self.ready.get(part, 0) + 1)
+            cal = Calendar.of(t0, DEFAULT_CHARTER.with_changes(self.charters.get(part, {})))
+            people = self.people(part)
+            pid = self.emit(people[0], self.ids[part], Propose(
+                title="Federate", text=f"join {fed}" if join else f"leave {fed}",
+                proposal_kind="federate", federation=self.ids[fed], join=join), t0).id
+            for i, who in enumerate(people):
+                self.vote(who, pid, "yes", cal.t1 + i)
+            done = max(done, cal.contention_window(1).end)
+            self.t = clock = max(clock, t0)
+        # The votes run ahead in the parts' records; the clock does not, so that the
+        # consent of many bodies runs in parallel. The federation is whole at ``done``.
+        self.ready[fed] = max(self.ready.get(fed, 0), done)
+        return done
 
     def admit(self, by: str, body: str, who: str, at: int | None = None) -> None:
         self.emit(by, self.ids[body], Admit(member=pub(who)), at)

@@ -140,7 +140,7 @@ def run(root: Path) -> int:
     for n in nodes:
         n.imier("init", "--name", n.name)
         n.pub = n.imier("key", "new", n.person)
-        n.body = n.imier("body", "found", "community", n.town)
+        n.body = n.imier("body", "found", "community", n.town, *CHARTER)
         say(f"  {n.name}: {n.person} founds the community {n.town} ({n.body[:12]})")
 
     say("Starting three daemons on 127.0.0.1 (east and west bootstrap from north)")
@@ -160,6 +160,18 @@ def run(root: Path) -> int:
     say(f"  Riverside founded ({muni[:12]}): discussion 3s, votes 5s, amendments 5s, contention 3s")
     everywhere(nodes, muni, "the municipality")
     say("  every node now holds Riverside (a federation above its community)")
+    say("Each community consents to Riverside by carrying a 'federate' proposal (DECISIONS.md s.9.2)")
+    joins = []
+    for n in nodes:
+        jp = n.imier("propose", n.town, "--kind", "federate", "--federation", muni,
+                     "--title", "Join Riverside", "--text", f"{n.town} joins Riverside.")
+        joins.append((n, jp))
+    for n, jp in joins:
+        wait_phase(n, jp, "vote", 1, f"{n.town}'s round 1 to open")
+        n.imier("vote", jp, "yes")
+    for n, jp in joins:
+        wait_for(lambda n=n, jp=jp: status(n, jp)["state"] == "carried", 30, f"{n.town}'s consent")
+        say(f"  {n.town}: carried")
 
     prop = north.imier("propose", "Riverside", "--title", "Tool library",
                        "--text", "Riverside opens a tool library in the old station.")

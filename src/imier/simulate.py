@@ -22,7 +22,7 @@ from typing import Any, Mapping
 from nacl.signing import SigningKey
 
 from .consensus import ProposalResult, tally_proposal
-from .consensus.ladder import Calendar
+from .consensus.ladder import Calendar, Window
 from .protocol.charter import DEFAULT_CHARTER, Charter
 from .protocol.errors import LocalError, Rejected, RemoteError
 from .protocol.events import (
@@ -34,8 +34,11 @@ from .protocol.events import (
     Found,
     Payload,
     Propose,
+    TELLER_TASK,
+    Seal,
     Stand,
     Vote,
+    sign_event,
 )
 from .protocol.limits import MAX_TEXT, MAX_TITLE
 from .store.author import author_event
@@ -50,6 +53,7 @@ SETUP_MS = 86_400_000  # bodies are founded and filled during the day before the
 _CATEGORY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # Top-level keys a test suite may add; simulate reads past them.
 _NOTE_KEYS = {"comment", "expect"}
+_SEALED = ("r1", "a2", "r2", "a3", "r3", "c")
 
 
 class ScenarioError(RemoteError):
@@ -66,6 +70,7 @@ class BodySpec:
     members: int
     parts: tuple[str, ...]
     charter: Mapping[str, str]
+    without_consent: tuple[str, ...] = ()  # parts named but not consenting (s.9.2)
 
     @property
     def base(self) -> bool:
@@ -94,6 +99,21 @@ class RoundSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SealSpec:
+    honest: int  # tellers that seal what their node held at the close
+    dishonest: int  # tellers that also put the window's late events in their seals
+
+
+@dataclass(frozen=True, kw_only=True)
+class LateSpec:
+    """Events stamped inside a window that reach everyone after its seals."""
+
+    window: str  # r1, r2, r3 or c
+    votes: Mapping[str, Count]  # rounds: body -> late votes, cast by members who had not voted
+    to_no: Mapping[str, int]  # contention: body -> yes-voters of the passing round standing no
+
+
+@dataclass(frozen=True, kw_only=True)
 class Scenario:
     bodies: Mapping[str, BodySpec]  # in the order listed
     body: str
@@ -101,6 +121,9 @@ class Scenario:
     text: str
     rounds: tuple[RoundSpec, ...]
     contention: tuple[tuple[str, int, int], ...]  # (body, to_no, to_yes)
+    tellers: int = 0  # drawn by lot in the proposal's body before the proposal
+    seals: Mapping[str, SealSpec] | None = None  # None: every teller seals every window
+    late: tuple[LateSpec, ...] = ()
 
     def under(self, name: str) -> list[str]:
         """``name`` and every body below it, in a stable order (parents first)."""
@@ -188,13 +211,17 @@ def _bodies(v: Any) -> dict[str, BodySpec]:
                 raise ScenarioError(f"{f}.members", f"must be between 1 and {MAX_MEMBERS}")
             out[name] = BodySpec(name=name, kind=kind, members=members, parts=(), charter=charter)
         else:
-            _keys(s, f, {"kind", "parts", "charter"}, {"parts"})
+            _keys(s, f, {"kind", "parts", "charter", "without_consent"}, {"parts"})
             parts = s["parts"]
             if not isinstance(parts, list) or not parts or not all(isinstance(p, str) for p in parts):
                 raise ScenarioError(f"{f}.parts", "must be a non-empty list of body names")
             if len(set(parts)) != len(parts):
                 raise ScenarioError(f"{f}.parts", "names a body twice")
-            out[name] = BodySpec(name=name, kind=kind, members=0, parts=tuple(parts), charter=charter)
+            wc = s.get("without_consent", [])
+            if not isinstance(wc, list) or not all(isinstance(p, str) and p in parts for p in wc):
+                raise ScenarioError(f"{f}.without_consent", "must list some of the body's parts")
+            out[name] = BodySpec(name=name, kind=kind, members=0, parts=tuple(parts), charter=charter,
+                                 without_consent=tuple(wc))
     for name, b in out.items():
         for i, p in enumerate(b.parts):
             if p not in out:
@@ -230,7 +257,8 @@ def _vote_count(v: Any, field: str, members: int) -> Count:
 def load(doc: Any) -> Scenario:
     """A parsed JSON scenario to a :class:`Scenario`, or :class:`ScenarioError`."""
     top = _map(doc, "scenario")
-    _keys(top, "", {"bodies", "proposal", "rounds", "contention"} | _NOTE_KEYS, {"bodies", "proposal"})
+    _keys(top, "", {"bodies", "proposal", "rounds", "contention", "tellers", "seals", "late"} | _NOTE_KEYS,
+          {"bodies", "proposal"})
     bodies = _bodies(top["bodies"])
     prop = _map(top["proposal"], "proposal")
     _keys(prop, "proposal", {"body", "title", "text"}, {"body", "title", "text"})
@@ -294,8 +322,48 @@ def load(doc: Any) -> Scenario:
         if to_yes > to_no:
             raise ScenarioError(f"{f}.to_yes", "only members who switched to no can switch back")
         contention.append((name, to_no, to_yes))
+    tellers = _count(top.get("tellers", 0), "tellers")
+    seals: dict[str, SealSpec] | None = None
+    if "seals" in top:
+        if not tellers:
+            raise ScenarioError("seals", "needs tellers")
+        seals = {}
+        for w, spec in _map(top["seals"], "seals").items():
+            f = f"seals.{w}"
+            if w not in _SEALED:
+                raise ScenarioError(f, f"a window is one of {', '.join(_SEALED)}")
+            if isinstance(spec, int) and not isinstance(spec, bool):
+                seals[w] = SealSpec(honest=_count(spec, f), dishonest=0)
+            else:
+                sm = _map(spec, f)
+                _keys(sm, f, {"honest", "dishonest"})
+                seals[w] = SealSpec(honest=_count(sm.get("honest", 0), f"{f}.honest"),
+                                    dishonest=_count(sm.get("dishonest", 0), f"{f}.dishonest"))
+            if seals[w].honest + seals[w].dishonest > tellers:
+                raise ScenarioError(f, f"more sealing tellers than the {tellers} tellers")
+    late_raw = top.get("late", [])
+    if not isinstance(late_raw, list):
+        raise ScenarioError("late", "must be a list")
+    late: list[LateSpec] = []
+    for i, lr in enumerate(late_raw):
+        f = f"late[{i}]"
+        lm = _map(lr, f)
+        _keys(lm, f, {"window", "votes", "to_no"}, {"window"})
+        w = lm["window"]
+        if w not in ("r1", "r2", "r3", "c"):
+            raise ScenarioError(f"{f}.window", "late events go in r1, r2, r3 or c")
+        votes = {
+            name: _vote_count(c, f"{f}.votes.{name}", base_in_tree(name, f"{f}.votes.{name}").members)
+            for name, c in _map(lm.get("votes", {}), f"{f}.votes").items()
+        }
+        late_no = {name: _count(n, f"{f}.to_no.{name}")
+                   for name, n in _map(lm.get("to_no", {}), f"{f}.to_no").items() if base_in_tree(name, f)}
+        if (w == "c") != bool(late_no) or (w == "c" and votes):
+            raise ScenarioError(f, "late votes go in a round, late standings (to_no) in c")
+        late.append(LateSpec(window=w, votes=votes, to_no=late_no))
     return Scenario(bodies=bodies, body=sc.body, title=sc.title, text=sc.text,
-                    rounds=tuple(rounds), contention=tuple(contention))
+                    rounds=tuple(rounds), contention=tuple(contention), tellers=tellers, seals=seals,
+                    late=tuple(late))
 
 
 def load_file(path: str | Path) -> Scenario:
@@ -349,6 +417,9 @@ class _Run:
         self.store = Store.memory()
         self.ids: dict[str, bytes] = {}
         self.people: dict[str, list[SigningKey]] = {}
+        self.ready: dict[str, int] = {}  # federation -> when its parts' consent is carried
+        self.tellers: list[SigningKey] = []
+        self.voted: dict[tuple[int, str], int] = {}  # (round, body) -> members who voted
 
     def emit(self, key: SigningKey, body: bytes | None, data: Payload, ts: int) -> Event:
         ev = author_event(self.store, key, body=body, data=data, ts=ts, local=False)
@@ -356,7 +427,31 @@ class _Run:
             raise LocalError(f"simulate: event timestamp moved from {ts} to {ev.ts}")
         return ev
 
-    def found(self) -> None:
+    def under(self, name: str) -> list[SigningKey]:
+        """Everyone under body ``name``, each once, in a stable order."""
+        out: list[SigningKey] = []
+        seen: set[bytes] = set()
+        for n in self.sc.under(name):
+            for k in self.people.get(n, []):
+                if bytes(k.verify_key) not in seen:
+                    seen.add(bytes(k.verify_key))
+                    out.append(k)
+        return out
+
+    def carry(self, body: str, data: Propose, t0: int) -> tuple[bytes, int]:
+        """``data`` proposed in ``body`` at ``t0``, everyone under it voting yes in round 1:
+        ``(proposal id, when it is carried)``."""
+        cal = Calendar.of(t0, DEFAULT_CHARTER.with_changes(self.sc.bodies[body].charter))
+        voters = self.under(body)
+        pid = self.emit(voters[0], self.ids[body], data, t0).id
+        clock = _Clock(cal.t1, cal.vote_window(1).end, f"bodies.{body}")
+        for key in voters:
+            self.emit(key, self.ids[body], Vote(target=pid, choice="yes"), clock.next())
+        return pid, cal.contention_window(1).end
+
+    def found(self) -> int:
+        """Found every body; each part of a federation consents to it (s.9.2) unless
+        listed in its ``without_consent``. Returns when the last consent is carried."""
         clock = _Clock(BASE_TIME, BASE_TIME + SETUP_MS, "bodies")
         order: list[str] = []
 
@@ -370,6 +465,7 @@ class _Run:
         for n in self.sc.bodies:
             visit(n)
         organiser = _key("organiser")
+        done = BASE_TIME + SETUP_MS
         for n in order:
             b = self.sc.bodies[n]
             if b.base:
@@ -385,34 +481,71 @@ class _Run:
                 ev = self.emit(organiser, None, Found(body_kind=b.kind, name=n, charter=dict(b.charter),
                                                       parts=parts), clock.next())
                 self.ids[n] = ev.id
+        # Consent, level by level (a federation's own consent waits for its parts').
+        for n in order:
+            b = self.sc.bodies[n]
+            if b.base:
+                continue
+            whole = BASE_TIME + SETUP_MS
+            for i, part in enumerate(b.parts):
+                if part in b.without_consent:
+                    continue
+                t0 = max(BASE_TIME + SETUP_MS, self.ready.get(part, 0)) + 1 + i
+                _, at = self.carry(part, Propose(
+                    title=f"Join {n}", text=f"{part} joins {n}.", proposal_kind="federate",
+                    federation=self.ids[n], join=True), t0)
+                whole = max(whole, at)
+            self.ready[n] = whole
+            done = max(done, whole)
+        return done
 
     def tally(self, as_of: int) -> ProposalResult:
         events = self.store.events_for_bodies(self.store.closure(self.ids[self.sc.body]))
         return tally_proposal(events, self.pid, as_of)
 
+    def draw_tellers(self, t0: int) -> int:
+        """Tellers drawn by lot over all members of the proposal's body; when carried."""
+        sc = self.sc
+        pid, at = self.carry(sc.body, Propose(
+            title="Tellers", text="Tellers drawn by lot.", proposal_kind="draw", k=sc.tellers,
+            task=TELLER_TASK, all_members=True), t0)
+        events = self.store.events_for_bodies(self.store.closure(self.ids[sc.body]))
+        res = tally_proposal(events, pid, at)
+        if res.state != "carried" or res.draw is None:
+            raise ScenarioError("tellers", "the draw of the tellers was not carried")
+        keys = {bytes(k.verify_key): k for k in self.under(sc.body)}
+        self.tellers = [keys[h] for h in res.draw.chosen]
+        return at
+
     def run(self) -> ProposalResult:
         sc = self.sc
-        self.found()
+        ready = self.found()
         bases = [n for n in sc.under(sc.body) if sc.bodies[n].base]
         if not bases:
             raise ScenarioError("proposal.body", "no base body under it: nobody could vote")
         self.proposer = self.people[bases[0]][0]
         self.body = self.ids[sc.body]
-        t0 = BASE_TIME + SETUP_MS
+        t0 = max(ready, BASE_TIME + SETUP_MS)
+        if sc.tellers:
+            t0 = self.draw_tellers(t0 + 1) + 1
         p = self.emit(self.proposer, self.body, Propose(title=sc.title, text=sc.text), t0)
         self.pid = p.id
         charter: Charter = DEFAULT_CHARTER.with_changes(sc.bodies[sc.body].charter)
         cal = Calendar.of(t0, charter)
         result = self.tally(cal.t1)
+        gap = self.gap()
         for k in (1, 2, 3):
             spec = sc.rounds[k - 1] if k <= len(sc.rounds) else RoundSpec(votes={}, amendments=())
             aw = cal.amend_window(k)
             if aw is not None:
-                self.amendments(k, spec, _Clock(aw[0], aw[1], f"rounds[{k - 1}].amendments"))
-                result = self.tally(aw[1])
+                self.amendments(k, spec, _Clock(aw.start + gap, aw.end, f"rounds[{k - 1}].amendments"))
+                self.close(f"a{k}", aw)
+                result = self.tally(aw.end + gap)
             vw = cal.vote_window(k)
-            self.votes(spec, _Clock(vw[0], vw[1], f"rounds[{k - 1}].votes"))
-            result = self.tally(vw[1])
+            self.votes(k, spec, _Clock(vw.start + (gap if aw is not None else 0),
+                                       vw.end, f"rounds[{k - 1}].votes"))
+            self.close(f"r{k}", vw)
+            result = self.tally(vw.end + gap)
             if result.state != f"round{k + 1}":
                 break
         if result.state == "contention":
@@ -420,9 +553,74 @@ class _Run:
             assert won is not None
             cw = cal.contention_window(won)
             self.contend(sc.rounds[won - 1] if won <= len(sc.rounds) else None, won,
-                         _Clock(cw[0], cw[1], "contention"))
-            result = self.tally(cw[1])
+                         _Clock(cw.start + gap, cw.end, "contention"))
+            self.close("c", cw, won)
+            result = self.tally(cw.end + gap)
         return result
+
+    def gap(self) -> int:
+        """Milliseconds after a close in which the tellers seal (0 without tellers), so
+        that the next phase's events come after the seals."""
+        return len(self.tellers) + 1 if self.tellers else 0
+
+    def close(self, name: str, w: Window, won: int | None = None) -> None:
+        """After window ``w`` closes: the honest tellers seal what they hold, then the late
+        events arrive (stamped inside ``w``, naming only events from before the close),
+        then the dishonest tellers seal, naming the late events too."""
+        if not self.tellers and not any(lt.window == name for lt in self.sc.late):
+            return
+        before = sorted(h for _, h in self.store.heads(self.body))
+        spec = (self.sc.seals or {}).get(name) if self.sc.seals is not None else None
+        if self.sc.seals is None:
+            spec = SealSpec(honest=len(self.tellers), dishonest=0)
+        spec = spec or SealSpec(honest=0, dishonest=0)
+        at = w.end + 1
+        for key in self.tellers[:spec.honest]:
+            self.emit(key, self.body, Seal(proposal=self.pid, window=name, heads=tuple(before)), at)
+            at += 1
+        late: list[bytes] = []
+        for lt in self.sc.late:
+            if lt.window == name:
+                late += self.late(lt, w, before, won)
+        for key in self.tellers[spec.honest:spec.honest + spec.dishonest]:
+            heads = tuple(sorted(set(before) | set(late)))[:1024]
+            self.emit(key, self.body, Seal(proposal=self.pid, window=name, heads=heads), at)
+            at += 1
+
+    def late(self, lt: LateSpec, w: Window, before: list[bytes], won: int | None) -> list[bytes]:
+        out: list[bytes] = []
+        t = w.end - 1
+
+        def send(key: SigningKey, data: Payload) -> None:
+            nonlocal t
+            last = self.store.last_own(self.body, bytes(key.verify_key))
+            prev = sorted(set(before[:7]) | ({last[1]} if last else set()))
+            ev = sign_event(key, body=self.body, ts=t, seq=1 if last is None else last[0] + 1,
+                            prev=prev, data=data)
+            t -= 1
+            r = self.store.ingest([ev], local=False)
+            if ev.id not in r.accepted:
+                raise LocalError(f"simulate: a late event was refused: {r.rejected}")
+            out.append(ev.id)
+
+        # Tellers who sealed wrote after the close: they are never the late authors.
+        tellers = {bytes(k.verify_key) for k in self.tellers}
+
+        def free(keys: list[SigningKey]) -> list[SigningKey]:
+            return [k for k in keys if bytes(k.verify_key) not in tellers]
+
+        if lt.window == "c":
+            for name, n in lt.to_no.items():
+                start = self.contended.get(name, 0)
+                for key in free(self.people[name][start:])[:n]:
+                    send(key, Stand(proposal=self.pid, choice="no"))
+            return out
+        k = int(lt.window[1])
+        for name, c in lt.votes.items():
+            used = self.voted.get((k, name), 0)
+            for key, (choice, sev, cat) in zip(free(self.people[name][used:]), _ballots(c), strict=False):
+                send(key, _vote(self.pid, choice, sev, cat))
+        return out
 
     def amendments(self, k: int, spec: RoundSpec, clock: _Clock) -> None:
         made = [self.emit(self.proposer, self.body, Amend(proposal=self.pid, text=a.text), clock.next())
@@ -435,23 +633,17 @@ class _Run:
 
     def vote(self, key: SigningKey, target: bytes, choice: str, severity: str, category: str,
              clock: _Clock) -> None:
-        data = Vote(target=target, choice=choice,
-                    severity=severity if choice == "no" else None,
-                    category=category if choice == "no" else None)
-        self.emit(key, self.body, data, clock.next())
+        self.emit(key, self.body, _vote(target, choice, severity, category), clock.next())
 
-    def votes(self, spec: RoundSpec, clock: _Clock) -> None:
+    def votes(self, k: int, spec: RoundSpec, clock: _Clock) -> None:
         for name, c in spec.votes.items():
-            severities = ["minor"] * c.no_minor + ["blocking"] * c.no_blocking
-            cats = [cat for cat, n in c.categories for _ in range(n)]
-            cats += ["other"] * (len(severities) - len(cats))
-            ballots = [("yes", "", "")] * c.yes + list(zip(["no"] * len(severities), severities, cats,
-                                                           strict=True))
-            ballots += [("abstain", "", "")] * c.abstain
+            ballots = _ballots(c)
+            self.voted[(k, name)] = min(len(ballots), len(self.people[name]))
             for key, (choice, sev, cat) in zip(self.people[name], ballots, strict=False):
                 self.vote(key, self.pid, choice, sev, cat, clock)
 
     def contend(self, spec: RoundSpec | None, k: int, clock: _Clock) -> None:
+        self.contended: dict[str, int] = {}
         for name, to_no, to_yes in self.sc.contention:
             yes = spec.votes[name].yes if spec is not None and name in spec.votes else 0
             if to_no > yes:
@@ -461,6 +653,22 @@ class _Run:
                 self.emit(key, self.body, Stand(proposal=self.pid, choice="no"), clock.next())
             for key in self.people[name][:to_yes]:
                 self.emit(key, self.body, Stand(proposal=self.pid, choice="yes"), clock.next())
+            self.contended[name] = to_no
+
+
+def _ballots(c: Count) -> list[tuple[str, str, str]]:
+    severities = ["minor"] * c.no_minor + ["blocking"] * c.no_blocking
+    cats = [cat for cat, n in c.categories for _ in range(n)]
+    cats += ["other"] * (len(severities) - len(cats))
+    ballots = [("yes", "", "")] * c.yes + list(zip(["no"] * len(severities), severities, cats, strict=True))
+    ballots += [("abstain", "", "")] * c.abstain
+    return ballots
+
+
+def _vote(target: bytes, choice: str, severity: str, category: str) -> Vote:
+    return Vote(target=target, choice=choice,
+                severity=severity if choice == "no" else None,
+                category=category if choice == "no" else None)
 
 
 def simulate(sc: Scenario) -> Simulation:

@@ -127,6 +127,8 @@ def register(sub: Any) -> None:
     p.add_argument("--candidate", action="append", default=[], metavar="PUBKEY", help="draw: a candidate")
     p.add_argument("--seats", type=int, help="draw: how many are drawn")
     p.add_argument("--committee", metavar="BODY", help="renew: the committee to renew")
+    p.add_argument("--federation", metavar="BODY", help="federate: the federation to join (or leave)")
+    p.add_argument("--leave", action="store_true", help="federate: leave the federation instead")
     add_json(p)
     p.set_defaults(func=cmd_propose)
 
@@ -473,6 +475,10 @@ def cmd_propose(ctx: Context, args: argparse.Namespace) -> int:
         if not args.committee:
             raise LocalError("a renew proposal needs --committee")
         extra["committee"] = ctx.resolve_body(args.committee).id
+    if kind == "federate":
+        if not args.federation:
+            raise LocalError("a federate proposal needs --federation")
+        extra.update(federation=ctx.resolve_body(args.federation).id, join=not args.leave)
     ev = _make(ctx, body.id, lambda: Propose(title=args.title, text=text, proposal_kind=kind, **extra))
     return _created(ctx, ev, "proposal")
 

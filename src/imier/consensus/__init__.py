@@ -8,8 +8,16 @@ the same events, whatever order they arrived in.
 from typing import Iterable
 
 from ..protocol.events import Event
-from .engine import Engine, NotAProposal
-from .ladder import FINAL, STATES, TRANSITIONS, Calendar, LadderError, step
+from .bodies import (
+    consenting_parts,
+    members_of_federation,
+    pending_invitations,
+    person_of,
+    profile_names,
+    tellers_of,
+)
+from .engine import LATE, Devices, Engine, NotAProposal
+from .ladder import FINAL, STATES, TRANSITIONS, Calendar, LadderError, Phase, State, Window, WindowName, step
 from .mandates import draw_seed, sortition
 from .record import Record, members_at
 from .result import (
@@ -21,6 +29,7 @@ from .result import (
     ProposalResult,
     RecallResult,
     RoundResult,
+    SealInfo,
 )
 from .share import Rule, Share
 from .tally import proposals, tally_proposal, tally_with
@@ -31,7 +40,9 @@ __all__ = [
     "committee_until", "Record", "Engine", "NotAProposal", "LadderError", "STATES", "FINAL",
     "TRANSITIONS", "step", "Calendar", "Share", "Rule", "Node", "Verdict", "judge",
     "ProposalResult", "RoundResult", "AmendmentResult", "Grievance", "Ignored", "Mandate",
-    "Draw", "RecallResult",
+    "Draw", "RecallResult", "SealInfo", "State", "Phase", "Window", "WindowName", "Devices", "LATE",
+    "members_of_federation", "consenting_parts", "pending_invitations", "person_of", "profile_names",
+    "tellers_of",
 ]
 
 

@@ -18,6 +18,8 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple
 
 from ..protocol.charter import Charter
 from ..protocol.errors import LocalError
@@ -31,36 +33,84 @@ __all__ = [
     "step",
     "Calendar",
     "Window",
+    "State",
+    "Phase",
+    "Input",
+    "WindowName",
 ]
 
-STATES = (
-    "discussion", "round1", "round2", "round3", "contention",
-    "carried", "tabled", "rejected", "withdrawn",
-)
-FINAL = frozenset({"carried", "tabled", "rejected", "withdrawn"})
 
-# The inputs that move a proposal along the ladder.
-INPUTS = (
-    "withdraw",  # the proposer withdraws (before round 1 closes)
-    "open",  # the discussion ends: round 1 opens
-    "pass",  # a round's vote closes with quorum and support at its threshold
-    "fail",  # a round's vote closes otherwise
-    "fall",  # during contention, support falls below the floor
-    "close",  # the contention window ends with support kept
-)
+class State(StrEnum):
+    """The state of a proposal (DECISIONS.md s.6). A ``str``: it compares, hashes and
+    serialises as its value, so JSON and ``state == "carried"`` are unchanged."""
 
-TRANSITIONS: dict[tuple[str, str], str] = {
-    ("discussion", "withdraw"): "withdrawn",
-    ("discussion", "open"): "round1",
-    ("round1", "withdraw"): "withdrawn",
-    ("round1", "pass"): "contention",
-    ("round1", "fail"): "round2",
-    ("round2", "pass"): "contention",
-    ("round2", "fail"): "round3",
-    ("round3", "pass"): "contention",
-    ("round3", "fail"): "rejected",
-    ("contention", "fall"): "tabled",
-    ("contention", "close"): "carried",
+    DISCUSSION = "discussion"
+    ROUND1 = "round1"
+    ROUND2 = "round2"
+    ROUND3 = "round3"
+    CONTENTION = "contention"
+    CARRIED = "carried"
+    TABLED = "tabled"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+
+class Phase(StrEnum):
+    """The open phase of a proposal that has not reached a final state."""
+
+    DISCUSSION = "discussion"
+    VOTE = "vote"
+    AMEND = "amend"
+    CONTENTION = "contention"
+
+
+class Input(StrEnum):
+    """The inputs that move a proposal along the ladder."""
+
+    WITHDRAW = "withdraw"  # the proposer withdraws (before round 1 closes)
+    OPEN = "open"  # the discussion ends: round 1 opens
+    PASS = "pass"  # a round's vote closes with quorum and support at its threshold
+    FAIL = "fail"  # a round's vote closes otherwise
+    FALL = "fall"  # during contention, support falls below the floor
+    CLOSE = "close"  # the contention window ends with support kept
+
+
+class WindowName(StrEnum):
+    """The windows a teller seals (DECISIONS.md s.10), as named in a ``seal`` event."""
+
+    R1 = "r1"
+    A2 = "a2"
+    R2 = "r2"
+    A3 = "a3"
+    R3 = "r3"
+    C = "c"
+    RECALL = "recall"
+
+    @classmethod
+    def vote(cls, k: int) -> "WindowName":
+        return (cls.R1, cls.R2, cls.R3)[k - 1]
+
+    @classmethod
+    def amend(cls, k: int) -> "WindowName":
+        return {2: cls.A2, 3: cls.A3}[k]
+
+
+STATES = tuple(State)
+FINAL = frozenset({State.CARRIED, State.TABLED, State.REJECTED, State.WITHDRAWN})
+INPUTS = tuple(Input)
+
+TRANSITIONS: dict[tuple[State, Input], State] = {
+    (State.DISCUSSION, Input.WITHDRAW): State.WITHDRAWN,
+    (State.DISCUSSION, Input.OPEN): State.ROUND1,
+    (State.ROUND1, Input.WITHDRAW): State.WITHDRAWN,
+    (State.ROUND1, Input.PASS): State.CONTENTION,
+    (State.ROUND1, Input.FAIL): State.ROUND2,
+    (State.ROUND2, Input.PASS): State.CONTENTION,
+    (State.ROUND2, Input.FAIL): State.ROUND3,
+    (State.ROUND3, Input.PASS): State.CONTENTION,
+    (State.ROUND3, Input.FAIL): State.REJECTED,
+    (State.CONTENTION, Input.FALL): State.TABLED,
+    (State.CONTENTION, Input.CLOSE): State.CARRIED,
 }
 
 
@@ -68,14 +118,26 @@ class LadderError(LocalError):
     """An input that the ladder does not accept in this state: a bug, not bad data."""
 
 
-def step(state: str, event: str) -> str:
+def step(state: str, event: str) -> State:
     try:
-        return TRANSITIONS[(state, event)]
+        return TRANSITIONS[(state, event)]  # type: ignore[index]  # str keys hash as the enums
     except KeyError:
-        raise LadderError(f"the ladder has no move for {event!r} in state {state!r}") from None
+        raise LadderError(f"the ladder has no move for {str(event)!r} in state {str(state)!r}") from None
 
 
-Window = tuple[int, int]
+class Window(NamedTuple):
+    """A half-open window ``[start, end)`` in ms. A tuple, so ``== (a, b)``, ``w[1]``
+    and ``list(w)`` keep working where windows were plain pairs."""
+
+    start: int
+    end: int
+
+    def contains(self, ts: int) -> bool:
+        return self.start <= ts < self.end
+
+    def closed(self, as_of: int) -> bool:
+        """Whether the window has closed as of ``as_of`` (``as_of >= end``)."""
+        return as_of >= self.end
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,28 +162,28 @@ class Calendar:
         return self.t0 + self.discussion
 
     def discussion_window(self) -> Window:
-        return (self.t0, self.t1)
+        return Window(self.t0, self.t1)
 
     def amend_window(self, k: int) -> Window | None:
         """Rounds 2 and 3 open with an amendment window; round 1 has none."""
         if k == 1:
             return None
-        start = self.vote_window(k - 1)[1]
-        return (start, start + self.amend)
+        start = self.vote_window(k - 1).end
+        return Window(start, start + self.amend)
 
     def vote_window(self, k: int) -> Window:
         if k not in (1, 2, 3):
             raise LadderError(f"there is no round {k}")
         if k == 1:
-            return (self.t1, self.t1 + self.vote)
+            return Window(self.t1, self.t1 + self.vote)
         amend = self.amend_window(k)
         assert amend is not None
-        return (amend[1], amend[1] + self.vote)
+        return Window(amend.end, amend.end + self.vote)
 
     def round_start(self, k: int) -> int:
         amend = self.amend_window(k)
-        return amend[0] if amend is not None else self.vote_window(k)[0]
+        return amend.start if amend is not None else self.vote_window(k).start
 
     def contention_window(self, k: int) -> Window:
-        start = self.vote_window(k)[1]
-        return (start, start + self.contention)
+        start = self.vote_window(k).end
+        return Window(start, start + self.contention)

@@ -27,6 +27,7 @@ from typing import Sequence
 
 from ..protocol.events import Event, Propose, Recall, Vote
 from .engine import Engine
+from .ladder import State, Window, WindowName
 from .result import Draw, Ignored, Mandate, RecallResult
 from .share import Rule
 from .verdict import judge
@@ -65,11 +66,10 @@ def settle(
     d = p.data
     assert isinstance(d, Propose)
     ignored: list[Ignored] = []
-    if state != "carried" or carried_at is None or d.proposal_kind not in ("mandate", "draw"):
+    if state != State.CARRIED or carried_at is None or d.proposal_kind not in ("mandate", "draw"):
         for ev in eng.record.targeting(p.id, Recall):
             if ev.ts <= as_of:
-                ignored.append(Ignored(id=ev.id, author=ev.author, kind="recall",
-                                       reason="the proposal made no mandate"))
+                ignored.append(Ignored.of(ev, "recall", "the proposal made no mandate"))
         return (), None, (), tuple(ignored)
     charter = eng.charter_at(p.body_id, p.ts)
     term = min(d.term_ms or charter.mandate_term, charter.mandate_term)
@@ -81,12 +81,16 @@ def settle(
         if tree is not None and d.holder in tree.everyone():
             holders = (d.holder,)
     else:
-        assert d.candidates is not None and d.k is not None
+        assert d.k is not None
         # As for a mandate's holder (rule 2): only people under the body at the
         # proposal's timestamp can be drawn; other candidates hold no ticket.
+        # ``all_members``: every one of them holds a ticket (s.10.1).
         tree = eng.tree(p.body_id, p.ts, p.ts)
         people = tree.everyone() if tree is not None else frozenset()
-        candidates = tuple(c for c in d.candidates if c in people)
+        if d.candidates is None:
+            candidates = tuple(sorted(people))
+        else:
+            candidates = tuple(c for c in d.candidates if c in people)
         seed = draw_seed(votes)
         chosen = sortition(seed, candidates, d.k)
         draw = Draw(seed=seed, candidates=candidates, k=d.k, chosen=chosen,
@@ -109,8 +113,7 @@ def settle(
             why = "the mandate was not in force at that time"
         res = None if why else _recall(eng, p, ev, as_of, ignored)
         if why is not None or res is None:
-            ignored.append(Ignored(id=ev.id, author=ev.author, kind="recall",
-                                   reason=why or "its author is not a member of the body"))
+            ignored.append(Ignored.of(ev, "recall", why or "its author is not a member of the body"))
             continue
         recalls.append(res)
         if res.passed and m is not None:
@@ -125,19 +128,21 @@ def _recall(eng: Engine, p: Event, ev: Event, as_of: int, ignored: list[Ignored]
     rc = ev.data
     assert isinstance(rc, Recall)
     t = ev.ts
-    window = (t, t + eng.charter_at(p.body_id, t).vote_window)
+    charter = eng.charter_at(p.body_id, t)
+    window = Window(t, t + charter.vote_window)
     node = eng.tree(p.body_id, t, t)
-    if node is None or eng.reason(node, ev) is not None:
+    devices = eng.devices(p.body_id, t)
+    if node is None or eng.reason(node, ev, devices) is not None:
         return None
-    inside: list[Event] = []
-    for v in eng.aimed(ev.id, Vote, p.body_id, as_of, ignored, "recall vote"):
-        if window[0] <= v.ts < window[1]:
-            inside.append(v)
-        else:
-            ignored.append(Ignored(id=v.id, author=v.author, kind="recall vote",
-                                   reason="outside the recall's vote window"))
-    best = eng.ballots(node, inside, ignored, what="recall vote")
+    seal = None
+    if window.closed(as_of):
+        seal = eng.seal(p.body_id, ev.id, WindowName.RECALL, window, charter.seal_window, as_of,
+                        eng.devices(p.body_id, window.end))
+    best = eng.effective(node, window, eng.aimed(ev.id, Vote, p.body_id, as_of, ignored, "recall vote"),
+                         ignored, what="recall vote", outside="outside the recall's vote window",
+                         seal=seal, devices=devices)
     verdict = judge(node, eng.present(best), RECALL_RULE)
-    closed = as_of >= window[1]
+    closed = window.closed(as_of)
     return RecallResult(id=ev.id, holder=rc.holder, reason=rc.reason, window=window,
-                        verdict=verdict, passed=closed and verdict.passed, open=not closed)
+                        verdict=verdict, passed=closed and verdict.passed, open=not closed,
+                        seal=seal.info if seal else None)

@@ -10,9 +10,11 @@ Invariants:
    ``leave`` at ``t`` ends it at ``t`` (DECISIONS.md s.1). A base body's
    founder is its first member.
 3. An ``admit`` counts only if its author is a member at that moment; a
-   ``leave`` only if its author is. A ``part`` event (a body joins or leaves
-   a federation) counts if its author is, at that moment, a person of the
-   joining/leaving body, or (to join) of a body already in the federation.
+   ``leave`` only if its author is. A federation's spans here are its
+   *naming* of member bodies (s.9.2): founding ``parts``, a ``part`` join by
+   a person of the federation, ended by a ``part`` leave by a person of the
+   federation or of the named body. Membership also needs the named body's
+   consent, which the engine adds (:meth:`~.engine.Engine.parts_at`).
 4. A fork is two different events of one author with the same
    ``(body, seq)``; from the fork's ``seq`` on, that author's events in that
    body are not counted by consensus (DECISIONS.md s.8).
@@ -33,10 +35,14 @@ from ..protocol.events import (
     Event,
     Found,
     Leave,
+    Link,
     Part,
+    Profile,
     Propose,
     Recall,
+    Seal,
     Stand,
+    Unlink,
     Vote,
     Withdraw,
 )
@@ -91,12 +97,21 @@ class Record:
         # target -> payload type -> events, in (ts, id) order: targeting() without a scan.
         self._typed: dict[bytes, dict[type, list[Event]]] = {}
         self.forks: dict[tuple[bytes, bytes], Fork] = {}
+        # (proposal or recall id, window name) -> seal events, in (ts, id) order (s.10).
+        self.seals: dict[tuple[bytes, str], list[Event]] = defaultdict(list)
+        # link, unlink and profile events in (ts, id) order (s.11): few, read whole.
+        self.devices: list[Event] = []
+        self.profiles: list[Event] = []
+        self._by_body: dict[bytes, list[Event]] = {}
+        # base body -> device -> (person, start, end), from the body's own link events
+        self._links: dict[bytes, dict[bytes, list[tuple[bytes, int, int]]]] = {}
         # body -> member -> spans [start, end), flat: [start0, end0, start1, end1, ...]
         # (one list per member). Indexed by body, as tallies ask per body.
         self._spans: dict[bytes, dict[bytes, list[int]]] = defaultdict(dict)
         # body -> (member, start, end) for every span: members_at() in one pass,
         # filled on demand once the record is built (spans never change after).
         self._flat: dict[bytes, list[tuple[bytes, int, int]]] = {}
+        self._whole: dict[bytes, tuple[int, int]] = {}
         self._built = False
         self._find_forks(self._index())
         self._membership()
@@ -131,6 +146,15 @@ class Record:
                 target = d.proposal
             elif isinstance(d, Recall):
                 target = d.mandate
+            elif isinstance(d, Seal):
+                self.seals[(d.proposal, d.window)].append(ev)
+                continue
+            elif isinstance(d, (Link, Unlink)):
+                self.devices.append(ev)
+                continue
+            elif isinstance(d, Profile):
+                self.profiles.append(ev)
+                continue
             else:
                 continue
             by_target[target].append(ev)
@@ -190,7 +214,10 @@ class Record:
                 # _apply's admit, inlined: the bulk of a large record.
                 members = spans.get(body)
                 t = ev.ts
-                if members is None or not within_spans(members.get(ev.author), t):
+                if members is None:
+                    continue
+                if not within_spans(members.get(ev.author), t) and \
+                        not within_spans(members.get(self._acting(body, ev.author, t)), t):
                     continue
                 mine = members.get(d.member)
                 if mine is None:
@@ -199,6 +226,31 @@ class Record:
                     mine.extend((t, FOREVER))
             elif isinstance(d, (Leave, Part)):
                 self._apply(owner, ev)
+            elif owner.base and isinstance(d, (Link, Unlink)):
+                self._device(body, ev)
+
+    def _device(self, body: bytes, ev: Event) -> None:
+        """Links and unlinks of a base body's own record, for who may admit and leave
+        (the engine's :class:`~.engine.Devices` adds recoveries and bodies below)."""
+        d = ev.data
+        assert isinstance(d, (Link, Unlink))
+        table = self._links.setdefault(body, {})
+        actor = self._acting(body, ev.author, ev.ts)
+        spans = table.setdefault(d.device, [])
+        if isinstance(d, Link):
+            if d.device != actor and not any(s <= ev.ts < e for _, s, e in spans):
+                spans.append((actor, ev.ts, FOREVER))
+        else:
+            for i, (p, s, e) in enumerate(spans):
+                if p == actor and s <= ev.ts < e:
+                    spans[i] = (p, s, ev.ts)
+
+    def _acting(self, body: bytes, key: bytes, t: int) -> bytes:
+        """The person ``key`` acts for in base body ``body``'s record at ``t`` (links only)."""
+        for person, s, e in self._links.get(body, {}).get(key, ()):
+            if s <= t < e:
+                return person
+        return key
 
     def _apply(self, info: BodyInfo, ev: Event) -> None:
         d = ev.data
@@ -206,16 +258,25 @@ class Record:
             if self.member_at(info.id, ev.author, ev.ts):
                 self._open(info.id, d.member, ev.ts)
         elif info.base and isinstance(d, Leave):
-            self._close(info.id, ev.author, ev.ts)
+            self._close(info.id, self._acting(info.id, ev.author, ev.ts), ev.ts)
         elif not info.base and isinstance(d, Part) and d.part != info.id:
+            # F names C (s.9.2): a ``part`` join by a person of F. Naming ends with a
+            # ``part`` leave by a person of F or of C. Consent (C's carried
+            # ``federate`` proposal) is the engine's: these spans are F's naming.
             if d.join:
-                inside = self.people_under(d.part, ev.ts) | self.people_under(info.id, ev.ts)
-                if ev.author in inside:
+                if ev.author in self.people_under(info.id, ev.ts):
                     self._open(info.id, d.part, ev.ts)
-            elif ev.author in self.people_under(d.part, ev.ts):
+            elif ev.author in self.people_under(d.part, ev.ts) | self.people_under(info.id, ev.ts):
                 self._close(info.id, d.part, ev.ts)
 
     # -- reading -------------------------------------------------------------------
+
+    def of_body(self, body: bytes) -> list[Event]:
+        """The events of ``body``'s record (its ``found`` included), in ``(ts, id)`` order."""
+        got = self._by_body.get(body)
+        if got is None:
+            got = self._by_body[body] = [e for e in self.ordered if e.body == body or e.id == body]
+        return got
 
     def member_at(self, body: bytes, who: bytes, t: int) -> bool:
         members = self._spans.get(body)
@@ -234,10 +295,18 @@ class Record:
             }
         flat = self._flat.get(body)
         if flat is None:
+            members = self._spans.get(body, {})
             flat = self._flat[body] = [
                 (who, spans[i], spans[i + 1])
-                for who, spans in self._spans.get(body, {}).items() for i in range(0, len(spans), 2)
+                for who, spans in members.items() for i in range(0, len(spans), 2)
             ]
+            # One span each (nobody left and came back): between the last start and
+            # the first end, everyone is a member.
+            if flat and len(flat) == len(members):
+                self._whole[body] = (max(x[1] for x in flat), min(x[2] for x in flat))
+        whole = self._whole.get(body)
+        if whole is not None and whole[0] <= t < whole[1]:
+            return set(self._spans[body])
         return {who for who, s, e in flat if s <= t < e}
 
     def people_under(self, body: bytes, t: int, _path: frozenset[bytes] = frozenset()) -> set[bytes]:

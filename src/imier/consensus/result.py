@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from .ladder import FINAL, STATES, Calendar, Window
+from ..protocol.events import Event
+from .ladder import FINAL, STATES, Calendar, Phase, Window
 from .verdict import ContentionResult, Verdict
 
 __all__ = [
@@ -24,13 +25,14 @@ __all__ = [
     "Mandate",
     "Draw",
     "RecallResult",
+    "SealInfo",
     "ProposalResult",
     "when",
     "SIMULATE_KEYS",
 ]
 
 SIMULATE_KEYS = ("state", "decided_round", "version", "text", "rounds")
-OPEN_PHASES = (None, "discussion", "vote", "amend", "contention")
+OPEN_PHASES = (None, *Phase)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -79,6 +81,8 @@ class RoundResult:
     amendments: tuple[AmendmentResult, ...] = ()
     open: bool = False
     votes: tuple[bytes, ...] = ()  # ids of the effective votes counted
+    seal: "SealInfo | None" = None  # of the vote window, once closed
+    amend_seal: "SealInfo | None" = None  # of the amendment window (rounds 2, 3), once closed
 
     @property
     def passed(self) -> bool:
@@ -92,9 +96,36 @@ class Ignored:
     kind: str
     reason: str
 
+    @classmethod
+    def of(cls, ev: "Event", kind: str, reason: str) -> "Ignored":
+        """The one way to say that ``ev``, counted as ``kind``, does not count, and why."""
+        return cls(id=ev.id, author=ev.author, kind=kind, reason=reason)
+
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id.hex(), "author": self.author.hex(), "kind": self.kind,
                 "reason": self.reason}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SealInfo:
+    """Whether one closed window is sealed (DECISIONS.md s.10): ``sealed_by`` of the
+    ``tellers`` in force at its close have counting seals; sealed when more than half."""
+
+    window: str  # r1, a2, r2, a3, r3, c or recall
+    tellers: int
+    sealed_by: int
+    sealed: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"window": self.window, "sealed": self.sealed, "tellers": self.tellers,
+                "sealed_by": self.sealed_by}
+
+    def text(self) -> str:
+        if self.sealed:
+            return f"sealed {self.sealed_by}/{self.tellers}"
+        if not self.tellers:
+            return "unsealed (no tellers): a backdated event could still change it"
+        return f"unsealed ({self.sealed_by}/{self.tellers} tellers sealed): a backdated event could still change it"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,12 +176,16 @@ class RecallResult:
     verdict: Verdict
     passed: bool
     open: bool
+    seal: "SealInfo | None" = None
 
     def to_json(self) -> dict[str, Any]:
         v = self.verdict
-        return {"id": self.id.hex(), "holder": self.holder.hex(), "reason": self.reason,
-                "window": list(self.window), "open": self.open, "passed": self.passed,
-                "support": v.support.text(), "participation": v.participation.text()}
+        doc = {"id": self.id.hex(), "holder": self.holder.hex(), "reason": self.reason,
+               "window": list(self.window), "open": self.open, "passed": self.passed,
+               "support": v.support.text(), "participation": v.participation.text()}
+        if self.seal is not None:
+            doc["seal"] = self.seal.to_json()
+        return doc
 
 
 def _verdict_json(v: Verdict) -> dict[str, Any]:
@@ -202,6 +237,7 @@ class ProposalResult:
     recalls: tuple[RecallResult, ...] = ()
     ignored: tuple[Ignored, ...] = ()
     forks: tuple[tuple[bytes, bytes, bytes], ...] = ()  # (author, event, event)
+    contention_seal: SealInfo | None = None
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
@@ -217,7 +253,22 @@ class ProposalResult:
 
     # -- JSON ---------------------------------------------------------------------
 
-    def round_json(self, r: RoundResult, names: Mapping[bytes, str]) -> dict[str, Any]:
+    def seals(self) -> list[SealInfo]:
+        """Every closed window's seal, in calendar order (recalls last)."""
+        out: list[SealInfo] = []
+        for r in self.rounds:
+            out += [x for x in (r.amend_seal, r.seal) if x is not None]
+        if self.contention_seal is not None:
+            out.append(self.contention_seal)
+        out += [rc.seal for rc in self.recalls if rc.seal is not None]
+        return out
+
+    @property
+    def has_tellers(self) -> bool:
+        return any(s.tellers for s in self.seals())
+
+    def round_json(self, r: RoundResult, names: Mapping[bytes, str], *,
+                   seals: bool = False) -> dict[str, Any]:
         v = r.verdict
         doc: dict[str, Any] = {
             "round": r.round,
@@ -233,17 +284,29 @@ class ProposalResult:
         }
         if r.open:
             doc["open"] = True
+        if seals:
+            if r.amend_seal is not None:
+                doc["amendment_seal"] = r.amend_seal.to_json()
+            if r.seal is not None:
+                doc["seal"] = r.seal.to_json()
         return doc
 
     def simulate_json(self, names: Mapping[bytes, str]) -> dict[str, Any]:
-        """Exactly the document of SIMULATE.md."""
-        return {
+        """Exactly the document of SIMULATE.md; when the body has tellers, each closed
+        window also says whether it is sealed ("seal", "amendment_seal" in the rounds, and
+        "contention_seal" in the passing round)."""
+        tellers = self.has_tellers
+        doc: dict[str, Any] = {
             "state": self.state,
             "decided_round": self.decided_round,
             "version": self.version,
             "text": self.text,
-            "rounds": [self.round_json(r, names) for r in self.rounds],
+            "rounds": [self.round_json(r, names, seals=tellers) for r in self.rounds],
         }
+        if tellers and self.contention_seal is not None and self.decided_round is not None:
+            # the contention phase follows the passing round: its seal is shown there
+            doc["rounds"][self.decided_round - 1]["contention_seal"] = self.contention_seal.to_json()
+        return doc
 
     def to_json(self, body_names: Mapping[bytes, str]) -> dict[str, Any]:
         """SIMULATE.md's fields plus ``id``, ``body``, ``title`` and the details of status."""
@@ -251,6 +314,7 @@ class ProposalResult:
             "id": self.id.hex(), "body": self.body.hex(), "title": self.title,
             **self.simulate_json(body_names),
         }
+        doc["rounds"] = [self.round_json(r, body_names, seals=True) for r in self.rounds]
         for r, rj in zip(self.rounds, doc["rounds"], strict=True):
             for a, aj in zip(r.amendments, rj["amendments"], strict=True):
                 aj["id"] = a.id.hex()
@@ -266,9 +330,12 @@ class ProposalResult:
         })
         if self.contention is not None:
             c = self.contention
-            doc["contention"] = {"start": c.start.text(), "support": c.now.text(),
-                                 "lowest": c.lowest.text(), "changes": c.changes,
-                                 "tabled_at": c.tabled_at}
+            cj: dict[str, Any] = {"start": c.start.text(), "support": c.now.text(),
+                                  "lowest": c.lowest.text(), "changes": c.changes,
+                                  "tabled_at": c.tabled_at}
+            if self.contention_seal is not None:
+                cj["seal"] = self.contention_seal.to_json()
+            doc["contention"] = cj
         if self.mandates:
             doc["mandate"] = [m.to_json(self.as_of) for m in self.mandates]
         if self.draw is not None:

@@ -27,11 +27,11 @@ from typing import Iterable
 
 from ..protocol.errors import Rejected
 from ..protocol.events import Amend, Event, Propose, Stand, Vote, Withdraw
-from .engine import Engine, NotAProposal
-from .ladder import Calendar, step
+from .engine import LATE, Devices, Engine, NotAProposal, SealCheck, use_tally
+from .ladder import Calendar, Input, Phase, State, Window, WindowName, step
 from .mandates import settle
 from .record import Record
-from .result import AmendmentResult, Grievance, Ignored, ProposalResult, RoundResult
+from .result import AmendmentResult, Grievance, Ignored, ProposalResult, RoundResult, SealInfo
 from .share import Rule
 from .verdict import ContentionResult, Node, Present, Verdict, contend, judge
 
@@ -80,7 +80,7 @@ def _check(eng: Engine, p: Event) -> tuple[Calendar, Node]:
     charter = eng.charter_at(p.body_id, p.ts)
     tree = eng.tree(p.body_id, p.ts, p.ts)
     assert tree is not None
-    if p.author not in tree.everyone():
+    if eng.devices(p.body_id, p.ts).person(p.author, p.ts) not in tree.everyone():
         raise NotAProposal("its author is not a member of the body at the proposal's timestamp")
     if not r.counted(p):
         raise NotAProposal("its author forked their record in this body")
@@ -144,19 +144,22 @@ class _Tally:
         d = p.data
         assert isinstance(d, Propose)
         self.d = d
-        self.state = "discussion"
+        self.state = State.DISCUSSION
+        self.charter = eng.charter_at(p.body_id, p.ts)
+        self.proposer = eng.devices(p.body_id, p.ts).person(p.author, p.ts)
         self.text, self.version = d.text, 1
         self.rounds: list[RoundResult] = []
         self.ignored: list[Ignored] = []
         self.decided: int | None = None
         self.round: int | None = None
-        self.phase: str | None = None
-        self.window: tuple[int, int] | None = None
+        self.phase: Phase | None = None
+        self.window: Window | None = None
         self.closed_at: int | None = None
         self.open_amendments: tuple[bytes, ...] = ()
         self.passing: tuple[Verdict, dict[bytes, Event], Node, tuple[bytes, ...]] | None = None
         self.contention: ContentionResult | None = None
-        self.contention_window: tuple[int, int] | None = None
+        self.contention_window: Window | None = None
+        self.contention_seal: SealInfo | None = None
 
     def _mine(self, target: bytes, kind: type) -> list[Event]:
         """Events of ``kind`` aimed at ``target`` that have happened by ``as_of``, from
@@ -164,18 +167,32 @@ class _Tally:
         return self.eng.aimed(target, kind, self.p.body_id, self.as_of, self.ignored)
 
     def _ignore(self, ev: Event, kind: str, reason: str) -> None:
-        self.ignored.append(Ignored(id=ev.id, author=ev.author, kind=kind, reason=reason))
+        self.ignored.append(Ignored.of(ev, kind, reason))
+
+    def _devices(self, cut: int) -> Devices:
+        return self.eng.devices(self.p.body_id, cut)
+
+    def _seal(self, name: WindowName, w: Window) -> SealCheck | None:
+        """The seals of window ``w`` of this proposal, once it has closed."""
+        if not w.closed(self.as_of):
+            return None
+        return self.eng.seal(self.p.body_id, self.p.id, name, w, self.charter.seal_window, self.as_of,
+                             self._devices(w.end))
 
     def _withdrawal(self) -> Event | None:
-        r1_end = self.cal.vote_window(1)[1]
+        r1 = self.cal.vote_window(1)
+        seal = self._seal(WindowName.R1, r1)  # a withdrawal is aimed at round 1 (docs/decisions.md)
+        devices = self._devices(self.p.ts)
         found: Event | None = None
         for ev in self._mine(self.p.id, Withdraw):
-            if ev.author != self.p.author:
+            if devices.person(ev.author, ev.ts) != self.proposer:
                 self._ignore(ev, "withdraw", "only the proposer may withdraw")
             elif not self.eng.record.counted(ev):
                 self._ignore(ev, "withdraw", "its author forked their record in this body")
-            elif not (self.p.ts <= ev.ts < r1_end):
+            elif not Window(self.p.ts, r1.end).contains(ev.ts):
                 self._ignore(ev, "withdraw", "made after round 1 closed")
+            elif seal is not None and not seal.admits(ev):
+                self._ignore(ev, "withdraw", LATE)
             elif found is None:
                 found = ev
             else:
@@ -202,60 +219,64 @@ class _Tally:
         cal, as_of = self.cal, self.as_of
         withdraw = self._withdrawal()
         if withdraw is not None and withdraw.ts < cal.t1:
-            self._finish(step(self.state, "withdraw"), withdraw.ts)
+            self._finish(step(self.state, Input.WITHDRAW), withdraw.ts)
             return
         if as_of < cal.t1:
-            self.phase, self.window = "discussion", cal.discussion_window()
+            self.phase, self.window = Phase.DISCUSSION, cal.discussion_window()
             return
-        self.state = step(self.state, "open")
+        self.state = step(self.state, Input.OPEN)
         votes = self._mine(self.p.id, Vote)
         placed: set[bytes] = set()
         for k in (1, 2, 3):
             amendments: tuple[AmendmentResult, ...] = ()
+            amend_seal: SealInfo | None = None
             if k > 1:
-                amendments = self._amendments(k)
-                if as_of < cal.vote_window(k)[0]:
-                    self._open(k, "amend", amendments)
+                amendments, amend_seal = self._amendments(k)
+                if as_of < cal.vote_window(k).start:
+                    self._open(k, Phase.AMEND, amendments)
                     break
                 for a in amendments:
                     if a.adopted:
                         self.text, self.version = a.text, self.version + 1
             vw = cal.vote_window(k)
             if k == 1 and withdraw is not None:
-                self._finish(step(self.state, "withdraw"), withdraw.ts)
+                self._finish(step(self.state, Input.WITHDRAW), withdraw.ts)
                 break
-            node = self.eng.tree(self.p.body_id, self.p.ts, vw[0])
+            node = self.eng.tree(self.p.body_id, self.p.ts, vw.start)
             assert node is not None
-            inside = [v for v in votes if vw[0] <= v.ts < vw[1]]
+            inside = self.eng.inside(vw, votes, self.ignored, what="vote", outside=None)
             placed.update(v.id for v in inside)
-            best = self.eng.ballots(node, inside, self.ignored, what="vote")
+            seal = self._seal(WindowName.vote(k), vw)
+            devices = self._devices(vw.start)
+            best = self.eng.effective(node, vw, inside, self.ignored, what="vote", seal=seal,
+                                      devices=devices)
             present = self.eng.present(best)
             verdict = judge(node, present, RULES[k])
-            closed = as_of >= vw[1]
+            closed = vw.closed(as_of)
             counted = _counted_ids(best, present, node)
             self.rounds.append(RoundResult(
                 round=k, vote_window=vw, amend_window=cal.amend_window(k), verdict=verdict,
                 grievances=_grievances(best, present, node, SEVERITY[k]), amendments=amendments,
-                open=not closed, votes=counted,
+                open=not closed, votes=counted, seal=seal.info if seal else None, amend_seal=amend_seal,
             ))
             if not closed:
-                self.round, self.phase, self.window = k, "vote", vw
+                self.round, self.phase, self.window = k, Phase.VOTE, vw
                 break
             if verdict.passed:
-                self.state = step(self.state, "pass")
+                self.state = step(self.state, Input.PASS)
                 self.decided = k
                 self.passing = (verdict, best, node, counted)
                 self._contend(k)
                 break
-            self.state = step(self.state, "fail")
+            self.state = step(self.state, Input.FAIL)
             if k == 3:
                 self.decided = 3
-                self._finish(self.state, vw[1])
+                self._finish(self.state, vw.end)
         for v in votes:
             if v.id not in placed:
                 self._ignore(v, "vote", "outside the vote windows of the rounds held")
 
-    def _open(self, k: int, phase: str, amendments: tuple[AmendmentResult, ...]) -> None:
+    def _open(self, k: int, phase: Phase, amendments: tuple[AmendmentResult, ...]) -> None:
         aw = self.cal.amend_window(k)
         assert aw is not None
         self.round, self.phase, self.window = k, phase, aw
@@ -265,74 +286,77 @@ class _Tally:
             amendments=amendments, open=True,
         ))
 
-    def _finish(self, state: str, at: int) -> None:
+    def _finish(self, state: State, at: int) -> None:
         self.state, self.closed_at = state, at
         self.phase = self.window = self.round = None
 
-    def _amendments(self, k: int) -> tuple[AmendmentResult, ...]:
+    def _amendments(self, k: int) -> tuple[tuple[AmendmentResult, ...], SealInfo | None]:
         aw = self.cal.amend_window(k)
         assert aw is not None
-        closed = self.as_of >= aw[1]
-        node = self.eng.tree(self.p.body_id, self.p.ts, aw[0])
+        closed = aw.closed(self.as_of)
+        node = self.eng.tree(self.p.body_id, self.p.ts, aw.start)
         assert node is not None
+        seal = self._seal(WindowName.amend(k), aw)
+        devices = self._devices(aw.start)
         out: list[AmendmentResult] = []
         for ev in self._mine(self.p.id, Amend):
-            if not (aw[0] <= ev.ts < aw[1]):
+            if not aw.contains(ev.ts):
                 if k == 2:  # judged once, not once per round
                     other = self.cal.amend_window(3)
                     assert other is not None
-                    if not (other[0] <= ev.ts < other[1]):
+                    if not other.contains(ev.ts):
                         self._ignore(ev, "amend", "outside the amendment windows")
                 continue
-            why = self.eng.reason(node, ev)
+            if not self.eng.timely([ev], self.ignored, seal, what="amend"):
+                continue
+            why = self.eng.reason(node, ev, devices)
             if why is not None:
                 self._ignore(ev, "amend", why)
                 continue
-            inside: list[Event] = []
-            for v in self._mine(ev.id, Vote):
-                if aw[0] <= v.ts < aw[1]:
-                    inside.append(v)
-                else:
-                    self._ignore(v, "amendment vote", "outside the amendment window")
-            best = self.eng.ballots(node, inside, self.ignored, what="amendment vote")
+            best = self.eng.effective(node, aw, self._mine(ev.id, Vote), self.ignored, what="amendment vote",
+                                      outside="outside the amendment window", seal=seal, devices=devices)
             verdict = judge(node, self.eng.present(best), AMENDMENT_RULE)
             assert isinstance(ev.data, Amend)
             out.append(AmendmentResult(
                 id=ev.id, author=ev.author, ts=ev.ts, text=ev.data.text, verdict=verdict,
                 adopted=closed and verdict.passed, open=not closed,
             ))
-        return tuple(out)
+        return tuple(out), seal.info if seal else None
 
     def _contend(self, k: int) -> None:
         assert self.passing is not None
         verdict, best, node_v, _ = self.passing
         cw = self.cal.contention_window(k)
         self.contention_window = cw
-        node = self.eng.tree(self.p.body_id, self.p.ts, cw[0])
+        node = self.eng.tree(self.p.body_id, self.p.ts, cw.start)
         assert node is not None
         present = self.eng.present(best)
         initial = {
             p: ev.data.choice
             for p, ev in best.items() if isinstance(ev.data, Vote) and any(present(b, p) for b in node_v.base_of(p))
         }
+        seal = self._seal(WindowName.C, cw)
+        self.contention_seal = seal.info if seal else None
+        devices = self._devices(cw.start)
         changes: list[tuple[int, bytes, str]] = []
-        for ev in self._mine(self.p.id, Stand):
-            if not (cw[0] <= ev.ts < cw[1]):
-                self._ignore(ev, "stand", "outside the contention window")
-                continue
-            why = self.eng.reason(node, ev)
+        inside = self.eng.inside(cw, self._mine(self.p.id, Stand), self.ignored, what="stand",
+                                 outside="outside the contention window")
+        for ev in self.eng.timely(inside, self.ignored, seal, what="stand"):
+            why = self.eng.reason(node, ev, devices)
             if why is not None:
                 self._ignore(ev, "stand", why)
                 continue
             assert isinstance(ev.data, Stand)
-            changes.append((ev.ts, ev.author, ev.data.choice))
+            person = devices.person(ev.author, ev.ts)
+            assert person is not None
+            changes.append((ev.ts, person, ev.data.choice))
         self.contention = c = contend(node, verdict, initial, changes)
         if c.tabled_at is not None:
-            self._finish(step(self.state, "fall"), c.tabled_at)
-        elif self.as_of >= cw[1]:
-            self._finish(step(self.state, "close"), cw[1])
+            self._finish(step(self.state, Input.FALL), c.tabled_at)
+        elif cw.closed(self.as_of):
+            self._finish(step(self.state, Input.CLOSE), cw.end)
         else:
-            self.phase, self.window = "contention", cw
+            self.phase, self.window = Phase.CONTENTION, cw
 
     def result(self) -> ProposalResult:
         r = self.eng.record
@@ -349,7 +373,7 @@ class _Tally:
             rounds=tuple(self.rounds), round=self.round, open_phase=self.phase,
             window=self.window, closed_at=self.closed_at, contention=self.contention,
             contention_window=self.contention_window, open_amendments=self.open_amendments,
-            mandates=mandates, draw=draw, recalls=recalls,
+            mandates=mandates, draw=draw, recalls=recalls, contention_seal=self.contention_seal,
             ignored=_unique(tuple(self.ignored) + extra), forks=forks,
         )
 
@@ -358,3 +382,6 @@ def tally_with(eng: Engine, pid: bytes, as_of: int) -> ProposalResult:
     t = _Tally(eng, pid, as_of)
     t.run()
     return t.result()
+
+
+use_tally(tally_with)

@@ -132,12 +132,15 @@ def judge(node: Node, present: Present, rule: Rule) -> Verdict:
     combine: str | None = None
     if node.base or ch.combine == "population":
         people = node.people if node.base else node.everyone()
+        # Only people with a ballot can have a choice: ask about them alone when known.
+        voters = getattr(present, "voters", None)
+        asked = people if voters is None else people & voters
         if node.base:
-            choices = [present(node.body, p) for p in people]
+            choices = [present(node.body, p) for p in asked]
         else:
             combine = "population"
             parts = tuple(judge(p, present, rule) for p in node.parts)
-            choices = [_choice_anywhere(node, present, p) for p in people]
+            choices = [_choice_anywhere(node, present, p) for p in asked]
         yes, no, abstain = (choices.count(k) for k in ("yes", "no", "abstain"))
         eligible = len(people)
         participation = Share(num=yes + no + abstain, den=eligible)

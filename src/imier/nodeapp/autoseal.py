@@ -1,0 +1,133 @@
+"""Sealing by the node itself (DECISIONS.md s.10.5): which windows this node's
+tellers should seal now, and the seal events that do it.
+
+The daemon calls :func:`auto_seal` periodically (setting ``auto_seal``, default
+true) and ``imier seal`` calls :func:`due_seals` / :func:`seal_payloads`.
+A window is due for a teller key held on this node when:
+
+* the window has closed at least ``seal_delay`` ago (default 2 minutes, so
+  that votes in flight at the close arrive first) and less than the body's
+  ``seal_window`` ago (a later seal would not count);
+* the key acts (itself or as a linked device) for a teller of the body at the
+  window's close;
+* that key has no seal for the window yet.
+
+A seal names the heads of the body's record as this node holds them; more
+than :data:`MAX_SEAL_HEADS` heads are split over several seals (the teller's
+view is their union). Reads the store and signs; the decision itself is the
+pure :mod:`imier.consensus` engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from nacl.signing import SigningKey
+
+from ..consensus import Engine, NotAProposal, Record, WindowName, tally_with
+from ..consensus.ladder import Window
+from ..protocol.events import TELLER_TASK, Event, Propose, Seal
+from ..protocol.limits import MAX_SEAL_HEADS
+from ..store.author import author_event
+from ..store.db import Store
+
+__all__ = ["Due", "due_seals", "seal_payloads", "auto_seal", "AUTO_SEAL", "SEAL_DELAY_MS"]
+
+AUTO_SEAL = True  # default of the node setting ``auto_seal``
+SEAL_DELAY_MS = 120_000  # default of the node setting ``seal_delay``
+
+
+@dataclass(frozen=True, kw_only=True)
+class Due:
+    """One window that teller key ``key`` should seal."""
+
+    body: bytes  # the proposal's body, whose record the seal goes in
+    proposal: bytes  # the proposal, or the recall event for a recall's window
+    window: str  # r1, a2, r2, a3, r3, c or recall
+    close: int  # when the window closed (ms)
+    key: bytes  # the teller's key held on this node
+
+
+def _windows(eng: Engine, p: Event, as_of: int) -> list[tuple[bytes, str, Window, int]]:
+    """``(target, name, window, seal_window)`` of every window of ``p`` closed by ``as_of``."""
+    try:
+        res = tally_with(eng, p.id, as_of)
+    except NotAProposal:
+        return []
+    sw = eng.charter_at(p.body_id, p.ts).seal_window
+    out: list[tuple[bytes, str, Window, int]] = []
+    for r in res.rounds:
+        if r.amend_window is not None and r.amend_seal is not None:
+            out.append((p.id, WindowName.amend(r.round), r.amend_window, sw))
+        if r.seal is not None:
+            out.append((p.id, WindowName.vote(r.round), r.vote_window, sw))
+    if res.contention_window is not None and res.contention_seal is not None:
+        out.append((p.id, WindowName.C, res.contention_window, sw))
+    for rc in res.recalls:
+        if rc.seal is not None:
+            out.append((rc.id, WindowName.RECALL, rc.window,
+                        eng.charter_at(p.body_id, rc.window.start).seal_window))
+    return out
+
+
+def _has_tellers(eng: Engine, body: bytes) -> bool:
+    """Cheap test: does ``body`` hold any proposal that could make a teller?"""
+    for ev in eng.record.proposals.values():
+        d = ev.data
+        if ev.body_id == body and isinstance(d, Propose) and d.proposal_kind in ("mandate", "draw") \
+                and (d.task or d.text) == TELLER_TASK:
+            return True
+    return False
+
+
+def due_seals(store: Store, keys: Iterable[bytes], now: int, *, seal_delay: int = SEAL_DELAY_MS,
+              bodies: Iterable[bytes] | None = None) -> list[Due]:
+    """The windows that the teller keys ``keys`` (held on this node) should seal at ``now``,
+    over ``bodies`` (default: every body the store holds), oldest close first."""
+    mine = set(keys)
+    if not mine:
+        return []
+    todo = [ev.id for ev in store.bodies()] if bodies is None else list(bodies)
+    out: list[Due] = []
+    for body in todo:
+        events = store.events_for_bodies(store.closure(body))
+        eng = Engine(Record(events))
+        if not _has_tellers(eng, body):
+            continue
+        for p in sorted(eng.record.proposals.values(), key=lambda e: e.order_key):
+            if p.body_id != body or p.ts > now:
+                continue
+            for target, name, w, sw in _windows(eng, p, now):
+                if not (w.end + seal_delay <= now < w.end + sw):
+                    continue
+                tellers = eng.tellers(body, w.end)
+                if not tellers:
+                    continue
+                dev = eng.devices(body, w.end)
+                sealed = {s.author for s in eng.record.seals.get((target, name), ()) if s.body == body}
+                for k in sorted(mine):
+                    if k in sealed or dev.person(k, now) not in tellers:
+                        continue
+                    out.append(Due(body=body, proposal=target, window=str(name), close=w.end, key=k))
+    out.sort(key=lambda d: (d.close, d.body, d.proposal, d.window, d.key))
+    return out
+
+
+def seal_payloads(store: Store, due: Due) -> list[Seal]:
+    """The seal(s) for ``due``: the body's heads as this node holds them, sorted,
+    in chunks of at most :data:`MAX_SEAL_HEADS`."""
+    heads = sorted(h for _, h in store.heads(due.body))
+    return [Seal(proposal=due.proposal, window=due.window, heads=tuple(heads[i:i + MAX_SEAL_HEADS]))
+            for i in range(0, len(heads), MAX_SEAL_HEADS)]
+
+
+def auto_seal(store: Store, signers: Mapping[bytes, SigningKey], now: int, *,
+              seal_delay: int = SEAL_DELAY_MS) -> list[Event]:
+    """Sign and store every seal due at ``now`` for the keys in ``signers``
+    (public key -> signing key); returns the new seal events (to gossip)."""
+    made: list[Event] = []
+    for due in due_seals(store, signers.keys(), now, seal_delay=seal_delay):
+        for payload in seal_payloads(store, due):
+            made.append(author_event(store, signers[due.key], body=due.body, data=payload, ts=now))
+    return made
