@@ -161,7 +161,7 @@ _TARGET_FIELD: dict[type, str] = {
 
 def _target(ev: Event) -> bytes | None:
     name = _TARGET_FIELD.get(type(ev.data))
-    return None if name is None else getattr(ev.data, name)  # type: ignore[no-any-return]
+    return None if name is None else getattr(ev.data, name)
 
 
 class Store:
@@ -638,4 +638,4 @@ class Store:
             c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def integrity_ok(self) -> bool:
-        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return bool(self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
