@@ -37,11 +37,14 @@ from ..protocol.events import (
     Event,
     Found,
     Leave,
+    Link,
     Part,
     Payload,
+    Profile,
     Propose,
     Recall,
     Stand,
+    Unlink,
     Vote,
     Withdraw,
 )
@@ -443,6 +446,63 @@ class Clerk:
                            f"from {r.title!r}{tail}", verb="recalled", holder=who.hex(),
                            title=r.title, proposal=prop.id.hex(), closes=closes)
 
+    # -- people and devices (how a person is shown; which keys act for them) -------------------
+
+    def _my_bodies(self, at: int) -> list[Event]:
+        """The base bodies held here of which the signer is a member at ``at``."""
+        me = self.signer.public
+        out = []
+        for b in self.store.bodies():
+            if isinstance(b.data, Found) and b.data.body_kind not in FEDERATION_KINDS:
+                if me in members_at(self.store.events_for_bodies([b.id]), b.id, at):
+                    out.append(b)
+        if not out:
+            raise LocalError(f"{self.who(me)} is a member of no body held here",
+                             hint="a name and devices are posted in the bodies one belongs to")
+        return out
+
+    def _everywhere(self, data: Payload, verb: str, sentence: str, **facts: object) -> Written:
+        """Post ``data`` in every base body the signer belongs to (DECISIONS s.11.3)."""
+        bodies = self._my_bodies(self.clock())
+        key = self.signer.unlock()
+        evs = [author_event(self.store, key, body=b.id, data=data, ts=self.clock()) for b in bodies]
+        names = [b.data.name for b in bodies if isinstance(b.data, Found)]
+        return Written(event=evs[0], also=tuple(evs[1:]), sentence=f"{sentence} (in {', '.join(names)})",
+                       facts={"by": self.who(key_pub(key)), "author": key_pub(key).hex(), "verb": verb,
+                              "bodies": [b.id.hex() for b in bodies],
+                              "events": [e.id.hex() for e in evs], **facts})
+
+    def person_name(self, name: str) -> Written:
+        """How the signer is shown, in every body they belong to (a ``profile`` event)."""
+        data = Profile(name=name.strip())
+        return self._everywhere(data, "named", f"{self.who(self.signer.public)} is now shown as "
+                                f"{data.name} ({self.signer.public.hex()[:4]})", name=data.name)
+
+    def person_link(self, device: Ref) -> Written:
+        """From now, the key ``device`` acts for the signer (a phone's key)."""
+        dev = self.resolve_key(device, field="device")
+        if dev == self.signer.public:
+            raise Rejected("bad_field", "is the signer's own key", field="device",
+                           hint="link the new device's public key")
+        return self._everywhere(Link(device=dev), "linked",
+                                f"{self.who(self.signer.public)} linked the device {short(dev)}",
+                                device=dev.hex())
+
+    def person_unlink(self, device: Ref) -> Written:
+        """From now, the key ``device`` no longer acts for the signer."""
+        dev = self.resolve_key(device, field="device")
+        if dev == self.signer.public:
+            raise Rejected("bad_field", "is the signer's own key", field="device")
+        linked = any(isinstance(e.data, Link) and e.data.device == dev
+                     for b in self._my_bodies(self.clock())
+                     for e in self.store.events_for_bodies([b.id]))
+        if not linked:
+            raise Rejected("not_linked", f"{short(dev)} was never linked here", field="device",
+                           hint="'imier person link' names a device first")
+        return self._everywhere(Unlink(device=dev), "unlinked",
+                                f"{self.who(self.signer.public)} unlinked the device {short(dev)}",
+                                device=dev.hex())
+
     # -- helpers ------------------------------------------------------------------------------
 
     def _held(self, eid: bytes, what: str) -> Event:
@@ -457,6 +517,10 @@ class Clerk:
             if i.id == eid:
                 return str(i.reason)
         return "it is not open now"
+
+
+def key_pub(key: SigningKey) -> bytes:
+    return bytes(key.verify_key)
 
 
 def _duration(v: str | int, field: str) -> int:

@@ -25,10 +25,15 @@ class Written:
     event: Event
     sentence: str
     facts: dict[str, Any] = field(default_factory=dict)
+    also: tuple[Event, ...] = ()  # further events of one step (a name posted in several bodies)
 
     @property
     def id(self) -> bytes:
         return self.event.id
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        return (self.event, *self.also)
 
     def to_json(self) -> dict[str, Any]:
         ev = self.event

@@ -162,7 +162,7 @@ class Context:
         else:
             sys.stderr.write(w.sentence + "\n")
             sys.stderr.flush()
-            sys.stdout.write(hexid(w.id) + "\n")
+            sys.stdout.write("".join(hexid(e.id) + "\n" for e in w.events))
         return 0
 
     def nudge(self) -> None:

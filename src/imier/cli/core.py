@@ -165,6 +165,30 @@ def register(sub: Any) -> None:
     add_json(p)
     p.set_defaults(func=cmd_withdraw)
 
+    person = sub.add_parser("person", help="how you are shown, and your devices' keys",
+                            description="A person is their first key, the one admitted. These "
+                            "post in every body you belong to: a name, and the keys of devices "
+                            "(a phone) that act for you (docs/rules.md).").add_subparsers(
+        dest="person_cmd", metavar="ACTION", required=True)
+    p = person.add_parser("name", help="how you are shown (in every body you belong to)",
+                          description="Set the name people see beside your key, e.g. 'Ana (3f9c)', "
+                          "in every body you belong to. The latest one counts.")
+    p.add_argument("name", help="at most 64 characters")
+    add_json(p)
+    p.set_defaults(func=cmd_person_name)
+    p = person.add_parser("link", help="a device key acting for you from now",
+                          description="From now, the key PUBKEY (a device's, e.g. made in your "
+                          "phone's browser) acts for you: its votes are yours, counted once.")
+    p.add_argument("device", metavar="PUBKEY", help="64 hex digits")
+    add_json(p)
+    p.set_defaults(func=cmd_person_link)
+    p = person.add_parser("unlink", help="a device key no longer acting for you",
+                          description="From now, the key PUBKEY no longer acts for you (a lost or "
+                          "replaced device).")
+    p.add_argument("device", metavar="PUBKEY", help="64 hex digits")
+    add_json(p)
+    p.set_defaults(func=cmd_person_unlink)
+
     p = sub.add_parser("recall", help="open a recall vote on a mandate",
                        description="Open a recall vote on a mandate (a carried mandate or draw "
                        "proposal): one round, quorum, and a strict majority recalls it.")
@@ -393,3 +417,15 @@ def cmd_withdraw(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_recall(ctx: Context, args: argparse.Namespace) -> int:
     return ctx.wrote(ctx.clerk.recall(args.mandate, args.holder, args.reason))
+
+
+def cmd_person_name(ctx: Context, args: argparse.Namespace) -> int:
+    return ctx.wrote(ctx.clerk.person_name(args.name))
+
+
+def cmd_person_link(ctx: Context, args: argparse.Namespace) -> int:
+    return ctx.wrote(ctx.clerk.person_link(args.device))
+
+
+def cmd_person_unlink(ctx: Context, args: argparse.Namespace) -> int:
+    return ctx.wrote(ctx.clerk.person_unlink(args.device))

@@ -76,7 +76,7 @@ OPTION_OF = {
     "proposal": "PROPOSAL", "mandate": "MANDATE", "id": "ID", "file": "FILE",
     "data.title": "--title", "data.text": "--text", "data.k": "--seats", "data.task": "--task",
     "data.term_ms": "--term", "data.name": "NAME", "data.category": "--category",
-    "data.reason": "--reason", "data.candidates": "--candidate",
+    "data.reason": "--reason", "data.candidates": "--candidate", "device": "PUBKEY",
 }
 
 
@@ -153,6 +153,9 @@ EXAMPLES: dict[str, list[str]] = {
     "peers": ["imier peers --json"],
     "sync": ["imier sync /ip4/192.168.1.20/tcp/4001/p2p/12D3KooW..."],
     "id": ["imier id"],
+    "person name": ['imier --as ana person name "Ana Lima"'],
+    "person link": ["imier --as ana person link 7d2e...  (the phone's public key)"],
+    "person unlink": ["imier --as ana person unlink 7d2e..."],
 }
 
 
