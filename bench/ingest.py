@@ -1,6 +1,6 @@
 """ingest.ratio: events/s through the real import path ÷ the bare ceiling.
 
-* Real path: :func:`imier.cli.carry.import_bundle` into a fresh on-disk
+* Real path: :func:`imier.api.import_bundle` into a fresh on-disk
   :class:`~imier.store.db.Store` (WAL, ``synchronous=FULL``): bundle framing
   and digest, per-event msgpack decode, shape and canonical checks, Ed25519
   verify, causal bookkeeping (pending/accepted, heads), insert, one commit.
@@ -27,7 +27,7 @@ from typing import Any
 import msgpack
 from nacl.signing import VerifyKey
 
-from imier.cli.carry import import_bundle
+from imier.api import import_bundle
 from imier.protocol.bundle import write_bundle
 from imier.protocol.events import SIGN_CONTEXT
 from imier.store.db import PRAGMAS, Store, bulk

@@ -46,7 +46,7 @@ def _status() -> dict[str, float]:
 
 
 def _child_import(path: str, n: int) -> dict[str, Any]:
-    from imier.cli.carry import import_bundle
+    from imier.api import import_bundle
     from imier.protocol.bundle import write_bundle
     from imier.store.db import Store
 
