@@ -37,7 +37,9 @@ def register(sub: Any) -> None:
     p.add_argument("name", help="the person's name on this node (letters, digits, . _ -)")
     add_json(p)
     p.set_defaults(func=cmd_key_new)
-    p = key.add_parser("list", help="the people on this node")
+    p = key.add_parser("list", help="the people on this node",
+                       description="The people whose keys this node holds: their names here and "
+                       "their public keys (what others admit). '--as NAME' picks who signs.")
     add_json(p)
     p.set_defaults(func=cmd_key_list)
 
@@ -59,10 +61,14 @@ def register(sub: Any) -> None:
     p.add_argument("--parent", metavar="BODY", help="for a committee: the body that set it up")
     add_json(p)
     p.set_defaults(func=cmd_body_found)
-    p = body.add_parser("list", help="the bodies this node holds")
+    p = body.add_parser("list", help="the bodies this node holds",
+                        description="The bodies whose records this node holds (as a member, or "
+                        "followed): name, kind, short id and member bodies.")
     add_json(p)
     p.set_defaults(func=cmd_body_list)
-    p = body.add_parser("show", help="a body: kind, charter, parts, members")
+    p = body.add_parser("show", help="a body: kind, charter, parts, members",
+                        description="One body: its id, kind, every charter value in force at its "
+                        "founding (defaults included), its member bodies and how many members it has.")
     p.add_argument("body", metavar="BODY", help="id, unique id prefix, or name")
     add_json(p)
     p.set_defaults(func=cmd_body_show)
@@ -83,11 +89,15 @@ def register(sub: Any) -> None:
     p.add_argument("pubkey", metavar="PUBKEY", help="64 hex digits, or the name of a person on this node")
     add_json(p)
     p.set_defaults(func=cmd_member_admit)
-    p = mem.add_parser("leave", help="leave a body (always allowed)")
+    p = mem.add_parser("leave", help="leave a body (always allowed)",
+                       description="The signer leaves the body from now on. Always allowed; a member "
+                       "vouches them in again to return.")
     p.add_argument("body", metavar="BODY")
     add_json(p)
     p.set_defaults(func=cmd_member_leave)
-    p = mem.add_parser("list", help="the members of a body")
+    p = mem.add_parser("list", help="the members of a body",
+                       description="The members of a body now, by its record on this node, with "
+                       "the names of those who sign on this node.")
     p.add_argument("body", metavar="BODY")
     add_json(p)
     p.set_defaults(func=cmd_member_list)
