@@ -29,7 +29,10 @@ from ..protocol.events import Event, Payload
 from ..store.author import choose_prev
 from ..store.db import Store
 
-__all__ = ["MEMBERSHIP_REASONS", "decisive", "draft", "tally", "require_phase", "refusal", "proposal_refusal", "phase_words"]
+__all__ = [
+    "MEMBERSHIP_REASONS", "decisive", "draft", "events_for", "tally", "require_phase", "judged",
+    "refusal", "proposal_refusal", "phase_words", "why_not",
+]
 
 _NO_SIG = b"\x00" * 64
 # Sorts after any real id of the same millisecond: a draft never loses a tie.
@@ -54,14 +57,17 @@ def draft(store: Store, author: bytes, body: bytes, data: Payload, ts: int) -> E
                  sig=_NO_SIG, id=_DRAFT_ID)
 
 
-def _events(store: Store, body: bytes) -> list[Event]:
-    # The closure includes the parents of committees, where renewals are decided.
-    return store.events_for_bodies(store.closure(body))
+def events_for(store: Store, proposal: Event) -> list[Event]:
+    """The events a tally of ``proposal`` needs (its body's closure, which includes
+    the parents of committees, where renewals are decided)."""
+    return store.events_for_bodies(store.closure(proposal.body_id))
 
 
-def tally(store: Store, proposal: Event, as_of: int, extra: Sequence[Event] = ()) -> ProposalResult:
+def tally(store: Store, proposal: Event, as_of: int, extra: Sequence[Event] = (), *,
+          events: Sequence[Event] | None = None) -> ProposalResult:
     """The consensus result of one proposal at ``as_of`` (with ``extra`` drafts added)."""
-    eng = Engine(Record([*_events(store, proposal.body_id), *extra]))
+    base = events_for(store, proposal) if events is None else events
+    eng = Engine(Record([*base, *extra]))
     try:
         return tally_with(eng, proposal.id, as_of)
     except NotAProposal as exc:
@@ -78,28 +84,51 @@ def phase_words(r: ProposalResult) -> str:
     return what + (f" until {when(r.window[1])}" if r.window else "")
 
 
-def require_phase(store: Store, proposal: Event, as_of: int, *, phases: tuple[str, ...],
-                  doing: str) -> ProposalResult:
-    """The proposal's result, or a refusal unless one of ``phases`` is open at ``as_of``."""
-    r = tally(store, proposal, as_of)
+def _phase(r: ProposalResult, proposal: Event, phases: tuple[str, ...], doing: str) -> None:
     if r.open_phase not in phases:
         raise LocalError(f"cannot {doing}: {r.title!r} is {phase_words(r)}, not open for that",
                          hint=f"'imier status {proposal.id.hex()[:12]}' shows its windows")
+
+
+def require_phase(store: Store, proposal: Event, as_of: int, *, phases: tuple[str, ...],
+                  doing: str, events: Sequence[Event] | None = None) -> ProposalResult:
+    """The proposal's result, or a refusal unless one of ``phases`` is open at ``as_of``."""
+    r = tally(store, proposal, as_of, events=events)
+    _phase(r, proposal, phases, doing)
     return r
 
 
-def refusal(store: Store, proposal: Event, ev: Event) -> str | None:
-    """Why consensus would not count draft ``ev`` (aimed at ``proposal``), or None."""
-    r = tally(store, proposal, ev.ts, [ev])
+def why_not(r: ProposalResult, eid: bytes) -> str | None:
+    """The tally's reason for not counting event ``eid``, or None."""
     for i in r.ignored:
-        if i.id == ev.id:
+        if i.id == eid:
             return i.reason
     return None
 
 
+def judged(store: Store, proposal: Event, ev: Event, *, phases: tuple[str, ...],
+           doing: str) -> tuple[ProposalResult, str | None]:
+    """One tally with draft ``ev`` added, at its time: a refusal unless one of ``phases``
+    is open; else the result and why the draft would not count (or None).
+
+    For a vote or an amendment, which cannot close the window they are cast in.
+    """
+    r = tally(store, proposal, ev.ts, [ev])
+    _phase(r, proposal, phases, doing)
+    return r, why_not(r, ev.id)
+
+
+def refusal(store: Store, proposal: Event, ev: Event, *,
+            events: Sequence[Event] | None = None) -> tuple[str | None, ProposalResult]:
+    """Why consensus would not count draft ``ev`` (aimed at ``proposal``), or None; and
+    the result with the draft counted."""
+    r = tally(store, proposal, ev.ts, [ev], events=events)
+    return why_not(r, ev.id), r
+
+
 def proposal_refusal(store: Store, ev: Event) -> tuple[str | None, ProposalResult | None]:
     """Why draft proposal ``ev`` would not be a proposal at all (or None), and its result."""
-    eng = Engine(Record([*_events(store, ev.body_id), ev]))
+    eng = Engine(Record([*events_for(store, ev), ev]))
     try:
         return None, tally_with(eng, ev.id, ev.ts)
     except NotAProposal as exc:

@@ -164,9 +164,9 @@ class Clerk:
     def _draft(self, body: bytes, data: Payload) -> Event:
         return checks.draft(self.store, self.signer.public, body, data, self.clock())
 
-    def _refuse(self, proposal: Event, d: Event, doing: str) -> str | None:
+    @staticmethod
+    def _settle(why: str | None, doing: str) -> str | None:
         """Refuse a draft the tally would not count; a membership reason only notes it."""
-        why = checks.refusal(self.store, proposal, d)
         if why is not None and checks.decisive(why):
             raise LocalError(f"cannot {doing}: {why}")
         return why
@@ -348,12 +348,12 @@ class Clerk:
 
     def amend(self, proposal: Ref, text: str) -> Written:
         prop = self.resolve_event(proposal, kinds=("propose",), what="proposal", field="proposal")
-        r = checks.require_phase(self.store, prop, self.clock(), phases=("amend",), doing="amend")
         d = self._draft(prop.body_id, Amend(proposal=prop.id, text=text))
-        note = self._refuse(prop, d, "amend")
+        r, why = checks.judged(self.store, prop, d, phases=("amend",), doing="amend")
+        note = self._settle(why, "amend")
         assert r.window is not None
-        return self._write(d, note=note, sentence=f"{self.who(d.author)} proposed an amendment to {r.title!r} "
-                           f"(amendments close {when(r.window[1])})",
+        return self._write(d, note=note, sentence=f"{self.who(d.author)} proposed an amendment to "
+                           f"{r.title!r} (amendments close {when(r.window[1])})",
                            verb="amended", title=r.title, proposal=prop.id.hex(), round=r.round,
                            closes=r.window[1])
 
@@ -368,34 +368,6 @@ class Clerk:
                     raise Rejected("bad_field", "goes with a 'no' vote only", field=name)
         tgt = self.resolve_event(target, kinds=("propose", "amend", "recall"),
                                  what="proposal, amendment or recall")
-        now = self.clock()
-        what: str
-        if tgt.kind == "propose":
-            prop = tgt
-            r = checks.require_phase(self.store, prop, now, phases=("vote",), doing="vote")
-            assert r.window is not None
-            closes, what = r.window[1], f"round {r.round} closes"
-            on = repr(r.title)
-        elif tgt.kind == "amend":
-            assert isinstance(tgt.data, Amend)
-            prop = self._held(tgt.data.proposal, "the proposal of that amendment")
-            r = checks.require_phase(self.store, prop, now, phases=("amend",), doing="vote on the amendment")
-            if tgt.id not in r.open_amendments:
-                raise LocalError(f"cannot vote on the amendment: {self._ignored(r, tgt.id)}")
-            assert r.window is not None
-            closes, what = r.window[1], "amendments close"
-            on = f"an amendment to {r.title!r}"
-        else:
-            assert isinstance(tgt.data, Recall)
-            prop = self._held(tgt.data.mandate, "the mandate proposal of that recall")
-            r = checks.tally(self.store, prop, now)
-            rc = next((x for x in r.recalls if x.id == tgt.id), None)
-            if rc is None:
-                raise LocalError(f"cannot vote on that recall: it does not count ({self._ignored(r, tgt.id)})")
-            if not rc.open:
-                raise LocalError(f"cannot vote on that recall: its vote closed {when(rc.window[1])}")
-            closes, what = rc.window[1], "the recall vote closes"
-            on = f"the recall of {self.who(rc.holder)}'s mandate"
         sev = cat = None
         dkey = None
         if choice == "no":
@@ -404,9 +376,36 @@ class Clerk:
             dkey = self.resolve_key(delegate, field="delegate") if delegate is not None else None
         d = self._draft(tgt.body_id, Vote(target=tgt.id, choice=choice, severity=sev, category=cat,
                                           delegate=dkey))
-        note = self._refuse(prop, d, "vote")
+        if tgt.kind == "propose":
+            prop = tgt
+            r, why = checks.judged(self.store, prop, d, phases=("vote",), doing="vote")
+            assert r.window is not None
+            closes, what, on = r.window[1], f"round {r.round} closes", repr(r.title)
+        elif tgt.kind == "amend":
+            assert isinstance(tgt.data, Amend)
+            prop = self._held(tgt.data.proposal, "the proposal of that amendment")
+            r, why = checks.judged(self.store, prop, d, phases=("amend",), doing="vote on the amendment")
+            if tgt.id not in r.open_amendments:
+                raise LocalError("cannot vote on the amendment: "
+                                 + (checks.why_not(r, tgt.id) or "it is not open now"))
+            assert r.window is not None
+            closes, what, on = r.window[1], "amendments close", f"an amendment to {r.title!r}"
+        else:
+            assert isinstance(tgt.data, Recall)
+            prop = self._held(tgt.data.mandate, "the mandate proposal of that recall")
+            why, r = checks.refusal(self.store, prop, d)
+            rc = next((x for x in r.recalls if x.id == tgt.id), None)
+            if rc is None:
+                raise LocalError("cannot vote on that recall: it does not count ("
+                                 + (checks.why_not(r, tgt.id) or "not counted") + ")")
+            if not rc.open:
+                raise LocalError(f"cannot vote on that recall: its vote closed {when(rc.window[1])}")
+            closes, what = rc.window[1], "the recall vote closes"
+            on = f"the recall of {self.who(rc.holder)}'s mandate"
+        note = self._settle(why, "vote")
         objection = f" ({sev} objection: {cat})" if choice == "no" else ""
-        return self._write(d, note=note, sentence=f"{self.who(d.author)} voted {choice}{objection} on {on} ({what} {when(closes)})",
+        return self._write(d, note=note, sentence=f"{self.who(d.author)} voted {choice}{objection} on "
+                           f"{on} ({what} {when(closes)})",
                            verb="voted", choice=choice, severity=sev, category=cat,
                            target=tgt.id.hex(), target_kind=tgt.kind, title=r.title,
                            proposal=prop.id.hex(), round=r.round, closes=closes)
@@ -415,36 +414,39 @@ class Clerk:
         if choice not in ("yes", "no"):
             raise Rejected("bad_field", f"{choice!r} is not yes or no", field="choice")
         prop = self.resolve_event(proposal, kinds=("propose",), what="proposal", field="proposal")
-        r = checks.require_phase(self.store, prop, self.clock(), phases=("contention",),
-                                 doing="change your standing")
         d = self._draft(prop.body_id, Stand(proposal=prop.id, choice=choice))
-        note = self._refuse(prop, d, "change your standing")
+        # A standing can table the proposal, so the phase is read without it.
+        events = checks.events_for(self.store, prop)
+        r = checks.require_phase(self.store, prop, d.ts, phases=("contention",),
+                                 doing="change your standing", events=events)
+        why, _ = checks.refusal(self.store, prop, d, events=events)
+        note = self._settle(why, "change your standing")
         assert r.window is not None
-        return self._write(d, note=note, sentence=f"{self.who(d.author)} now stands {choice} on {r.title!r} "
-                           f"(contention closes {when(r.window[1])})",
+        return self._write(d, note=note, sentence=f"{self.who(d.author)} now stands {choice} on "
+                           f"{r.title!r} (contention closes {when(r.window[1])})",
                            verb="stood", choice=choice, title=r.title, proposal=prop.id.hex(),
                            closes=r.window[1])
 
     def withdraw(self, proposal: Ref) -> Written:
         prop = self.resolve_event(proposal, kinds=("propose",), what="proposal", field="proposal")
         d = self._draft(prop.body_id, Withdraw(proposal=prop.id))
-        note = self._refuse(prop, d, "withdraw")  # proposer only, before round 1 closes: the tally's rules
-        assert isinstance(prop.data, Propose)
-        return self._write(d, note=note, sentence=f"{self.who(d.author)} withdrew {prop.data.title!r}",
-                           verb="withdrew", title=prop.data.title, proposal=prop.id.hex())
+        why, r = checks.refusal(self.store, prop, d)  # proposer only, before round 1 closes
+        note = self._settle(why, "withdraw")
+        return self._write(d, note=note, sentence=f"{self.who(d.author)} withdrew {r.title!r}",
+                           verb="withdrew", title=r.title, proposal=prop.id.hex())
 
     def recall(self, mandate: Ref, holder: Ref, reason: str) -> Written:
         prop = self.resolve_event(mandate, kinds=("propose",), what="mandate proposal", field="mandate")
         who = self.resolve_key(holder, field="holder")
         d = self._draft(prop.body_id, Recall(mandate=prop.id, holder=who, reason=reason))
-        note = self._refuse(prop, d, "recall")  # "the proposal made no mandate", "names no holder"...
-        r = checks.tally(self.store, prop, d.ts, [d])
+        why, r = checks.refusal(self.store, prop, d)  # "the proposal made no mandate", "names no holder"
+        note = self._settle(why, "recall")
         rc = next((x for x in r.recalls if x.id == d.id), None)
         closes = rc.window[1] if rc is not None else None
         tail = f" (the recall vote closes {when(closes)})" if closes is not None else ""
-        return self._write(d, note=note, sentence=f"{self.who(d.author)} opened a recall of {self.who(who)}'s mandate "
-                           f"from {r.title!r}{tail}", verb="recalled", holder=who.hex(),
-                           title=r.title, proposal=prop.id.hex(), closes=closes)
+        return self._write(d, note=note, sentence=f"{self.who(d.author)} opened a recall of "
+                           f"{self.who(who)}'s mandate from {r.title!r}{tail}", verb="recalled",
+                           holder=who.hex(), title=r.title, proposal=prop.id.hex(), closes=closes)
 
     # -- people and devices (how a person is shown; which keys act for them) -------------------
 
@@ -462,7 +464,7 @@ class Clerk:
         return out
 
     def _everywhere(self, data: Payload, verb: str, sentence: str, **facts: object) -> Written:
-        """Post ``data`` in every base body the signer belongs to (DECISIONS s.11.3)."""
+        """Post ``data`` in every base body the signer belongs to (docs/rules.md: people and devices)."""
         bodies = self._my_bodies(self.clock())
         key = self.signer.unlock()
         evs = [author_event(self.store, key, body=b.id, data=data, ts=self.clock()) for b in bodies]
@@ -510,13 +512,6 @@ class Clerk:
         if ev is None or self.store.state(eid) != 1:
             raise LocalError(f"this node does not hold {what}", hint="sync first")
         return ev
-
-    @staticmethod
-    def _ignored(r: object, eid: bytes) -> str:
-        for i in getattr(r, "ignored", ()):
-            if i.id == eid:
-                return str(i.reason)
-        return "it is not open now"
 
 
 def key_pub(key: SigningKey) -> bytes:

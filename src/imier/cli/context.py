@@ -12,8 +12,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from nacl.signing import SigningKey
-
 from ..protocol.errors import LocalError
 from ..protocol.events import Event
 from ..store.db import Store
@@ -99,10 +97,6 @@ class Context:
         if confirm and getpass.getpass("Passphrase again: ") != first:
             raise LocalError("the two passphrases differ; nothing was written")
         return first
-
-    def signer(self) -> SigningKey:
-        person = self.home.require().person(self.as_name)
-        return self.home.unlock(person, self.passphrase())
 
     def names(self) -> dict[bytes, str]:
         """Public key -> name for the people on this node."""
