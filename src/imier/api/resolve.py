@@ -103,7 +103,7 @@ def scope(store: Store, ref: Ref, *, field: str = "scope") -> bytes:
     t = ref.strip().lower()
     if not is_hex(t) or len(t) < 4:
         raise Rejected("not_an_id", f"{ref!r} is not an id", field=field,
-                       hint="the id (or 4+ hex digits of it) of a proposal or a federation")
+                       hint="give a proposal's or a federation's id, or 4+ hex digits of it")
     ids = store.find_prefix(bytes.fromhex(t if len(t) % 2 == 0 else t[:-1]))
     hits = [e for e in (store.get(i) for i in ids)
             if e is not None and e.id.hex().startswith(t) and _is_scope(e)]

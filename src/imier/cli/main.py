@@ -102,7 +102,7 @@ class _Parser(argparse.ArgumentParser):
             typed, options = m.group(1), re.findall(r"'([^']*)'", m.group(2))
             near = difflib.get_close_matches(typed, options, n=1, cutoff=0.6)
             if near:
-                message = f"{message[:m.start()]}no {typed!r} here; did you mean '{near[0]}'?"
+                message = f"{self.prog}: no command {typed!r}; did you mean '{near[0]}'?"
         sys.stderr.write(f"error: {message}\n")
         sys.exit(2)
 
