@@ -298,3 +298,37 @@ def test_a_stranger_cannot_propose_and_the_key_is_not_unlocked() -> None:
         clerk.propose("north", title="T", text="x")
     assert unlocked == []
     assert not any(isinstance(e.data, Recall) for e in w.events())
+
+
+def test_a_meeting_through_the_library() -> None:
+    """The page's path: found, admit, propose, vote, amend, stand through one Clerk per person."""
+    w = World()
+    t = T0
+    ana = w.clerk("ana", at=t)
+    body = ana.found("community", "North", charter={"discussion": "5s", "vote_window": "60s",
+                                                    "amendment_window": "60s", "contention_window": "60s"})
+    assert body.facts["verb"] == "founded" and "ana founded the community 'North'" in body.sentence
+    for who in ("ben", "cid"):
+        t += 1
+        w.clerk("ana", at=t).admit("North", pub(who))
+    assert w.clerk("ana", at=t).members("North") == sorted([pub("ana"), pub("ben"), pub("cid")])
+    t += 1
+    prop = w.clerk("ana", at=t).propose("North", title="Garden", text="A garden.").id
+    t += 6 * S
+    w.clerk("ana", at=t).vote(prop, "yes")
+    w.clerk("ben", at=t + 1).vote(prop, "no", category="water")
+    w.clerk("cid", at=t + 2).vote(prop, "no", category="water")
+    t += 61 * S  # round 1 failed: round 2's amendment window
+    amendment = w.clerk("cid", at=t).amend(prop, "A garden with a rain tank.")
+    assert amendment.facts["round"] == 2
+    for i, who in enumerate(("ana", "ben", "cid")):
+        w.clerk(who, at=t + 1 + i).vote(amendment.id, "yes")
+    t += 60 * S
+    for i, who in enumerate(("ana", "ben", "cid")):
+        w.clerk(who, at=t + i).vote(prop, "yes")
+    t += 60 * S
+    stood = w.clerk("ben", at=t).stand(prop, "no")
+    assert "ben now stands no on 'Garden'" in stood.sentence
+    r = w.tally(prop, t + 120 * S)
+    assert (r.state, r.version, r.decided_round) == ("carried", 2, 2)
+    assert r.ignored == ()
