@@ -8,6 +8,8 @@ that made no mandate, to vote on).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from imier.api import Clerk, Signer, init
@@ -332,3 +334,29 @@ def test_a_meeting_through_the_library() -> None:
     r = w.tally(prop, t + 120 * S)
     assert (r.state, r.version, r.decided_round) == ("carried", 2, 2)
     assert r.ignored == ()
+
+
+def test_vote_through_the_library_loads_no_network_stack(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, os\n"
+        "from imier.cli.main import main\n"
+        "os.environ['IMIER_NOW'] = '1800000000000'\n"
+        "assert main(['init']) == 0 and main(['key', 'new', 'ana']) == 0\n"
+        "assert main(['body', 'found', 'community', 'North', '--charter', 'discussion=5s']) == 0\n"
+        "os.environ['IMIER_NOW'] = '1800000001000'\n"
+        "import io, json, contextlib\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    assert main(['propose', 'North', '--title', 'T', '--text', 'x', '--json']) == 0\n"
+        "os.environ['IMIER_NOW'] = '1800000010000'\n"
+        "assert main(['vote', json.loads(out.getvalue())['id'], 'yes']) == 0\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in ('libp2p', 'trio')]\n"
+        "assert not loaded, loaded[:5]\n"
+    )
+    env = {"IMIER_HOME": str(tmp_path / "h"), "IMIER_PASSPHRASE": "pw", "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
