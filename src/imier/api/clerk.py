@@ -149,9 +149,9 @@ class Clerk:
 
     # -- writing ----------------------------------------------------------------------
 
-    def _sign(self, body: bytes | None, data: Payload, ts: int) -> Event:
+    def _sign(self, body: bytes | None, data: Payload, ts: int, key: SigningKey | None = None) -> Event:
         # The one call into the store's authoring (seq, prev, sign, store in one step).
-        return author_event(self.store, self.signer.unlock(), body=body, data=data, ts=ts)
+        return author_event(self.store, key or self.signer.unlock(), body=body, data=data, ts=ts)
 
     def _write(self, d: Event, sentence: str = "", *, note: str | None = None, **facts: object) -> Written:
         ev = self._sign(d.body, d.data, d.ts)
@@ -467,7 +467,7 @@ class Clerk:
         """Post ``data`` in every base body the signer belongs to (docs/rules.md: people and devices)."""
         bodies = self._my_bodies(self.clock())
         key = self.signer.unlock()
-        evs = [author_event(self.store, key, body=b.id, data=data, ts=self.clock()) for b in bodies]
+        evs = [self._sign(b.id, data, self.clock(), key) for b in bodies]
         names = [b.data.name for b in bodies if isinstance(b.data, Found)]
         return Written(event=evs[0], also=tuple(evs[1:]), sentence=f"{sentence} (in {', '.join(names)})",
                        facts={"by": self.who(key_pub(key)), "author": key_pub(key).hex(), "verb": verb,
