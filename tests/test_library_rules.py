@@ -360,3 +360,22 @@ def test_vote_through_the_library_loads_no_network_stack(tmp_path) -> None:  # t
            "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_adding_a_body_to_a_federation() -> None:
+    w = World()
+    w.body("north", 2)
+    w.body("south", 2)
+    w.body("east", 1)
+    w.body("town", parts=("north", "south"))
+    before = len(w.events())
+    with pytest.raises(LocalError, match="already a member"):
+        w.clerk("north0", at=T0).admit("town", "north")
+    with pytest.raises(LocalError, match="cannot add"):
+        w.clerk("stranger", at=T0).admit("town", "east")
+    assert len(w.events()) == before
+    done = w.clerk("east0", at=T0).admit("town", "east")
+    assert done.sentence == "east0 added east to town"
+    from imier.consensus import members_at
+
+    assert members_at(w.events(), w.ids["town"], T0) == {w.ids["north"], w.ids["south"], w.ids["east"]}

@@ -213,6 +213,13 @@ class Clerk:
         if b.data.body_kind in FEDERATION_KINDS:
             part = self.resolve_body(member, field="member")
             d = self._draft(b.id, Part(part=part.id, join=True))
+            events = self.store.events_for_bodies(self.store.closure(b.id) | self.store.closure(part.id))
+            if part.id in members_at(events, b.id, d.ts):
+                raise LocalError(f"{self.body_name(part.id)} is already a member of {b.data.name}")
+            if part.id not in members_at([*events, d], b.id, d.ts):  # the record's rule for a part
+                raise LocalError(f"you are not a member under {self.body_name(part.id)} or {b.data.name}, "
+                                 f"so you cannot add {self.body_name(part.id)}",
+                                 hint="a member of the joining body, or of the federation, adds it")
             return self._write(d, f"{self.who(d.author)} added {self.body_name(part.id)} to {b.data.name}",
                                verb="added", member=part.id.hex(), body_name=b.data.name)
         who = self.resolve_key(member, field="member")
