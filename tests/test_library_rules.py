@@ -379,3 +379,25 @@ def test_adding_a_body_to_a_federation() -> None:
     from imier.consensus import members_at
 
     assert members_at(w.events(), w.ids["town"], T0) == {w.ids["north"], w.ids["south"], w.ids["east"]}
+
+
+def test_recall_of_a_mandate_and_its_vote_name_the_holder() -> None:
+    from imier.protocol.events import Profile
+
+    w = World()
+    w.body("north", 3)
+    pid = w.propose("north", at=T0, kind="mandate", holder=pub("north1"), task="treasurer",
+                    term_ms=30 * 86_400_000)
+    w.votes("north", pid, R1[0], yes=3)
+    end = contention_after(1)[1]
+    w.emit("north1", w.ids["north"], Profile(name="Ben"), end + 5)
+    # north0's node holds only north0's key: north1 is known by the name they chose
+    alone = Clerk(w.store, clock=lambda: end + 10, signer=Signer.of(key("north0")),
+                  people={"north0": pub("north0")})
+    recall = alone.recall(pid, pub("north1"), "never reported back")
+    assert f"Ben ({pub('north1').hex()[:4]})'s mandate" in recall.sentence
+    assert isinstance(recall.facts["closes"], int)
+    vote = Clerk(w.store, clock=lambda: end + 20, signer=Signer.of(key("north2"))).vote(recall.id, "yes")
+    assert "voted yes on the recall of Ben (" in vote.sentence and vote.facts["not_counted"] is None
+    with pytest.raises(LocalError, match="names no holder"):
+        w.clerk("north0", at=end + 30).recall(pid, pub("north2"), "not theirs")

@@ -92,5 +92,5 @@ def import_file(store: Store, path: Path, *, now_ms: int, max_skew_ms: int) -> d
         raise LocalError(f"cannot read {path}: {exc.strerror}") from None
     try:
         return import_bundle(store, data, now_ms=now_ms, max_skew_ms=max_skew_ms)
-    except RemoteError as exc:
-        raise LocalError(f"{path}: {exc}; nothing was imported") from None
+    except RemoteError as exc:  # the file's fault: keep its code
+        raise RemoteError(exc.code, f"{path}: {exc.message}; nothing was imported", hint=exc.hint) from None

@@ -117,8 +117,20 @@ class Clerk:
         """Public key -> name for the people on this node."""
         return {v: k for k, v in self.people.items()}
 
-    def who(self, key: bytes) -> str:
-        return self.names().get(key) or short(key)
+    def who(self, key: bytes, body: bytes | None = None) -> str:
+        """A person for a sentence: their name on this node, else the name they chose in
+        ``body`` with a key prefix ('Ana (3f9c)': two people may pick one name), else the key."""
+        local = self.names().get(key)
+        if local:
+            return local
+        if body is not None:
+            named = [e for e in self.store.events_for_bodies([body])
+                     if e.author == key and isinstance(e.data, Profile)]
+            if named:
+                latest = max(named, key=lambda e: e.order_key).data
+                assert isinstance(latest, Profile)
+                return f"{latest.name} ({key.hex()[:4]})"
+        return short(key)
 
     def body_name(self, body: bytes) -> str:
         ev = self.store.get(body)
@@ -408,7 +420,7 @@ class Clerk:
             if not rc.open:
                 raise LocalError(f"cannot vote on that recall: its vote closed {when(rc.window[1])}")
             closes, what = rc.window[1], "the recall vote closes"
-            on = f"the recall of {self.who(rc.holder)}'s mandate"
+            on = f"the recall of {self.who(rc.holder, prop.body_id)}'s mandate"
         note = self._settle(why, "vote")
         objection = f" ({sev} objection: {cat})" if choice == "no" else ""
         return self._write(d, note=note, sentence=f"{self.who(d.author)} voted {choice}{objection} on "
@@ -452,7 +464,7 @@ class Clerk:
         closes = rc.window[1] if rc is not None else None
         tail = f" (the recall vote closes {when(closes)})" if closes is not None else ""
         return self._write(d, note=note, sentence=f"{self.who(d.author)} opened a recall of "
-                           f"{self.who(who)}'s mandate from {r.title!r}{tail}", verb="recalled",
+                           f"{self.who(who, prop.body_id)}'s mandate from {r.title!r}{tail}", verb="recalled",
                            holder=who.hex(), title=r.title, proposal=prop.id.hex(), closes=closes)
 
     # -- people and devices (how a person is shown; which keys act for them) -------------------
