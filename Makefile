@@ -34,7 +34,7 @@ fuzz: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
-	$(BIN)/mypy --strict src/imier/protocol src/imier/consensus
+	$(BIN)/mypy --strict src/imier
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,8 +1,8 @@
 """`make demo`: three community nodes and their municipality, as real daemons on loopback.
 
-Each node is its own home and its own `imier daemon` process on 127.0.0.1;
-every step is a real `imier` command run as a subprocess, as a person would
-type it. A proposal of the municipality is walked through its rounds with
+Each node is its own home and its own `imier daemon` process on 127.0.0.1
+(:class:`imier.testing.HomeProcess`); every step is a real `imier` command
+run as a subprocess, as a person would type it. A proposal of the municipality is walked through its rounds with
 charter windows of seconds: round 1 fails on a minor objection, an amendment
 is adopted in round 2, round 2 passes, contention ends, and every node prints
 the verdict it computes itself. Then everything stops cleanly.
@@ -16,12 +16,13 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from .testing import HomeProcess, TimedOut, wait_for
 
 PASSPHRASE = "demo"
 T_START = time.monotonic()
@@ -33,95 +34,25 @@ def say(msg: str) -> None:
     print(f"[{time.monotonic() - T_START:5.1f}s] {msg}", flush=True)
 
 
-class DemoError(Exception):
-    pass
+class DemoHome(HomeProcess):
+    """One neighbourhood's node in the demo: its home, its person, its community."""
 
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(interval)
-    raise DemoError(f"gave up after {timeout:.0f} s waiting for {what}")
-
-
-class Node:
     def __init__(self, root: Path, name: str, person: str, town: str) -> None:
-        self.name, self.person, self.town = name, person, town
-        self.home = root / name
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = root / f"{name}.log"
+        super().__init__(root, name, passphrase=PASSPHRASE)
+        self.person, self.town = person, town
         self.pub = ""
         self.body = ""
 
-    def imier(self, *args: str, check: bool = True) -> str:
-        env = dict(os.environ, IMIER_HOME=str(self.home), IMIER_PASSPHRASE=PASSPHRASE)
-        env.pop("IMIER_NOW", None)
-        env.pop("IMIER_AS", None)
-        r = subprocess.run([sys.executable, "-m", "imier.cli.main", *args], env=env,
-                           capture_output=True, text=True, timeout=60)
-        if check and r.returncode != 0:
-            raise DemoError(f"{self.name}: imier {' '.join(args)} failed:\n{r.stderr.strip()}")
-        return r.stdout.strip()
 
-    def doc(self, *args: str) -> Any:
-        return json.loads(self.imier(*args, "--json"))
-
-    def start(self, bootstrap: list[str]) -> str:
-        log = open(self.log_path, "ab")
-        env = dict(os.environ, IMIER_HOME=str(self.home), IMIER_PASSPHRASE=PASSPHRASE)
-        args = ["daemon", "--no-mdns", "--sync-interval", "2s"]
-        for b in bootstrap:
-            args += ["--bootstrap", b]
-        self.proc = subprocess.Popen([sys.executable, "-m", "imier.cli.main", *args], env=env,
-                                     stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        info = self.home / "daemon.json"
-
-        def ready() -> Any:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise DemoError(f"{self.name}'s daemon exited; see {self.log_path}")
-            try:
-                return json.loads(info.read_text())["addresses"][0]
-            except (FileNotFoundError, json.JSONDecodeError, IndexError, KeyError):
-                return None
-
-        return str(wait_for(ready, 30, f"{self.name}'s daemon"))
-
-    def stop(self) -> float:
-        if self.proc is None or self.proc.poll() is not None:
-            return 0.0
-        t0 = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        return time.monotonic() - t0
-
-    def holds(self, ev_id: str) -> bool:
-        import sqlite3
-
-        con = sqlite3.connect(f"file:{self.home / 'store.sqlite3'}?mode=ro", uri=True, timeout=10)
-        try:
-            return con.execute("SELECT 1 FROM events WHERE id = ? AND state = 1",
-                               (bytes.fromhex(ev_id),)).fetchone() is not None
-        finally:
-            con.close()
-
-
-def everywhere(nodes: list[Node], ev_id: str, what: str) -> None:
+def everywhere(nodes: list[DemoHome], ev_id: str, what: str) -> None:
     wait_for(lambda: all(n.holds(ev_id) for n in nodes), 20, f"{what} to reach every node")
 
 
-def status(node: Node, prop: str) -> Any:
+def status(node: DemoHome, prop: str) -> Any:
     return node.doc("status", prop)
 
 
-def wait_phase(node: Node, prop: str, phase: str, rnd: int | None, what: str) -> Any:
+def wait_phase(node: DemoHome, prop: str, phase: str, rnd: int | None, what: str) -> Any:
     def ok() -> Any:
         d = status(node, prop)
         if d["open_phase"] == phase and (rnd is None or d["round_open"] == rnd):
@@ -132,9 +63,9 @@ def wait_phase(node: Node, prop: str, phase: str, rnd: int | None, what: str) ->
 
 
 def run(root: Path) -> int:
-    north = Node(root, "north", "ana", "North")
-    east = Node(root, "east", "ben", "East")
-    west = Node(root, "west", "cid", "West")
+    north = DemoHome(root, "north", "ana", "North")
+    east = DemoHome(root, "east", "ben", "East")
+    west = DemoHome(root, "west", "cid", "West")
     nodes = [north, east, west]
     say("Three neighbourhood nodes, each with its own home and one person:")
     for n in nodes:
@@ -144,9 +75,10 @@ def run(root: Path) -> int:
         say(f"  {n.name}: {n.person} founds the community {n.town} ({n.body[:12]})")
 
     say("Starting three daemons on 127.0.0.1 (east and west bootstrap from north)")
-    addr = north.start([])
+    daemon = ["--no-mdns", "--sync-interval", "2s"]
+    addr = north.start(*daemon)
     for n in (east, west):
-        n.start([addr])
+        n.start(*daemon, "--bootstrap", addr)
     for n in nodes:
         say(f"  {n.name}: {n.doc('id')['addresses'][0]}")
 
@@ -211,7 +143,7 @@ def run(root: Path) -> int:
 
     wait_for(decided, 30, "the verdict", interval=0.5)
     for n in nodes:
-        def agrees(n: Node = n) -> bool:
+        def agrees(n: DemoHome = n) -> bool:
             return bool(status(n, prop)["state"] == status(north, prop)["state"])
 
         wait_for(agrees, 20, f"{n.name} to reach the same verdict")
@@ -245,7 +177,7 @@ def main() -> int:
     code = 1
     try:
         code = run(nodes_dir)
-    except DemoError as exc:
+    except (TimedOut, RuntimeError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         for log in sorted(root.glob("*.log")):
             print(f"--- {log.name} (last lines)", file=sys.stderr)

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
-from ..protocol.bundle import write_bundle
-from ..protocol.errors import LocalError, RemoteError
-from ..store.intake import import_bundle
+from ..api.carry import MAX_BUNDLE_BYTES, import_bundle
 from .context import Context, add_json
 
 __all__ = ["register", "MAX_BUNDLE_BYTES"]
-
-MAX_BUNDLE_BYTES = 2 * 1024**3
 
 
 def register(sub: Any) -> None:
@@ -25,6 +20,7 @@ def register(sub: Any) -> None:
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--body", action="append", default=[], metavar="BODY",
                    help="only this body and the bodies under it (repeatable)")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
     add_json(p)
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("import", help="verify and import a bundle of signed events",
@@ -38,43 +34,20 @@ def register(sub: Any) -> None:
 
 
 def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
-    store = ctx.store
-    bodies: set[bytes] | None = None
-    if args.body:
-        bodies = set()
-        for b in args.body:
-            bodies |= store.closure(ctx.resolve_body(b).id)
-    raws = list(store.raw_for_bodies(bodies))
-    data = write_bundle(raws)
-    tmp = args.file.with_name(args.file.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, args.file)
-    except OSError as exc:
-        raise LocalError(f"cannot write {args.file}: {exc.strerror}") from None
-    doc = {"file": str(args.file), "events": len(raws), "bytes": len(data)}
-    ctx.emit(doc, lambda: print(f"Wrote {len(raws)} events ({len(data)} bytes) to {args.file}"))
+    from ..api import export_file
+
+    bodies = [ctx.resolve_body(b).id for b in args.body] if args.body else None
+    done = export_file(ctx.store, args.file, bodies, force=args.force)
+    ctx.emit(done.to_json(), lambda: print(f"Wrote {done.events} events ({done.bytes} bytes) to {args.file}"))
     return 0
 
 
 def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
-    store = ctx.store
-    try:
-        size = args.file.stat().st_size
-        if size > MAX_BUNDLE_BYTES:
-            raise LocalError(f"{args.file} is {size} bytes; bundles are at most {MAX_BUNDLE_BYTES}")
-        data = args.file.read_bytes()
-    except OSError as exc:
-        raise LocalError(f"cannot read {args.file}: {exc.strerror}") from None
-    try:
-        cfg = ctx.home.config()
-        doc = import_bundle(store, data, now_ms=ctx.now_ms(), max_skew_ms=cfg.max_skew_ms,
-                            source=f"bundle:{args.file.name}", limits=cfg.intake_limits())
-    except RemoteError as exc:
-        raise LocalError(f"{args.file}: {exc}; nothing was imported") from None
+    from ..api import import_file
+
+    cfg = ctx.home.config()
+    doc = import_file(ctx.store, args.file, now_ms=ctx.now_ms(), max_skew_ms=cfg.max_skew_ms,
+                      limits=cfg.intake_limits())
 
     def render() -> None:
         print(f"{doc['new']} new, {doc['held']} already held, {len(doc['rejected'])} rejected"

@@ -10,14 +10,15 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
-
-from nacl.signing import SigningKey
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..protocol.errors import LocalError
-from ..protocol.events import Event, Found
+from ..protocol.events import Event
 from ..store.db import Store
 from ..store.home import Home, default_home
+
+if TYPE_CHECKING:  # the library (and consensus under it) loads when a command needs it
+    from ..api import Clerk, Written
 
 __all__ = ["Context", "parse_time", "hexid", "short", "add_json"]
 
@@ -37,14 +38,10 @@ def add_json(p: argparse.ArgumentParser) -> None:
 def parse_time(text: str, now_ms: int) -> int:
     """ISO 8601 (``2026-11-23T18:00``, UTC if no zone) or ``+DURATION`` from now, to ms."""
     from ..protocol.charter import parse_duration_ms
-    from ..protocol.errors import Rejected
 
     text = text.strip()
     if text.startswith("+"):
-        try:
-            return now_ms + parse_duration_ms(text[1:], field="--as-of")
-        except Rejected as exc:
-            raise LocalError(str(exc)) from None
+        return now_ms + parse_duration_ms(text[1:], field="--as-of")
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
@@ -63,6 +60,7 @@ class Context:
         self.json = json_out
         self._console: Any = None
         self._err: Any = None
+        self._clerk: "Clerk | None" = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Context":
@@ -100,46 +98,32 @@ class Context:
             raise LocalError("the two passphrases differ; nothing was written")
         return first
 
-    def signer(self) -> SigningKey:
-        person = self.home.require().person(self.as_name)
-        return self.home.unlock(person, self.passphrase())
-
     def names(self) -> dict[bytes, str]:
         """Public key -> name for the people on this node."""
         return {p.public: p.name for p in self.home.people()}
 
-    # -- ids people type -------------------------------------------------------------
+    @property
+    def clerk(self) -> "Clerk":
+        """The library's handle on this home (opened once per command)."""
+        if self._clerk is None:
+            from ..api import open_clerk
+
+            self._clerk = open_clerk(self.home, clock=self.now_ms, as_name=self.as_name,
+                                     passphrase=self.passphrase)
+        return self._clerk
+
+    # -- ids people type (the library resolves; kept for the status and carry commands) --
 
     def resolve_body(self, text: str) -> Event:
         """A body by full id, unique id prefix or name; its founding event."""
-        store = self.store
-        bodies = store.bodies()
-        t = text.strip().lower()
-        by_id = [b for b in bodies if b.id.hex().startswith(t)] if _is_hex(t) else []
-        if len(by_id) == 1:
-            return by_id[0]
-        by_name = [b for b in bodies if isinstance(b.data, Found) and b.data.name.lower() == t]
-        if len(by_name) == 1:
-            return by_name[0]
-        if len(by_id) > 1 or len(by_name) > 1:
-            raise LocalError(f"{text!r} names several bodies", hint="use more of the id ('imier body list')")
-        raise LocalError(
-            f"no body {text!r} on this node",
-            hint="'imier body list' shows the bodies held here; sync or import to get others",
-        )
+        from ..api import resolve
+
+        return resolve.body(self.store, text)
 
     def resolve_event(self, text: str, *, kinds: tuple[str, ...], what: str) -> Event:
-        t = text.strip().lower()
-        if not _is_hex(t) or len(t) < 4:
-            raise LocalError(f"{text!r} is not an id", hint=f"give the {what}'s id or at least 4 hex digits of it")
-        ids = self.store.find_prefix(bytes.fromhex(t if len(t) % 2 == 0 else t[:-1]))
-        evs = [e for e in (self.store.get(i) for i in ids) if e is not None and e.kind in kinds]
-        evs = [e for e in evs if e.id.hex().startswith(t)]
-        if len(evs) == 1:
-            return evs[0]
-        if len(evs) > 1:
-            raise LocalError(f"{text!r} matches several events", hint="give more of the id")
-        raise LocalError(f"no {what} {text!r} on this node", hint="'imier status' lists the proposals held here")
+        from ..api import resolve
+
+        return resolve.event(self.store, text, kinds=kinds, what=what)
 
     # -- output ----------------------------------------------------------------------
 
@@ -163,5 +147,22 @@ class Context:
             render()
 
 
-def _is_hex(t: str) -> bool:
-    return bool(t) and all(c in "0123456789abcdef" for c in t)
+    def wrote(self, w: "Written") -> int:
+        """Confirm a write: the sentence on stderr and the bare id on stdout (for
+        ``$(imier propose ...)``), or with ``--json`` the id and the facts on stdout."""
+        self.nudge()
+        if self.json:
+            self.emit(w.to_json())
+        else:
+            sys.stderr.write(w.sentence + "\n")
+            sys.stderr.flush()
+            sys.stdout.write("".join(hexid(e.id) + "\n" for e in w.events))
+        return 0
+
+    def nudge(self) -> None:
+        # A running daemon publishes the outbox within a quarter second anyway;
+        # the nudge makes it now. No daemon: the event waits in the outbox.
+        if self.home.socket_path.exists():
+            from ..nodeapp.control import request
+
+            request(self.home.socket_path, {"cmd": "nudge"}, timeout=0.5)

@@ -1,36 +1,21 @@
 """Node, people, bodies, members and proposals: the commands that work offline.
 
-Each command: parse, build one event (or read), hand it to the store, render.
-Nothing here imports libp2p.
+Each command: parse, one call of the library (:mod:`imier.api`), render.
+The rules live in the library; errors are turned into words once, in
+:mod:`imier.cli.main`. Nothing here imports libp2p.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from ..protocol.charter import DEFAULT_CHARTER, parse_changes, parse_duration_ms
+from ..protocol.charter import DEFAULT_CHARTER
 from ..protocol.errors import LocalError, Rejected
-from ..protocol.events import (
-    BODY_KINDS,
-    FEDERATION_KINDS,
-    PROPOSAL_KINDS,
-    Admit,
-    Amend,
-    Event,
-    Found,
-    Leave,
-    Payload,
-    Propose,
-    Recall,
-    Stand,
-    Vote,
-    Withdraw,
-)
+from ..protocol.events import BODY_KINDS, PROPOSAL_KINDS, Event, Found
 from ..protocol.limits import MAX_TEXT
-from ..protocol.peerid import peer_id
-from ..store.author import author_event
 from .context import Context, add_json, hexid, short
 
 __all__ = ["register"]
@@ -52,7 +37,9 @@ def register(sub: Any) -> None:
     p.add_argument("name", help="the person's name on this node (letters, digits, . _ -)")
     add_json(p)
     p.set_defaults(func=cmd_key_new)
-    p = key.add_parser("list", help="the people on this node")
+    p = key.add_parser("list", help="the people on this node",
+                       description="The people whose keys this node holds: their names here and "
+                       "their public keys (what others admit). '--as NAME' picks who signs.")
     add_json(p)
     p.set_defaults(func=cmd_key_list)
 
@@ -74,10 +61,14 @@ def register(sub: Any) -> None:
     p.add_argument("--parent", metavar="BODY", help="for a committee: the body that set it up")
     add_json(p)
     p.set_defaults(func=cmd_body_found)
-    p = body.add_parser("list", help="the bodies this node holds")
+    p = body.add_parser("list", help="the bodies this node holds",
+                        description="The bodies whose records this node holds (as a member, or "
+                        "followed): name, kind, short id and member bodies.")
     add_json(p)
     p.set_defaults(func=cmd_body_list)
-    p = body.add_parser("show", help="a body: kind, charter, parts, members")
+    p = body.add_parser("show", help="a body: kind, charter, parts, members",
+                        description="One body: its id, kind, every charter value in force at its "
+                        "founding (defaults included), its member bodies and how many members it has.")
     p.add_argument("body", metavar="BODY", help="id, unique id prefix, or name")
     add_json(p)
     p.set_defaults(func=cmd_body_show)
@@ -98,20 +89,26 @@ def register(sub: Any) -> None:
     p.add_argument("pubkey", metavar="PUBKEY", help="64 hex digits, or the name of a person on this node")
     add_json(p)
     p.set_defaults(func=cmd_member_admit)
-    p = mem.add_parser("leave", help="leave a body (always allowed)")
+    p = mem.add_parser("leave", help="leave a body (always allowed)",
+                       description="The signer leaves the body from now on. Always allowed; a member "
+                       "vouches them in again to return.")
     p.add_argument("body", metavar="BODY")
     add_json(p)
     p.set_defaults(func=cmd_member_leave)
-    p = mem.add_parser("list", help="the members of a body")
+    p = mem.add_parser("list", help="the members of a body",
+                       description="The members of a body now, by its record on this node, with "
+                       "the names of those who sign on this node.")
     p.add_argument("body", metavar="BODY")
     add_json(p)
     p.set_defaults(func=cmd_member_list)
 
     p = sub.add_parser("propose", help="put a proposal to a body; prints its id",
                        description="Put a proposal to a body. It opens with a discussion period, "
-                       "then the rounds of the charter (DECISIONS.md). Kinds: general (default); "
-                       "charter (--set KEY=VALUE...); mandate (--holder --task --term); draw "
-                       "(--candidate... --seats --task); renew (--committee).")
+                       "then the rounds of the charter (the procedure: docs/rules.md). Kinds: general "
+                       "(default); charter (--set KEY=VALUE...); mandate (--holder --task --term "
+                       "[--scope]); draw (--candidate... or --all-members, --seats --task); renew "
+                       "(--committee); federate (--federation [--leave]); recover (--person "
+                       "--new-key). An option of another kind is refused, not dropped.")
     p.add_argument("body", metavar="BODY")
     p.add_argument("--title", required=True)
     g = p.add_mutually_exclusive_group(required=True)
@@ -126,9 +123,13 @@ def register(sub: Any) -> None:
     p.add_argument("--scope", metavar="ID", help="mandate: the proposal or federation it serves")
     p.add_argument("--candidate", action="append", default=[], metavar="PUBKEY", help="draw: a candidate")
     p.add_argument("--seats", type=int, help="draw: how many are drawn")
+    p.add_argument("--all-members", action="store_true",
+                   help="draw: over every member eligible when it is proposed")
     p.add_argument("--committee", metavar="BODY", help="renew: the committee to renew")
     p.add_argument("--federation", metavar="BODY", help="federate: the federation to join (or leave)")
     p.add_argument("--leave", action="store_true", help="federate: leave the federation instead")
+    p.add_argument("--person", metavar="PUBKEY", help="recover: the person's first key")
+    p.add_argument("--new-key", metavar="PUBKEY", help="recover: the key that replaces it")
     add_json(p)
     p.set_defaults(func=cmd_propose)
 
@@ -158,21 +159,50 @@ def register(sub: Any) -> None:
     add_json(p)
     p.set_defaults(func=cmd_vote)
 
-    p = sub.add_parser("stand", help="change your standing during contention")
+    p = sub.add_parser("stand", help="change your standing during contention",
+                       description="After a round passes, its contention phase is open: a member "
+                       "may change their standing to no (or back to yes). If support falls below the "
+                       "charter's contention_floor, the proposal is tabled (docs/rules.md).")
     p.add_argument("proposal", metavar="PROPOSAL")
     p.add_argument("choice", choices=("yes", "no"))
     add_json(p)
     p.set_defaults(func=cmd_stand)
 
-    p = sub.add_parser("withdraw", help="withdraw your proposal (before round 1 closes)")
+    p = sub.add_parser("withdraw", help="withdraw your proposal (before round 1 closes)",
+                       description="The proposer withdraws their proposal, at any time before round "
+                       "1 closes. Nobody else can.")
     p.add_argument("proposal", metavar="PROPOSAL")
     add_json(p)
     p.set_defaults(func=cmd_withdraw)
 
+    person = sub.add_parser("person", help="how you are shown, and your devices' keys",
+                            description="A person is their first key, the one admitted. These "
+                            "post in every body you belong to: a name, and the keys of devices "
+                            "(a phone) that act for you (docs/rules.md).").add_subparsers(
+        dest="person_cmd", metavar="ACTION", required=True)
+    p = person.add_parser("name", help="how you are shown (in every body you belong to)",
+                          description="Set the name people see beside your key, e.g. 'Ana (3f9c)', "
+                          "in every body you belong to. The latest one counts.")
+    p.add_argument("name", help="at most 64 characters")
+    add_json(p)
+    p.set_defaults(func=cmd_person_name)
+    p = person.add_parser("link", help="a device key acting for you from now",
+                          description="From now, the key PUBKEY (a device's, e.g. made in your "
+                          "phone's browser) acts for you: its votes are yours, counted once.")
+    p.add_argument("device", metavar="PUBKEY", help="64 hex digits")
+    add_json(p)
+    p.set_defaults(func=cmd_person_link)
+    p = person.add_parser("unlink", help="a device key no longer acting for you",
+                          description="From now, the key PUBKEY no longer acts for you (a lost or "
+                          "replaced device).")
+    p.add_argument("device", metavar="PUBKEY", help="64 hex digits")
+    add_json(p)
+    p.set_defaults(func=cmd_person_unlink)
+
     p = sub.add_parser("recall", help="open a recall vote on a mandate",
                        description="Open a recall vote on a mandate (a carried mandate or draw "
                        "proposal): one round, quorum, and a strict majority recalls it.")
-    p.add_argument("mandate", metavar="MANDATE", help="the proposal that gave the mandate")
+    p.add_argument("mandate", metavar="MANDATE", help="the carried mandate or draw proposal")
     p.add_argument("--holder", required=True, metavar="PUBKEY", help="whose mandate")
     p.add_argument("--reason", required=True)
     add_json(p)
@@ -182,27 +212,12 @@ def register(sub: Any) -> None:
 # -- helpers --------------------------------------------------------------------------
 
 
-def _pubkey(text: str, what: str, ctx: Context | None = None) -> bytes:
-    """64 hex digits, or the name of a person on this node."""
-    if ctx is not None and ctx.home.exists():
-        for p in ctx.home.people():
-            if p.name == text.strip():
-                return p.public
-    t = text.strip().lower()
-    try:
-        b = bytes.fromhex(t)
-    except ValueError:
-        b = b""
-    if len(b) != 32:
-        raise LocalError(f"{what}: {text!r} is not a public key", hint="64 hex digits, as 'imier key new' prints")
-    return b
-
-
 def _kv(items: list[str], what: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
         if "=" not in item:
-            raise LocalError(f"{what}: {item!r} is not KEY=VALUE", hint="e.g. --charter quorum=1/3")
+            raise Rejected("bad_field", f"{item!r} is not KEY=VALUE", field=what,
+                           hint=f"e.g. {what} quorum=1/3")
         k, v = item.split("=", 1)
         out[k.strip()] = v.strip()
     return out
@@ -211,8 +226,9 @@ def _kv(items: list[str], what: str) -> dict[str, str]:
 def _text(args: argparse.Namespace) -> str:
     if args.text is not None:
         return str(args.text)
+    path: Path = args.file
     try:
-        data = args.file.read_bytes()
+        data = path.read_bytes()
     except OSError as exc:
         raise LocalError(f"--file: cannot read {args.file}: {exc.strerror}") from None
     if len(data) > MAX_TEXT * 4:
@@ -223,55 +239,38 @@ def _text(args: argparse.Namespace) -> str:
         raise LocalError(f"--file: {args.file} is not UTF-8 text") from None
 
 
-def _make(ctx: Context, body: bytes | None, data_factory: Any) -> Event:
-    """Build the payload (validation errors name the field), sign, ingest; nothing written on error."""
-    try:
-        data: Payload = data_factory()
-    except Rejected as exc:
-        raise LocalError(str(exc)) from None
-    key = ctx.signer()
-    try:
-        return author_event(ctx.store, key, body=body, data=data, ts=ctx.now_ms())
-    except Rejected as exc:
-        raise LocalError(str(exc)) from None
-
-
-def _created(ctx: Context, ev: Event, what: str) -> int:
-    # A running daemon publishes the outbox within a quarter second anyway;
-    # the nudge makes it now. No daemon: the event waits in the outbox.
-    if ctx.home.socket_path.exists():
-        from ..nodeapp.control import request
-
-        request(ctx.home.socket_path, {"cmd": "nudge"}, timeout=0.5)
-    ctx.emit({"id": hexid(ev.id), "kind": ev.kind, "body": hexid(ev.body_id), "ts": ev.ts},
-             lambda: print(hexid(ev.id)))
-    return 0
-
-
 # -- node and people --------------------------------------------------------------------
 
 
 def cmd_init(ctx: Context, args: argparse.Namespace) -> int:
+    from ..api import init
+
     if ctx.home.exists() or ctx.home.node_key_path.exists():
         raise LocalError(f"{ctx.home.path} already holds an Imier node; refusing to overwrite it",
                          hint="use another --home for a second node")
-    key = ctx.home.create(args.name, ctx.passphrase(confirm=True))
-    pid = peer_id(bytes(key.verify_key))
-    print(f"Made node {args.name!r} at {ctx.home.path}")
-    print(f"peer id: {pid}")
+    made = init(ctx.home, args.name, ctx.passphrase(confirm=True))
+    print(f"Made node {made.name!r} at {made.path}")
+    print(f"peer id: {made.peer_id}")
     print("Next: 'imier key new NAME' for each person who signs on this node.")
     return 0
 
 
 def cmd_key_new(ctx: Context, args: argparse.Namespace) -> int:
-    home = ctx.home.require()
-    sealed = home.new_person(args.name, ctx.passphrase())
-    ctx.emit({"name": sealed.name, "public_key": hexid(sealed.public)}, lambda: print(hexid(sealed.public)))
+    from ..api import new_key
+
+    ctx.home.require()
+    sealed = new_key(ctx.home, args.name, ctx.passphrase())
+    doc = {"name": sealed.name, "public_key": hexid(sealed.public)}
+    if not ctx.json:
+        sys.stderr.write(f"Made a key for {sealed.name}; give this public key to a member to be admitted:\n")
+    ctx.emit(doc, lambda: print(hexid(sealed.public)))
     return 0
 
 
 def cmd_key_list(ctx: Context, args: argparse.Namespace) -> int:
-    people = ctx.home.require().people()
+    from ..api import people as list_people
+
+    people = list_people(ctx.home)
     doc = [{"name": p.name, "public_key": hexid(p.public)} for p in people]
 
     def render() -> None:
@@ -292,22 +291,8 @@ def cmd_key_list(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_body_found(ctx: Context, args: argparse.Namespace) -> int:
-    changes = _kv(args.charter, "--charter")
-    try:
-        DEFAULT_CHARTER.with_changes(changes)  # the whole charter must be coherent
-    except Rejected as exc:
-        raise LocalError(str(exc)) from None
-    if args.part and args.kind not in FEDERATION_KINDS:
-        raise LocalError(f"--part: a {args.kind} has people as members, not bodies",
-                         hint="use municipality, region or collective for a federation")
-    parts = sorted({ctx.resolve_body(p).id for p in args.part})
-    parent = ctx.resolve_body(args.parent).id if args.parent else None
-    if parent is not None and args.kind != "committee":
-        raise LocalError("--parent: only a committee has a parent body")
-    canon = {k: v for k, v in DEFAULT_CHARTER.with_changes(changes).to_wire().items() if k in changes}
-    ev = _make(ctx, None, lambda: Found(body_kind=args.kind, name=args.name, charter=canon,
-                                         parts=tuple(parts), parent=parent))
-    return _created(ctx, ev, "body")
+    return ctx.wrote(ctx.clerk.found(args.kind, args.name, charter=_kv(args.charter, "--charter"),
+                                     parts=args.part, parent=args.parent))
 
 
 def _body_doc(ev: Event) -> dict[str, Any]:
@@ -322,8 +307,9 @@ def _body_doc(ev: Event) -> dict[str, Any]:
 
 
 def cmd_body_list(ctx: Context, args: argparse.Namespace) -> int:
-    bodies = ctx.store.bodies()
-    follows = set(ctx.store.follows())
+    clerk = ctx.clerk
+    bodies = clerk.bodies()
+    follows = set(clerk.follows())
     doc = [{**_body_doc(b), "followed": b.id in follows} for b in bodies]
 
     def render() -> None:
@@ -343,17 +329,10 @@ def cmd_body_list(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _members(ctx: Context, body: Event) -> list[bytes]:
-    from ..consensus import members_at
-
-    events = ctx.store.events_for_bodies([body.id])
-    return sorted(members_at(events, body.id, ctx.now_ms()))
-
-
 def cmd_body_show(ctx: Context, args: argparse.Namespace) -> int:
-    body = ctx.resolve_body(args.body)
+    body = ctx.clerk.resolve_body(args.body)
     doc = _body_doc(body)
-    members = _members(ctx, body)
+    members = ctx.clerk.members(body.id)
     doc["members"] = [hexid(m) for m in members]
 
     def render() -> None:
@@ -375,15 +354,7 @@ def cmd_body_show(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_body_follow(ctx: Context, args: argparse.Namespace) -> int:
-    t = args.body.strip().lower()
-    if len(t) == 64:
-        try:
-            body_id = bytes.fromhex(t)
-        except ValueError:
-            raise LocalError(f"{args.body!r} is not a body id") from None
-    else:
-        body_id = ctx.resolve_body(args.body).id
-    ctx.store.follow(body_id)
+    body_id = ctx.clerk.follow(args.body)
     print(f"Following {hexid(body_id)}; a running daemon syncs its record from peers.")
     return 0
 
@@ -392,37 +363,18 @@ def cmd_body_follow(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_member_admit(ctx: Context, args: argparse.Namespace) -> int:
-    body = ctx.resolve_body(args.body)
-    assert isinstance(body.data, Found)
-    if body.data.body_kind in FEDERATION_KINDS:
-        from ..protocol.events import Part
-
-        part = ctx.resolve_body(args.pubkey).id
-        ev = _make(ctx, body.id, lambda: Part(part=part, join=True))
-        return _created(ctx, ev, "part")
-    member = _pubkey(args.pubkey, "PUBKEY", ctx)
-    key = ctx.signer()
-    me = bytes(key.verify_key)
-    current = _members(ctx, body)
-    if me not in current:
-        raise LocalError(f"you are not a member of {body.data.name}, so you cannot vouch for anyone",
-                         hint="ask an existing member to admit them")
-    if member in current:
-        raise LocalError(f"{args.pubkey[:12]}… is already a member of {body.data.name}")
-    ev = author_event(ctx.store, key, body=body.id, data=Admit(member=member), ts=ctx.now_ms())
-    return _created(ctx, ev, "admission")
+    return ctx.wrote(ctx.clerk.admit(args.body, args.pubkey))
 
 
 def cmd_member_leave(ctx: Context, args: argparse.Namespace) -> int:
-    body = ctx.resolve_body(args.body)
-    ev = _make(ctx, body.id, Leave)
-    return _created(ctx, ev, "leave")
+    return ctx.wrote(ctx.clerk.leave(args.body))
 
 
 def cmd_member_list(ctx: Context, args: argparse.Namespace) -> int:
-    body = ctx.resolve_body(args.body)
-    members = _members(ctx, body)
-    names = ctx.names()
+    clerk = ctx.clerk
+    body = clerk.resolve_body(args.body)
+    members = clerk.members(body.id)
+    names = clerk.names()
     doc = {"body": hexid(body.id), "members": [
         {"public_key": hexid(m), "name": names.get(m)} for m in members]}
 
@@ -445,120 +397,45 @@ def cmd_member_list(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_propose(ctx: Context, args: argparse.Namespace) -> int:
-    body = ctx.resolve_body(args.body)
     text = _text(args)
-    kind = args.kind
-    extra: dict[str, Any] = {}
-    if kind == "charter":
-        changes = _kv(args.charter, "--set")
-        if not changes:
-            raise LocalError("--set: a charter proposal names at least one KEY=VALUE")
-        try:
-            parse_changes(changes)
-        except Rejected as exc:
-            raise LocalError(str(exc)) from None
-        extra["charter"] = changes
-    if kind == "mandate":
-        if not (args.holder and args.task and args.term):
-            raise LocalError("a mandate proposal needs --holder, --task and --term")
-        extra.update(holder=_pubkey(args.holder, "--holder", ctx), task=args.task,
-                     term_ms=_duration(args.term, "--term"))
-        if args.scope:
-            extra["scope"] = bytes.fromhex(args.scope) if len(args.scope) == 64 else \
-                ctx.resolve_body(args.scope).id
-    if kind == "draw":
-        if not (args.candidate and args.seats and args.task):
-            raise LocalError("a draw proposal needs --candidate (one or more), --seats and --task")
-        extra.update(candidates=tuple(sorted({_pubkey(c, "--candidate", ctx) for c in args.candidate})),
-                     k=args.seats, task=args.task)
-    if kind == "renew":
-        if not args.committee:
-            raise LocalError("a renew proposal needs --committee")
-        extra["committee"] = ctx.resolve_body(args.committee).id
-    if kind == "federate":
-        if not args.federation:
-            raise LocalError("a federate proposal needs --federation")
-        extra.update(federation=ctx.resolve_body(args.federation).id, join=not args.leave)
-    ev = _make(ctx, body.id, lambda: Propose(title=args.title, text=text, proposal_kind=kind, **extra))
-    return _created(ctx, ev, "proposal")
-
-
-def _duration(text: str, what: str) -> int:
-    try:
-        return parse_duration_ms(text, field=what)
-    except Rejected as exc:
-        raise LocalError(str(exc)) from None
-
-
-def _open(ctx: Context, proposal: Event, *, phases: tuple[str, ...], doing: str) -> Any:
-    """Refuse, with the reason, unless the proposal has one of ``phases`` open now."""
-    from ..consensus import tally_proposal
-
-    store = ctx.store
-    events = store.events_for_bodies(store.closure(proposal.body_id))
-    result = tally_proposal(events, proposal.id, ctx.now_ms())
-    if result.open_phase not in phases:
-        now = result.open_phase or result.state
-        raise LocalError(
-            f"cannot {doing}: the proposal is in {now}, not open for that",
-            hint="'imier status " + short(proposal.id) + "' shows its windows",
-        )
-    return result
+    return ctx.wrote(ctx.clerk.propose(
+        args.body, title=args.title, text=text, kind=args.kind,
+        charter=_kv(args.charter, "--set") or None, holder=args.holder, task=args.task,
+        term=args.term, scope=args.scope, candidates=args.candidate, seats=args.seats,
+        committee=args.committee, federation=args.federation,
+        join=False if args.leave else None, person=args.person, new_key=args.new_key,
+        all_members=args.all_members))
 
 
 def cmd_amend(ctx: Context, args: argparse.Namespace) -> int:
-    prop = ctx.resolve_event(args.proposal, kinds=("propose",), what="proposal")
-    text = _text(args)
-    _open(ctx, prop, phases=("amend",), doing="amend")
-    assert isinstance(prop.data, Propose)
-    ev = _make(ctx, prop.body_id, lambda: Amend(proposal=prop.id, text=text))
-    return _created(ctx, ev, "amendment")
+    return ctx.wrote(ctx.clerk.amend(args.proposal, _text(args)))
 
 
 def cmd_vote(ctx: Context, args: argparse.Namespace) -> int:
-    target = ctx.resolve_event(args.target, kinds=("propose", "amend", "recall"), what="proposal, amendment or recall")
-    if args.choice != "no" and (args.minor or args.blocking or args.category or args.delegate):
-        raise LocalError("--minor, --blocking, --category and --delegate go with a 'no' vote only")
-    if target.kind == "propose":
-        _open(ctx, target, phases=("vote",), doing="vote")
-    elif target.kind == "amend":
-        assert isinstance(target.data, Amend)
-        prop = ctx.store.get(target.data.proposal)
-        if prop is None:
-            raise LocalError("this node does not hold the proposal of that amendment", hint="sync first")
-        _open(ctx, prop, phases=("amend",), doing="vote on the amendment")
-    severity = category = delegate = None
-    if args.choice == "no":
-        severity = "blocking" if args.blocking else "minor"
-        category = (args.category or "other").strip().lower()
-        delegate = _pubkey(args.delegate, "--delegate", ctx) if args.delegate else None
-    ev = _make(ctx, target.body_id, lambda: Vote(target=target.id, choice=args.choice, severity=severity,
-                                                 category=category, delegate=delegate))
-    return _created(ctx, ev, "vote")
+    severity = "blocking" if args.blocking else ("minor" if args.minor else None)
+    return ctx.wrote(ctx.clerk.vote(args.target, args.choice, severity=severity,
+                                    category=args.category, delegate=args.delegate))
 
 
 def cmd_stand(ctx: Context, args: argparse.Namespace) -> int:
-    prop = ctx.resolve_event(args.proposal, kinds=("propose",), what="proposal")
-    _open(ctx, prop, phases=("contention",), doing="change your standing")
-    ev = _make(ctx, prop.body_id, lambda: Stand(proposal=prop.id, choice=args.choice))
-    return _created(ctx, ev, "standing")
+    return ctx.wrote(ctx.clerk.stand(args.proposal, args.choice))
 
 
 def cmd_withdraw(ctx: Context, args: argparse.Namespace) -> int:
-    prop = ctx.resolve_event(args.proposal, kinds=("propose",), what="proposal")
-    key = ctx.signer()
-    if prop.author != bytes(key.verify_key):
-        raise LocalError("only the proposer may withdraw a proposal")
-    result = _open(ctx, prop, phases=("discussion", "vote"), doing="withdraw")
-    if result.open_phase == "vote" and result.round != 1:
-        raise LocalError("cannot withdraw: round 1 has closed (DECISIONS.md s.3)")
-    ev = author_event(ctx.store, key, body=prop.body_id, data=Withdraw(proposal=prop.id), ts=ctx.now_ms())
-    return _created(ctx, ev, "withdrawal")
+    return ctx.wrote(ctx.clerk.withdraw(args.proposal))
 
 
 def cmd_recall(ctx: Context, args: argparse.Namespace) -> int:
-    prop = ctx.resolve_event(args.mandate, kinds=("propose",), what="mandate proposal")
-    holder = _pubkey(args.holder, "--holder", ctx)
-    ev = _make(ctx, prop.body_id, lambda: Recall(mandate=prop.id, holder=holder, reason=args.reason))
-    return _created(ctx, ev, "recall")
+    return ctx.wrote(ctx.clerk.recall(args.mandate, args.holder, args.reason))
 
+
+def cmd_person_name(ctx: Context, args: argparse.Namespace) -> int:
+    return ctx.wrote(ctx.clerk.person_name(args.name))
+
+
+def cmd_person_link(ctx: Context, args: argparse.Namespace) -> int:
+    return ctx.wrote(ctx.clerk.person_link(args.device))
+
+
+def cmd_person_unlink(ctx: Context, args: argparse.Namespace) -> int:
+    return ctx.wrote(ctx.clerk.person_unlink(args.device))

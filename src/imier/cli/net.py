@@ -69,7 +69,6 @@ def _daemon_info(ctx: Context) -> dict[str, Any] | None:
 
 def cmd_daemon(ctx: Context, args: argparse.Namespace) -> int:
     from ..protocol.charter import parse_duration_ms
-    from ..protocol.errors import Rejected
 
     home = ctx.home.require()
     cfg = home.config()
@@ -87,10 +86,7 @@ def cmd_daemon(ctx: Context, args: argparse.Namespace) -> int:
     if args.no_gossip:
         opts.gossip = False
     if args.sync_interval:
-        try:
-            opts.sync_interval_s = parse_duration_ms(args.sync_interval, field="--sync-interval") / 1000
-        except Rejected as exc:
-            raise LocalError(str(exc)) from None
+        opts.sync_interval_s = parse_duration_ms(args.sync_interval, field="--sync-interval") / 1000
     if args.log_level:
         opts.log_level = args.log_level
     ctx.close()  # the daemon opens its own store connection

@@ -118,7 +118,7 @@ _TARGET_FIELD: dict[type, str] = {
 
 def _target(ev: Event) -> bytes | None:
     name = _TARGET_FIELD.get(type(ev.data))
-    return None if name is None else getattr(ev.data, name)  # type: ignore[no-any-return]
+    return None if name is None else getattr(ev.data, name)
 
 
 def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
@@ -464,6 +464,9 @@ class Store(Reads):
     def set_meta(self, key: str, value: bytes) -> None:
         with self.atomic() as c:
             c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def integrity_ok(self) -> bool:
+        return bool(self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
 
 
 def open_read_only(path: str | Path) -> Store:

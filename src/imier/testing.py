@@ -1,0 +1,341 @@
+"""Worlds of signed events for tests, rehearsals and the demo (like ``trio.testing``).
+
+Two helpers, both on the real path (nothing is mocked):
+
+* :class:`World` -- bodies, people and their signed events at chosen times,
+  in a memory store. Every event is signed and ingested as a node would,
+  and read back from the accepted set. People are named; their keys are
+  derived from the name (``key("ana")``), so a test can say who without
+  handling keys. ``World.clerk("ana")`` gives the library's
+  :class:`~imier.api.Clerk` acting as ``ana`` at a chosen time, with every
+  rule check; ``World.emit`` writes what a person could not (a vote outside
+  its window), for the tally to refuse.
+* :class:`HomeProcess` -- one node's home driven by the real ``imier``
+  command in subprocesses, with its daemon; every wait has a deadline.
+
+Times: :data:`T0` is when proposals are made unless told otherwise; with
+the default charter (discussion 3 days, votes 2 days, amendments 2 days)
+round 1 votes in :data:`R1`, and so on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from nacl.signing import SigningKey
+
+from .protocol.events import (
+    Admit,
+    Amend,
+    Event,
+    Found,
+    Leave,
+    Part,
+    Payload,
+    Propose,
+    Recall,
+    Stand,
+    Vote,
+    Withdraw,
+)
+from .consensus.ladder import Calendar
+from .protocol.charter import DEFAULT_CHARTER
+from .store.author import author_event
+from .store.db import Store
+
+if TYPE_CHECKING:
+    from .api import Clerk
+    from .consensus import ProposalResult
+
+__all__ = [
+    "DAY", "T0", "R1", "A2", "R2", "A3", "R3", "contention_after", "key", "pub", "World",
+    "HomeProcess", "wait_for", "TimedOut",
+]
+
+DAY = 86_400_000
+T0 = 1_767_225_600_000 + DAY  # proposals are made here unless told otherwise
+# The default calendar: discussion 3d, vote 2d, amendments 2d, contention 7d.
+R1 = (T0 + 3 * DAY, T0 + 5 * DAY)
+A2 = (T0 + 5 * DAY, T0 + 7 * DAY)
+R2 = (T0 + 7 * DAY, T0 + 9 * DAY)
+A3 = (T0 + 9 * DAY, T0 + 11 * DAY)
+R3 = (T0 + 11 * DAY, T0 + 13 * DAY)
+
+
+def contention_after(k: int) -> tuple[int, int]:
+    """The contention window after round ``k`` passes (default charter, proposal at T0)."""
+    end = {1: R1, 2: R2, 3: R3}[k][1]
+    return (end, end + 7 * DAY)
+
+
+def key(name: str) -> SigningKey:
+    """The signing key of the person called ``name`` in every world."""
+    return SigningKey(hashlib.sha256(f"test/{name}".encode()).digest())
+
+
+def pub(name: str) -> bytes:
+    return bytes(key(name).verify_key)
+
+
+class World:
+    """Bodies, people and signed events in a memory store, at chosen times.
+
+    ``body("north", 3)`` founds a community whose members are ``north0``,
+    ``north1`` and ``north2``; ``body("town", parts=("north", "south"))`` a
+    federation of them. Emit in time order (each event's time is at least
+    its ``prev``'s).
+    """
+
+    def __init__(self, *, admission: bool = False) -> None:
+        # By default outsiders' events are stored too (a node's store refuses them,
+        # DECISIONS.md s.9.1): these worlds test that consensus ignores them by itself.
+        self.store = Store.memory(admission=admission)
+        self.ids: dict[str, bytes] = {}
+        self.members: dict[str, list[str]] = {}
+        # Setup happens before the proposal: a federation's members consent by carrying a
+        # ``federate`` proposal (s.9.2), which takes 12 days under the default charter,
+        # so the world starts two months before T0.
+        self.t = T0 - 60 * DAY
+        self.charters: dict[str, dict[str, str]] = {}
+        self.ready: dict[str, int] = {}  # federation -> when all its parts have consented
+
+    def tick(self) -> int:
+        self.t += 1
+        return self.t
+
+    def emit(self, who: str, body: bytes | None, data: Payload, at: int | None = None) -> Event:
+        """Sign ``data`` as ``who`` and store it, with no rule check (the tally judges it)."""
+        if at is None:  # after everything already in that record (consent votes run ahead)
+            ts = max([self.tick()] + [t + 1 for t, _ in (self.store.heads(body) if body else [])])
+        else:
+            ts = at
+        ev = author_event(self.store, key(who), body=body, data=data, ts=ts, local=False)
+        assert ev.ts == ts, f"event moved from {ts} to {ev.ts}: emit in time order"
+        self.t = max(self.t, ts)
+        return ev
+
+    def clerk(self, who: str, at: int | None = None) -> "Clerk":
+        """The library acting as ``who`` at ``at`` (default: the world's clock), every rule checked."""
+        from .api import Clerk, Signer
+
+        people = {n: pub(n) for ms in self.members.values() for n in ms}
+        people[who] = pub(who)
+        return Clerk(self.store, clock=(lambda: at) if at is not None else self.tick,
+                     signer=Signer.of(key(who)), people=people)
+
+    def body(self, name: str, members: int = 0, *, kind: str = "community",
+             charter: dict[str, str] | None = None, parts: tuple[str, ...] = (),
+             parent: str | None = None) -> bytes:
+        self.charters[name] = dict(charter or {})
+        if parts:
+            kind = kind if kind != "community" else "municipality"
+            ev = self.emit("organiser", None, Found(
+                body_kind=kind, name=name, charter=charter or {},
+                parts=tuple(sorted(self.ids[p] for p in parts))))
+            self.ids[name] = ev.id
+            self.consent(parts, name)
+        else:
+            if kind == "committee":  # its term runs from its founding: found it just before T0
+                self.t = max(self.t, T0 - DAY // 2)
+            people = [f"{name}{i}" for i in range(members)]
+            self.members[name] = people
+            ev = self.emit(people[0], None, Found(
+                body_kind=kind, name=name, charter=charter or {},
+                parent=self.ids[parent] if parent else None))
+            for p in people[1:]:
+                self.emit(people[0], ev.id, Admit(member=pub(p)))
+        self.ids[name] = ev.id
+        return ev.id
+
+    def people(self, body: str) -> list[str]:
+        """Everyone under ``body`` (named parts, in order), each once."""
+        if body in self.members:
+            return list(self.members[body])
+        out: list[str] = []
+        found = self.store.get(self.ids[body])
+        assert found is not None and isinstance(found.data, Found)
+        names = {v: k for k, v in self.ids.items()}
+        for pid in sorted(found.data.parts):
+            out += [p for p in self.people(names[pid]) if p not in out]
+        return out
+
+    def consent(self, parts: tuple[str, ...] | list[str], fed: str, join: bool = True) -> int:
+        """Each of ``parts`` carries a ``federate`` proposal naming ``fed`` (everyone under
+        it votes yes in round 1); returns when the last one is carried."""
+        done, clock = self.t, self.t
+        for part in parts:
+            t0 = max(self.tick(), self.ready.get(part, 0) + 1)
+            cal = Calendar.of(t0, DEFAULT_CHARTER.with_changes(self.charters.get(part, {})))
+            people = self.people(part)
+            pid = self.emit(people[0], self.ids[part], Propose(
+                title="Federate", text=f"join {fed}" if join else f"leave {fed}",
+                proposal_kind="federate", federation=self.ids[fed], join=join), t0).id
+            for i, who in enumerate(people):
+                self.vote(who, pid, "yes", cal.t1 + i)
+            done = max(done, cal.contention_window(1).end)
+            self.t = clock = max(clock, t0)
+        # The votes run ahead in the parts' records; the clock does not, so that the
+        # consent of many bodies runs in parallel. The federation is whole at ``done``.
+        self.ready[fed] = max(self.ready.get(fed, 0), done)
+        return done
+
+    def admit(self, by: str, body: str, who: str, at: int | None = None) -> None:
+        self.emit(by, self.ids[body], Admit(member=pub(who)), at)
+        self.members[body].append(who)
+
+    def leave(self, who: str, body: str, at: int | None = None) -> None:
+        self.emit(who, self.ids[body], Leave(), at)
+
+    def part(self, by: str, fed: str, part: str, join: bool, at: int | None = None) -> None:
+        self.emit(by, self.ids[fed], Part(part=self.ids[part], join=join), at)
+
+    def propose(self, body: str, by: str | None = None, *, at: int = T0, text: str = "v1",
+                **kw: Any) -> bytes:
+        who = by or self.members[self._first_base(body)][0]
+        if "kind" in kw:
+            kw["proposal_kind"] = kw.pop("kind")
+        return self.emit(who, self.ids[body], Propose(title="T", text=text, **kw), at).id
+
+    def _first_base(self, body: str) -> str:
+        if body in self.members:
+            return body
+        found = self.store.get(self.ids[body])
+        assert found is not None and isinstance(found.data, Found)
+        names = {v: k for k, v in self.ids.items()}
+        return self._first_base(names[sorted(found.data.parts)[0]])
+
+    def _target(self, eid: bytes) -> Event:
+        tgt = self.store.get(eid)
+        assert tgt is not None, f"no event {eid.hex()[:12]} in this world"
+        return tgt
+
+    def vote(self, who: str, target: bytes, choice: str, at: int, *, body: bytes | None = None,
+             severity: str = "minor", category: str = "other", delegate: str | None = None) -> Event:
+        tgt = self._target(target)
+        data = Vote(target=target, choice=choice,
+                    severity=severity if choice == "no" else None,
+                    category=category if choice == "no" else None,
+                    delegate=pub(delegate) if delegate and choice == "no" else None)
+        return self.emit(who, body or tgt.body_id, data, at)
+
+    def votes(self, body: str, target: bytes, at: int, yes: int = 0, no: int = 0,
+              abstain: int = 0, **kw: Any) -> int:
+        """The first members vote yes, the next no, the next abstain; returns the next free ms."""
+        choices = ["yes"] * yes + ["no"] * no + ["abstain"] * abstain
+        for who, c in zip(self.members[body], choices, strict=False):
+            self.vote(who, target, c, at, **kw)
+            at += 1
+        return at
+
+    def amend(self, who: str, pid: bytes, text: str, at: int) -> bytes:
+        return self.emit(who, self._target(pid).body_id, Amend(proposal=pid, text=text), at).id
+
+    def stand(self, who: str, pid: bytes, choice: str, at: int) -> None:
+        self.emit(who, self._target(pid).body_id, Stand(proposal=pid, choice=choice), at)
+
+    def withdraw(self, who: str, pid: bytes, at: int) -> None:
+        self.emit(who, self._target(pid).body_id, Withdraw(proposal=pid), at)
+
+    def recall(self, who: str, pid: bytes, holder: str, at: int) -> bytes:
+        return self.emit(who, self._target(pid).body_id,
+                         Recall(mandate=pid, holder=pub(holder), reason="r"), at).id
+
+    def events(self) -> list[Event]:
+        return self.store.all_events()
+
+    def tally(self, pid: bytes, as_of: int) -> "ProposalResult":
+        from .consensus import tally_proposal
+
+        return tally_proposal(self.events(), pid, as_of)
+
+    def names(self) -> dict[bytes, str]:
+        return {v: k for k, v in self.ids.items()}
+
+
+# -- real homes and daemons ------------------------------------------------------------------
+
+
+class TimedOut(Exception):
+    """A bounded wait gave up."""
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Poll ``pred`` until it is truthy; :class:`TimedOut` naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise TimedOut(f"gave up after {timeout:.0f} s waiting for {what}")
+
+
+class HomeProcess:
+    """One node's home, driven by the real ``imier`` command; its daemon a subprocess."""
+
+    def __init__(self, root: Path, name: str, *, passphrase: str = "demo") -> None:
+        self.name = name
+        self.home = root / name
+        self.passphrase = passphrase
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = root / f"{name}.log"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ, IMIER_HOME=str(self.home), IMIER_PASSPHRASE=self.passphrase)
+        env.pop("IMIER_NOW", None)
+        env.pop("IMIER_AS", None)
+        return env
+
+    def imier(self, *args: str, check: bool = True, timeout: float = 60) -> str:
+        """Run ``imier ARGS`` for this home; its stdout (stripped), or :class:`RuntimeError`."""
+        r = subprocess.run([sys.executable, "-m", "imier", *args], env=self.env(),
+                           capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"{self.name}: imier {' '.join(args)} failed:\n{r.stderr.strip()}")
+        return r.stdout.strip()
+
+    def doc(self, *args: str) -> Any:
+        return json.loads(self.imier(*args, "--json"))
+
+    def start(self, *args: str, timeout: float = 30) -> str:
+        """Start ``imier daemon ARGS``; its first address once it listens."""
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "imier", "daemon", *args],
+                                         env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        info = self.home / "daemon.json"
+
+        def ready() -> Any:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name}'s daemon exited; see {self.log_path}")
+            try:
+                return json.loads(info.read_text())["addresses"][0]
+            except (FileNotFoundError, json.JSONDecodeError, IndexError, KeyError):
+                return None
+
+        return str(wait_for(ready, timeout, f"{self.name}'s daemon"))
+
+    def stop(self) -> float:
+        """SIGTERM the daemon (SIGKILL after 10 s); the seconds it took."""
+        if self.proc is None or self.proc.poll() is not None:
+            return 0.0
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        return time.monotonic() - t0
+
+    def holds(self, ev_id: str) -> bool:
+        """Whether this home's store has accepted the event (read beside the running daemon)."""
+        with Store.open(self.home / "store.sqlite3") as store:
+            return store.state(bytes.fromhex(ev_id)) == 1
