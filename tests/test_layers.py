@@ -141,8 +141,6 @@ def test_no_import_circle_in_src_outside_consensus() -> None:
     assert [c for c in cycles if not all(m.startswith("imier.consensus.") for m in c)] == []
 
 
-@pytest.mark.xfail(strict=True, reason="engine -> tally -> mandates -> engine: the consensus "
-                   "branch injects what the engine needs; drop this mark when it is merged")
 def test_no_import_circle_in_consensus() -> None:
     assert _cycles(_graph(SRC, "imier")) == []
 

@@ -371,14 +371,22 @@ def test_adding_a_body_to_a_federation() -> None:
     before = len(w.events())
     with pytest.raises(LocalError, match="already a member"):
         w.clerk("north0", at=T0).admit("town", "north")
-    with pytest.raises(LocalError, match="cannot add"):
+    with pytest.raises(LocalError, match="cannot name"):
         w.clerk("stranger", at=T0).admit("town", "east")
+    # DECISIONS.md s.9.2: a person of the joining body is not a person of the federation
+    with pytest.raises(LocalError, match="cannot name"):
+        w.clerk("east0", at=T0).admit("town", "east")
     assert len(w.events()) == before
-    done = w.clerk("east0", at=T0).admit("town", "east")
-    assert done.sentence == "east0 added east to town"
-    from imier.consensus import members_at
+    done = w.clerk("north0", at=T0).admit("town", "east")
+    assert done.sentence.startswith("north0 invited east to town; it joins once east carries")
+    from imier.consensus import members_of_federation, pending_invitations
 
-    assert members_at(w.events(), w.ids["town"], T0) == {w.ids["north"], w.ids["south"], w.ids["east"]}
+    # named, not yet a member: the body's own carried 'federate' decides
+    assert members_of_federation(w.events(), w.ids["town"], T0) == {w.ids["north"], w.ids["south"]}
+    assert pending_invitations(w.events(), w.ids["east"], T0) == [w.ids["town"]]
+    end = w.consent(["east"], "town")
+    assert members_of_federation(w.events(), w.ids["town"], max(end, T0) + 1) == {
+        w.ids["north"], w.ids["south"], w.ids["east"]}
 
 
 def test_recall_of_a_mandate_and_its_vote_name_the_holder() -> None:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from nacl.signing import SigningKey
 
-from ..consensus import members_at
+from ..consensus import members_at, members_of_federation
 from ..consensus.result import when
 from ..protocol.charter import DEFAULT_CHARTER, parse_changes, parse_duration_ms
 from ..protocol.errors import LocalError, Rejected
@@ -228,12 +228,22 @@ class Clerk:
             events = self.store.events_for_bodies(self.store.closure(b.id) | self.store.closure(part.id))
             if part.id in members_at(events, b.id, d.ts):
                 raise LocalError(f"{self.body_name(part.id)} is already a member of {b.data.name}")
-            if part.id not in members_at([*events, d], b.id, d.ts):  # the record's rule for a part
-                raise LocalError(f"you are not a member under {self.body_name(part.id)} or {b.data.name}, "
-                                 f"so you cannot add {self.body_name(part.id)}",
-                                 hint="a member of the joining body, or of the federation, adds it")
-            return self._write(d, f"{self.who(d.author)} added {self.body_name(part.id)} to {b.data.name}",
-                               verb="added", member=part.id.hex(), body_name=b.data.name)
+            after = [*events, d]
+            joined = part.id in members_of_federation(after, b.id, d.ts)
+            if part.id not in members_at(after, b.id, d.ts):
+                # DECISIONS.md s.9.2: only a person of the federation names a body
+                raise LocalError(f"you are not a person of {b.data.name}, so you cannot name "
+                                 f"{self.body_name(part.id)} as its part",
+                                 hint="a person of the federation names the body; the body then "
+                                 "joins by its own carried 'federate' proposal")
+            if joined:
+                sentence = f"{self.who(d.author)} added {self.body_name(part.id)} to {b.data.name}"
+            else:
+                sentence = (f"{self.who(d.author)} invited {self.body_name(part.id)} to {b.data.name}; "
+                            f"it joins once {self.body_name(part.id)} carries 'imier propose "
+                            f"{self.body_name(part.id)} --kind federate --federation {b.data.name}'")
+            return self._write(d, sentence, verb="added" if joined else "invited",
+                               member=part.id.hex(), body_name=b.data.name)
         who = self.resolve_key(member, field="member")
         d = self._draft(b.id, Admit(member=who))
         current = members_at(self.store.events_for_bodies([b.id]), b.id, d.ts)

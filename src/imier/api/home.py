@@ -39,7 +39,7 @@ def init(home: Home, name: str, passphrase: str) -> Made:
         home.close()
         if not existed:
             shutil.rmtree(home.path, ignore_errors=True)
-        else:
+        elif home.path.is_dir():
             for entry in set(os.listdir(home.path)) - before:
                 p = home.path / entry
                 if p.is_dir() and not p.is_symlink():

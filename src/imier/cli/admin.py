@@ -18,7 +18,6 @@ def register(sub: Any) -> None:
         description="Copy this node's store to FILE with SQLite's online backup: a consistent "
         "snapshot, safe while the daemon runs. To restore, stop the daemon and put the file in "
         "place of HOME/store.sqlite3 (keep the keys and node.key: they are not in the store).",
-        epilog="example: imier backup /var/backups/imier-$(date +%%F).sqlite3",
     )
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
@@ -28,7 +27,6 @@ def register(sub: Any) -> None:
         "verify", help="check the store: database integrity and every event's signature",
         description="Run SQLite's integrity check and verify every stored event again "
         "(signature, id, shape). Prints the counts; exits 1 if anything is wrong.",
-        epilog="example: imier verify --json",
     )
     add_json(p)
     p.set_defaults(func=cmd_verify)
