@@ -1,0 +1,1 @@
+"""Imier as a library: reads and writes without the command line."""
