@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from ..consensus import Engine, ProposalResult
     from ..store.db import Store
 
-__all__ = ["Phase", "status", "statuses", "phase", "scratch", "verify", "Void", "proposal_ids"]
+__all__ = ["Phase", "Detail", "Turnout", "detail", "names_in", "status", "statuses", "phase", "scratch", "verify", "Void", "proposal_ids"]
 
 NEVER_LO = -(2**63)
 NEVER_HI = 2**63 - 1
@@ -68,6 +68,25 @@ class Void(Exception):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Turnout:
+    """One base body in one round: who was eligible, and the counted choice of those who voted."""
+
+    round: int
+    body: bytes
+    eligible: tuple[bytes, ...]
+    choices: tuple[tuple[bytes, str], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Detail:
+    """A result with what a person at the meeting needs besides: turnout and names."""
+
+    result: "ProposalResult"
+    turnout: tuple[Turnout, ...]
+    names: dict[bytes, str]  # person key -> latest profile name in the closure
+
+
+@dataclass(frozen=True, kw_only=True)
 class Phase:
     """Where a proposal stands now, for a command about to write (vote, stand, amend)."""
 
@@ -89,7 +108,7 @@ class Phase:
 
 class _Loader(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        if module.startswith("imier.consensus.") and name[:1].isupper():
+        if (module.startswith("imier.consensus.") or module == __name__) and name[:1].isupper():
             import importlib
 
             obj = getattr(importlib.import_module(module), name)
@@ -208,7 +227,7 @@ def _interval(xs: Iterable[int], as_of: int) -> tuple[int, int]:
 
 
 def _compute(rd: _Reader, props: Sequence[Event], as_of: int,
-             ) -> dict[bytes, "tuple[ProposalResult | str, int, int, list[bytes], tuple[int, ...]]"]:
+             ) -> dict[bytes, "tuple[ProposalResult | str, int, int, list[bytes], tuple[int, ...], tuple[Turnout, ...]]"]:
     """Tally ``props`` (all of one body) from one engine over what they read."""
     from ..consensus import Engine, NotAProposal, Record, tally_with
 
@@ -232,29 +251,53 @@ def _compute(rd: _Reader, props: Sequence[Event], as_of: int,
             evs.extend(mine)
             evs.append(p)
     eng = Engine(Record(evs))
-    out: dict[bytes, tuple[ProposalResult | str, int, int, list[bytes], tuple[int, ...]]] = {}
+    out: dict[bytes, tuple[ProposalResult | str, int, int, list[bytes], tuple[int, ...], tuple[Turnout, ...]]] = {}
     for p in props:
         targets, afp = aimed[p.id]
         try:
             res: ProposalResult | str = tally_with(eng, p.id, as_of)
         except NotAProposal as exc:
-            out[p.id] = (str(exc), NEVER_LO, NEVER_HI, targets, afp)
+            out[p.id] = (str(exc), NEVER_LO, NEVER_HI, targets, afp, ())
             continue
         assert not isinstance(res, str)
         lo, hi = _interval(_boundaries(eng, res, own[p.id]), as_of)
-        out[p.id] = (res, lo, hi, targets, afp)
+        out[p.id] = (res, lo, hi, targets, afp, _who(eng, p, res, own[p.id]))
     return out
+
+
+def _who(eng: "Engine", p: Event, res: "ProposalResult", own: Sequence[Event]) -> "tuple[Turnout, ...]":
+    """Who could vote in each round held, per base body, and how each counted voter voted."""
+    by_id = {e.id: e for e in own}
+    out: list[Turnout] = []
+    for rr in res.rounds:
+        if rr.verdict is None:
+            continue
+        node = eng.tree(p.body_id, p.ts, rr.vote_window[0])
+        if node is None:
+            continue
+        choice: dict[bytes, str] = {}
+        for vid in rr.votes:
+            e = by_id.get(vid)
+            if e is not None:
+                choice[e.author] = str(getattr(e.data, "choice", ""))
+        for n in node.walk():
+            if n.base:
+                people = tuple(sorted(n.people))
+                out.append(Turnout(round=rr.round, body=n.body, eligible=people,
+                                   choices=tuple((x, choice[x]) for x in people if x in choice)))
+    return tuple(out)
 
 
 def _fp(b: _Body, targets: Sequence[bytes]) -> bytes:
     return digest([b.fp, b.sealed(targets)])
 
 
-def _results(store: "Store", props: Sequence[Event], as_of: int, *, keep: bool = True
-             ) -> dict[bytes, "ProposalResult | str"]:
-    """Kept or computed results of ``props``, kept again when computed."""
+def _results(store: "Store", props: Sequence[Event], as_of: int, *, keep: bool = True,
+             who: bool = False) -> dict[bytes, "tuple[ProposalResult | str, tuple[Turnout, ...]]"]:
+    """Kept or computed results of ``props`` (with their turnout if ``who``), kept again
+    when computed."""
     rd = _Reader(store)
-    out: dict[bytes, ProposalResult | str] = {}
+    out: dict[bytes, tuple[ProposalResult | str, tuple[Turnout, ...]]] = {}
     missing: dict[bytes, list[Event]] = {}
     for p in props:
         b = rd.body(p.body_id)
@@ -264,18 +307,37 @@ def _results(store: "Store", props: Sequence[Event], as_of: int, *, keep: bool =
             fp, a, lo, hi, blob = row
             if fp == _fp(b, targets) and a == repr(afp).encode() and lo <= as_of < hi:
                 got = _load(blob)
-                if got is not None:
-                    out[p.id] = got if isinstance(got, str) else replace(got, as_of=as_of)
+                turnout: Any = ()
+                if who and got is not None:
+                    turnout = _load(rd.reads.who(p.id) or b"")
+                if got is not None and turnout is not None:
+                    out[p.id] = (got if isinstance(got, str) else replace(got, as_of=as_of), turnout)
                     continue
         missing.setdefault(p.body_id, []).append(p)
-    rows: list[tuple[bytes, bytes, bytes, int, int, bytes]] = []
+    rows: list[tuple[bytes, bytes, bytes, int, int, bytes, bytes]] = []
     for _, ps in missing.items():
-        for pid, (res, lo, hi, targets, afp) in _compute(rd, ps, as_of).items():
-            out[pid] = res
-            rows.append((pid, _fp(rd.body(ps[0].body_id), targets), repr(afp).encode(), lo, hi, _dump(res)))
+        for pid, (res, lo, hi, targets, afp, turn) in _compute(rd, ps, as_of).items():
+            out[pid] = (res, turn)
+            rows.append((pid, _fp(rd.body(ps[0].body_id), targets), repr(afp).encode(), lo, hi,
+                         _dump(res), _dump(turn)))
     if keep:
         rd.reads.keep(rows)
     return out
+
+
+def names_in(store: "Store", body: bytes) -> dict[bytes, str]:
+    """Person key -> the name of their latest ``profile`` (by ``(ts, id)``) in the body's closure."""
+    best: dict[bytes, tuple[int, bytes, str]] = {}
+    for b in sorted(store.closure(body)):
+        for r in store.conn.execute(
+                "SELECT raw FROM events WHERE body = ? AND kind = 'profile' AND state = 1", (b,)):
+            e = decode_stored(r[0])
+            name = getattr(e.data, "name", None)
+            if isinstance(name, str):
+                old = best.get(e.author)
+                if old is None or (e.ts, e.id) > old[:2]:
+                    best[e.author] = (e.ts, e.id, name)
+    return {k: v[2] for k, v in best.items()}
 
 
 # -- the public reads ------------------------------------------------------------------------------
@@ -290,10 +352,19 @@ def _proposal(store: "Store", pid: bytes) -> Event:
 
 def status(store: "Store", proposal_id: bytes, as_of: int) -> "ProposalResult":
     """The state of one proposal as of ``as_of`` (ms); :class:`Void` if not a valid proposal."""
-    res = _results(store, [_proposal(store, proposal_id)], as_of)[proposal_id]
+    res = _results(store, [_proposal(store, proposal_id)], as_of)[proposal_id][0]
     if isinstance(res, str):
         raise Void(res)
     return res
+
+
+def detail(store: "Store", proposal_id: bytes, as_of: int) -> Detail:
+    """:func:`status` with the turnout of each round and the people's names."""
+    p = _proposal(store, proposal_id)
+    res, turnout = _results(store, [p], as_of, who=True)[proposal_id]
+    if isinstance(res, str):
+        raise Void(res)
+    return Detail(result=res, turnout=turnout, names=names_in(store, p.body_id))
 
 
 def proposal_ids(store: "Store", bodies: Iterable[bytes] | None = None, as_of: int | None = None
@@ -321,7 +392,7 @@ def statuses(store: "Store", as_of: int, bodies: Iterable[bytes] | None = None
     props = proposal_ids(store, bodies, as_of)
     props.sort(key=lambda e: (order.get(e.body_id, 0), e.order_key))
     got = _results(store, props, as_of)
-    return [r for p in props if not isinstance(r := got[p.id], str)]
+    return [r for p in props if not isinstance(r := got[p.id][0], str)]
 
 
 def phase(store: "Store", proposal_id: bytes, now_ms: int) -> Phase:
@@ -398,7 +469,7 @@ def verify(store: "Store", proposal_ids: Sequence[bytes], as_of: int) -> list[tu
             want: ProposalResult | str = tally_with(eng, p.id, as_of)
         except NotAProposal as exc:
             want = str(exc)
-        mine = got[p.id]
+        mine = got[p.id][0]
         same = (mine == want) if isinstance(want, str) else (not isinstance(mine, str) and mine == want)
         out.append((p.id, same))
     return out

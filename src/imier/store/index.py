@@ -60,7 +60,8 @@ DDL = (
     "seq INTEGER NOT NULL, PRIMARY KEY (body, author, seq)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS index_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS kept (proposal BLOB PRIMARY KEY, fp BLOB NOT NULL, "
-    "aimed BLOB NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, result BLOB NOT NULL)",
+    "aimed BLOB NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, result BLOB NOT NULL, "
+    "who BLOB NOT NULL)",
 )
 
 def ensure(store: "Store") -> None:
@@ -190,12 +191,16 @@ class Reads:
             "SELECT fp, aimed, lo, hi, result FROM kept WHERE proposal = ?", (pid,)).fetchone()
         return None if row is None else (row[0], row[1], row[2], row[3], row[4])
 
-    def keep(self, rows: Sequence[tuple[bytes, bytes, bytes, int, int, bytes]]) -> None:
+    def who(self, pid: bytes) -> bytes | None:
+        row = self.conn.execute("SELECT who FROM kept WHERE proposal = ?", (pid,)).fetchone()
+        return None if row is None else row[0]
+
+    def keep(self, rows: Sequence[tuple[bytes, bytes, bytes, int, int, bytes, bytes]]) -> None:
         if not rows:
             return
         try:
             with self.store.atomic() as c:
-                c.executemany("INSERT OR REPLACE INTO kept VALUES (?, ?, ?, ?, ?, ?)", rows)
+                c.executemany("INSERT OR REPLACE INTO kept VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         except sqlite3.OperationalError:
             pass  # a read-only or busy store: the result is simply not kept this time
 
