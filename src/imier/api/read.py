@@ -169,9 +169,9 @@ class _Body:
 
 
 class _Reader:
-    def __init__(self, store: "Store") -> None:
+    def __init__(self, store: "Store", *, indexes: bool = True) -> None:
         self.store = store
-        self.reads = Reads(store)
+        self.reads = Reads(store, indexes=indexes)
         self._bodies: dict[bytes, _Body] = {}
 
     def body(self, body: bytes) -> _Body:
@@ -293,10 +293,10 @@ def _fp(b: _Body, targets: Sequence[bytes]) -> bytes:
 
 
 def _results(store: "Store", props: Sequence[Event], as_of: int, *, keep: bool = True,
-             who: bool = False) -> dict[bytes, "tuple[ProposalResult | str, tuple[Turnout, ...]]"]:
+             who: bool = False, indexes: bool = True) -> dict[bytes, "tuple[ProposalResult | str, tuple[Turnout, ...]]"]:
     """Kept or computed results of ``props`` (with their turnout if ``who``), kept again
     when computed."""
-    rd = _Reader(store)
+    rd = _Reader(store, indexes=indexes)
     out: dict[bytes, tuple[ProposalResult | str, tuple[Turnout, ...]]] = {}
     missing: dict[bytes, list[Event]] = {}
     for p in props:
@@ -350,9 +350,11 @@ def _proposal(store: "Store", pid: bytes) -> Event:
     return p
 
 
-def status(store: "Store", proposal_id: bytes, as_of: int) -> "ProposalResult":
-    """The state of one proposal as of ``as_of`` (ms); :class:`Void` if not a valid proposal."""
-    res = _results(store, [_proposal(store, proposal_id)], as_of)[proposal_id][0]
+def status(store: "Store", proposal_id: bytes, as_of: int, *, indexes: bool = True) -> "ProposalResult":
+    """The state of one proposal as of ``as_of`` (ms); :class:`Void` if not a valid proposal.
+
+    ``indexes=False``: never create the store's indexes (a write command's check)."""
+    res = _results(store, [_proposal(store, proposal_id)], as_of, indexes=indexes)[proposal_id][0]
     if isinstance(res, str):
         raise Void(res)
     return res
@@ -400,13 +402,13 @@ def phase(store: "Store", proposal_id: bytes, now_ms: int) -> Phase:
     a kept result still says (rule 3 of this module)."""
     p = _proposal(store, proposal_id)
     assert isinstance(p.data, Propose)
-    rd = _Reader(store)
+    rd = _Reader(store, indexes=False)
     row = rd.reads.kept(p.id)
     if row is not None:
         got = _fast_phase(rd, p, row, now_ms)
         if got is not None:
             return got
-    res = status(store, proposal_id, now_ms)
+    res = status(store, proposal_id, now_ms, indexes=False)
     return Phase(proposal=res.id, body=res.body, title=res.title, state=res.state,
                  open_phase=res.open_phase, round=res.round, window=res.window)
 

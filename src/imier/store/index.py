@@ -16,22 +16,25 @@ tally needs, found through indexes, never the whole history:
 
 Invariants:
 
-1. Everything here is a read of accepted events (``state = 1``) except the
-   bookkeeping tables this module owns (``fork_twins``, ``kept``,
-   ``index_meta``), which never change an event.
+1. Everything here is a read of accepted events (``state = 1``). What it
+   derives (``fork_twins``, ``kept``, ``index_meta``) lives in a cache file
+   beside the store (``kept.sqlite3``), never in the store itself: deleting
+   it loses nothing, and a command refused for bad input leaves the store's
+   bytes as they were.
 2. A fingerprint is a digest of ``(count, sum of rowids, max rowid)`` of
    each set of accepted events read. Accepted events are never deleted and
    every event gets a new rowid, so the digest changes whenever an event
    joins a set (a pending event accepted later included).
-3. The indexes and tables are created on first use with ``IF NOT EXISTS``
-   (no schema migration: a store without them still opens and works, it
-   only reads more).
+3. The two indexes on ``events`` are created by the first `imier status`
+   with ``IF NOT EXISTS`` (no schema migration: a store without them still
+   opens and works, it only reads more).
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from ..protocol.events import Event, Propose, decode_stored
@@ -52,28 +55,56 @@ __all__ = [
 # many of them (votes), and only those aimed at a proposal matter for it.
 AIMED_KINDS = ("vote", "amend", "stand", "withdraw", "recall")
 
-DDL = (
+# On the event store itself: two indexes (created by `imier status`, never by the
+# phase check of a write command, which must leave the store's bytes alone).
+INDEXES = (
     "CREATE INDEX IF NOT EXISTS events_body_kind ON events(body, kind, state)",
     "CREATE INDEX IF NOT EXISTS events_target_kind ON events(target, kind, state) "
     "WHERE target IS NOT NULL",
+)
+# In the cache file beside the store (``kept.sqlite3``): derived, never an event.
+# Losing it loses nothing: every row is recomputed from the store on demand.
+CACHE = (
     "CREATE TABLE IF NOT EXISTS fork_twins (body BLOB NOT NULL, author BLOB NOT NULL, "
     "seq INTEGER NOT NULL, PRIMARY KEY (body, author, seq)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS index_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS index_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS kept (proposal BLOB PRIMARY KEY, fp BLOB NOT NULL, "
     "aimed BLOB NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, result BLOB NOT NULL, "
     "who BLOB NOT NULL)",
 )
+CACHE_NAME = "kept.sqlite3"
 
-def ensure(store: "Store") -> None:
-    """Create this module's indexes and tables if missing (once per connection)."""
-    if getattr(store, "_index_ready", False):
-        return
-    have = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
-    if not {"events_body_kind", "events_target_kind", "fork_twins", "index_meta", "kept"} <= have:
-        with store.atomic() as c:
-            for stmt in DDL:
-                c.execute(stmt)
-    store._index_ready = True  # type: ignore[attr-defined]
+
+def ensure(store: "Store", *, indexes: bool = True) -> sqlite3.Connection:
+    """The cache connection of ``store`` (opened once), and the store's indexes if
+    ``indexes`` and missing."""
+    if indexes and not getattr(store, "_index_ready", False):
+        have = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        if not {"events_body_kind", "events_target_kind"} <= have:
+            try:
+                with store.atomic() as c:
+                    for stmt in INDEXES:
+                        c.execute(stmt)
+            except sqlite3.OperationalError:
+                pass  # a read-only store: every read still works, only slower
+        store._index_ready = True  # type: ignore[attr-defined]
+    cache: sqlite3.Connection | None = getattr(store, "_kept_conn", None)
+    if cache is None:
+        main = next((r[2] for r in store.conn.execute("PRAGMA database_list") if r[1] == "main"), "")
+        path = str(Path(main).with_name(CACHE_NAME)) if main else ":memory:"
+        try:
+            cache = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+            if main:
+                cache.execute("PRAGMA journal_mode=WAL")
+                cache.execute("PRAGMA synchronous=NORMAL")  # a lost cache row is only recomputed
+            for stmt in CACHE:
+                cache.execute(stmt)
+        except sqlite3.Error:
+            cache = sqlite3.connect(":memory:", isolation_level=None)
+            for stmt in CACHE:
+                cache.execute(stmt)
+        store._kept_conn = cache  # type: ignore[attr-defined]
+    return cache
 
 
 def base_kinds() -> tuple[str, ...]:
@@ -99,8 +130,8 @@ def aimed_ids(conn: sqlite3.Connection, target: bytes) -> list[bytes]:
 class Reads:
     """The targeted reads of one store, with the fingerprints of what they read."""
 
-    def __init__(self, store: "Store") -> None:
-        ensure(store)
+    def __init__(self, store: "Store", *, indexes: bool = True) -> None:
+        self.cache = ensure(store, indexes=indexes)
         self.store = store
         self.conn = store.conn
         self._kinds = base_kinds()
@@ -157,17 +188,36 @@ class Reads:
         """Bring ``fork_twins`` up to the newest rowid: each new row is probed for a twin."""
         c = self.conn
         top = c.execute("SELECT coalesce(max(n), 0) FROM events").fetchone()[0]
-        row = c.execute("SELECT value FROM index_meta WHERE key = 'forks_upto'").fetchone()
-        upto = row[0] if row else 0
+        # The scan is tied to this store: a cache file beside another store starts again.
+        first = c.execute("SELECT id FROM events ORDER BY n LIMIT 1").fetchone()
+        row = self.cache.execute("SELECT value FROM index_meta WHERE key = 'forks_upto'").fetchone()
+        upto = 0
+        if row is not None:
+            mark, at = row[0][:32], int.from_bytes(row[0][32:], "big")
+            if first is not None and mark == first[0]:
+                upto = at
+            else:
+                self._forget()
         if top <= upto:
             return
         found = c.execute(
             "SELECT DISTINCT e.body, e.author, e.seq FROM events e WHERE e.n > ? AND EXISTS "
             "(SELECT 1 FROM events f WHERE f.body = e.body AND f.author = e.author "
             "AND f.seq = e.seq AND f.n != e.n)", (upto,)).fetchall()
-        with self.store.atomic() as w:
+        mark = (first[0] if first is not None else b"\0" * 32) + top.to_bytes(8, "big")
+        w = self.cache
+        w.execute("BEGIN IMMEDIATE")
+        try:
             w.executemany("INSERT OR IGNORE INTO fork_twins VALUES (?, ?, ?)", found)
-            w.execute("INSERT OR REPLACE INTO index_meta VALUES ('forks_upto', ?)", (top,))
+            w.execute("INSERT OR REPLACE INTO index_meta VALUES ('forks_upto', ?)", (mark,))
+            w.execute("COMMIT")
+        except BaseException:
+            w.execute("ROLLBACK")
+            raise
+
+    def _forget(self) -> None:
+        for t in ("fork_twins", "index_meta", "kept"):
+            self.cache.execute(f"DELETE FROM {t}")
 
     def fork_rows(self, bodies: Iterable[bytes]) -> list[tuple[int, bytes]]:
         """``(n, raw)`` of every accepted event sharing ``(body, author, seq)`` with another
@@ -175,7 +225,7 @@ class Reads:
         self._scan_forks()
         out: list[tuple[int, bytes]] = []
         for b in sorted(set(bodies)):
-            for author, seq in self.conn.execute(
+            for author, seq in self.cache.execute(
                     "SELECT author, seq FROM fork_twins WHERE body = ?", (b,)).fetchall():
                 rows = self.conn.execute(
                     "SELECT n, raw FROM events WHERE body = ? AND author = ? AND seq = ? AND state = 1",
@@ -187,26 +237,28 @@ class Reads:
     # -- the kept results ----------------------------------------------------------------------
 
     def kept(self, pid: bytes) -> tuple[bytes, bytes, int, int, bytes] | None:
-        row = self.conn.execute(
+        row = self.cache.execute(
             "SELECT fp, aimed, lo, hi, result FROM kept WHERE proposal = ?", (pid,)).fetchone()
         return None if row is None else (row[0], row[1], row[2], row[3], row[4])
 
     def who(self, pid: bytes) -> bytes | None:
-        row = self.conn.execute("SELECT who FROM kept WHERE proposal = ?", (pid,)).fetchone()
+        row = self.cache.execute("SELECT who FROM kept WHERE proposal = ?", (pid,)).fetchone()
         return None if row is None else row[0]
 
     def keep(self, rows: Sequence[tuple[bytes, bytes, bytes, int, int, bytes, bytes]]) -> None:
         if not rows:
             return
+        c = self.cache
         try:
-            with self.store.atomic() as c:
-                c.executemany("INSERT OR REPLACE INTO kept VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            c.execute("BEGIN IMMEDIATE")
+            c.executemany("INSERT OR REPLACE INTO kept VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            c.execute("COMMIT")
         except sqlite3.OperationalError:
-            pass  # a read-only or busy store: the result is simply not kept this time
+            if c.in_transaction:
+                c.execute("ROLLBACK")  # a read-only or busy cache: not kept this time
 
     def forget(self) -> None:
-        with self.store.atomic() as c:
-            c.execute("DELETE FROM kept")
+        self.cache.execute("DELETE FROM kept")
 
 
 def digest(parts: Iterable[object]) -> bytes:
