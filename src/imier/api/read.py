@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+from ..protocol.errors import LocalError
 from ..protocol.events import Event, Found, Propose, Seal, decode_stored
 from ..store.index import Reads, digest
 
@@ -63,7 +64,7 @@ def _code() -> bytes:
     return _CODE
 
 
-class Void(Exception):
+class Void(LocalError, LookupError):
     """The id names no valid proposal (the reason is the message)."""
 
 
@@ -132,20 +133,21 @@ def _load(blob: bytes) -> "ProposalResult | str | None":
 
 
 class _Body:
-    """The base of one body closure: its events and their fingerprint."""
+    """The base of one body closure: its fingerprint from the indexes alone (nothing
+    decoded but its proposals and seals), and its events when a tally needs them."""
 
     def __init__(self, reads: Reads, body: bytes) -> None:
         self.reads = reads
         self.bodies = sorted(reads.store.closure(body))
-        self.base = reads.base_events(self.bodies)
-        self.structural = reads.structural(self.base)
+        props = reads.kind_events(self.bodies, "propose")
+        self.structural = reads.structural(props)
         s_targets: list[bytes] = []
         for s in self.structural:
             s_targets.extend(reads.aimed_targets(s))
         self.s_targets = s_targets
         self.forks = reads.fork_rows(self.bodies)
         self.seals: dict[bytes, int] = {}
-        for e in self.base:
+        for e in reads.kind_events(self.bodies, "seal"):
             if isinstance(e.data, Seal):
                 self.seals[e.data.proposal] = self.seals.get(e.data.proposal, 0) + 1
         self.fp = digest([
@@ -157,7 +159,7 @@ class _Body:
     def events(self) -> list[Event]:
         """Base, structural proposals' aimed events and fork evidence (without P's own)."""
         if self._events is None:
-            evs = list(self.base)
+            evs = self.reads.base_events(self.bodies)
             inside = set(self.bodies)
             evs.extend(e for e in self.reads.aimed_events(self.s_targets) if e.body_id in inside)
             evs.extend(decode_stored(raw) for _, raw in self.forks)

@@ -486,11 +486,9 @@ def _duration(text: str, what: str) -> int:
 
 def _open(ctx: Context, proposal: Event, *, phases: tuple[str, ...], doing: str) -> Any:
     """Refuse, with the reason, unless the proposal has one of ``phases`` open now."""
-    from ..consensus import tally_proposal
+    from ..api.read import phase  # the kept result, or a tally of what the proposal reads
 
-    store = ctx.store
-    events = store.events_for_bodies(store.closure(proposal.body_id))
-    result = tally_proposal(events, proposal.id, ctx.now_ms())
+    result = phase(ctx.store, proposal.id, ctx.now_ms())
     if result.open_phase not in phases:
         now = result.open_phase or result.state
         raise LocalError(

@@ -169,6 +169,14 @@ class Reads:
                 out.extend(decode_stored(r[0]) for r in self.conn.execute(q, (b, *kinds)))
         return out
 
+    def kind_events(self, bodies: Iterable[bytes], kind: str) -> list[Event]:
+        """Accepted events of one kind in these bodies (e.g. their proposals)."""
+        out: list[Event] = []
+        for b in sorted(set(bodies)):
+            out.extend(decode_stored(r[0]) for r in self.conn.execute(
+                "SELECT raw FROM events WHERE body = ? AND kind = ? AND state = 1", (b, kind)))
+        return out
+
     def aimed_events(self, targets: Sequence[bytes]) -> list[Event]:
         out: list[Event] = []
         with bulk():
