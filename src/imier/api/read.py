@@ -107,8 +107,22 @@ class Phase:
 # -- kept results: a restricted pickle of consensus dataclasses -------------------------
 
 
+def _ids(blob: bytes) -> tuple[bytes, ...]:
+    """A tuple of 32-byte ids, packed by :class:`_Dumper` (100k ids load in milliseconds)."""
+    return tuple(blob[i : i + 32] for i in range(0, len(blob), 32))
+
+
+class _Dumper(pickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is tuple and len(obj) > 8 and all(type(x) is bytes and len(x) == 32 for x in obj):
+            return _ids, (b"".join(obj),)
+        return NotImplemented
+
+
 class _Loader(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
+        if module == __name__ and name == "_ids":
+            return _ids
         if (module.startswith("imier.consensus.") or module == __name__) and name[:1].isupper():
             import importlib
 
@@ -118,8 +132,10 @@ class _Loader(pickle.Unpickler):
         raise pickle.UnpicklingError(f"not a kept result: {module}.{name}")
 
 
-def _dump(res: "ProposalResult | str") -> bytes:
-    return pickle.dumps(res, protocol=5)
+def _dump(res: Any) -> bytes:
+    buf = io.BytesIO()
+    _Dumper(buf, protocol=5).dump(res)
+    return buf.getvalue()
 
 
 def _load(blob: bytes) -> "ProposalResult | str | None":

@@ -61,6 +61,8 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS events_body_kind ON events(body, kind, state)",
     "CREATE INDEX IF NOT EXISTS events_target_kind ON events(target, kind, state) "
     "WHERE target IS NOT NULL",
+    # Store.bodies() (every status lists them) without a scan of every event.
+    "CREATE INDEX IF NOT EXISTS events_found ON events(ts, id) WHERE kind = 'found' AND state = 1",
 )
 # In the cache file beside the store (``kept.sqlite3``): derived, never an event.
 # Losing it loses nothing: every row is recomputed from the store on demand.
@@ -80,7 +82,7 @@ def ensure(store: "Store", *, indexes: bool = True) -> sqlite3.Connection:
     ``indexes`` and missing."""
     if indexes and not getattr(store, "_index_ready", False):
         have = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-        if not {"events_body_kind", "events_target_kind"} <= have:
+        if not {"events_body_kind", "events_target_kind", "events_found"} <= have:
             try:
                 with store.atomic() as c:
                     for stmt in INDEXES:
