@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..protocol.errors import LocalError
-from ..protocol.events import Event, Found
+from ..protocol.events import Event
 from .context import Context, add_json, parse_time, short
 
 if TYPE_CHECKING:
@@ -25,12 +25,19 @@ __all__ = ["register", "cmd_status", "cmd_simulate", "render_result", "proposal_
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "status", help="where every proposal stands, round by round, and why",
-        description="Show proposals of the bodies this node holds: their state, each round "
-        "per body (eligible, participation, yes/no/abstain, support, passed), grievances with "
-        "their delegates, amendments with their outcome, and one sentence saying why. Votes "
-        "that were not counted are listed with the reason.")
+        description="Show proposals of the bodies this node holds: their state in plain words, "
+        "the text under decision, each round per body (who voted and who has not yet, yes/no/"
+        "abstain with exact fractions, what it needs), grievances with their delegates, "
+        "amendments and what they changed, what you can do now, and one sentence saying why. "
+        "Votes that were not counted are listed with the reason. Results of closed windows are "
+        "kept and reused until an event that can change them arrives; --verify recomputes.")
     p.add_argument("proposal", nargs="?", metavar="PROPOSAL", help="a proposal id (or 4+ hex digits)")
     p.add_argument("--as-of", metavar="TIME", help="ISO 8601 time or +DURATION from now (default: now)")
+    p.add_argument("--open", action="store_true", help="only proposals with a window open now")
+    p.add_argument("--body", metavar="BODY", help="only proposals of this body (name or id)")
+    p.add_argument("--short", action="store_true", help="one line per proposal")
+    p.add_argument("--verify", action="store_true",
+                   help="recompute every result from scratch and say whether it matches the kept one")
     add_json(p)
     p.set_defaults(func=cmd_status)
     p = sub.add_parser(
@@ -47,49 +54,88 @@ def register(sub: Any) -> None:
 
 
 def proposal_events(store: "Store", body: bytes) -> list[Event]:
-    """The events a tally of a proposal in ``body`` needs: the body's closure (which
-    includes the parents of committees, where renewals are decided)."""
+    """The events a tally of a proposal in ``body`` needs from scratch: the body's closure
+    (which includes the parents of committees, where renewals are decided)."""
     return store.events_for_bodies(store.closure(body))
 
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
-    from ..consensus import Engine, NotAProposal, Record, tally_with
+    from ..api import read
+    from .render import Namer, facts, render_detail, render_short
 
     store = ctx.store
     now = ctx.now_ms()
     as_of = parse_time(args.as_of, now) if args.as_of else now
-    names = {b.id: b.data.name for b in store.bodies() if isinstance(b.data, Found)}
-    people = ctx.names()
+    names = read.body_names(store)
+    local = ctx.names()
+    details: dict[bytes, Any] = {}
     results: list[ProposalResult] = []
     if args.proposal:
         prop = ctx.resolve_event(args.proposal, kinds=("propose",), what="proposal")
         try:
-            eng = Engine(Record(proposal_events(store, prop.body_id)))
-            results.append(tally_with(eng, prop.id, as_of))
-        except NotAProposal as exc:
+            d = read.detail(store, prop.id, as_of)
+        except read.Void as exc:
             raise LocalError(f"{short(prop.id)} is not a valid proposal: {exc}") from None
+        details[prop.id] = d
+        results.append(d.result)
     else:
-        for body in store.bodies():
-            # One engine per body: its records and memoised charters serve every proposal.
-            eng = Engine(Record(proposal_events(store, body.id)))
-            for p in sorted(eng.record.proposals.values(), key=lambda e: e.order_key):
-                if p.body_id != body.id or p.ts > as_of:
-                    continue
-                try:
-                    results.append(tally_with(eng, p.id, as_of))
-                except NotAProposal:
-                    continue  # not a member's proposal: nothing to show
+        bodies = None
+        if args.body:
+            f = ctx.resolve_body(args.body)
+            bodies = [f.id]
+        results = read.statuses(store, as_of, bodies)
+    if args.open:
+        results = [r for r in results if r.window is not None]
+    bad: list[bytes] = []
+    if args.verify:
+        checks = read.verify(store, [r.id for r in results], as_of)
+        bad = [pid for pid, ok in checks if not ok]
     if ctx.json:
+        docs = []
+        for r in results:
+            doc = r.to_json(names)
+            doc.update(facts(r, as_of))
+            d = details.get(r.id)
+            if d is not None:
+                doc["turnout"] = _turnout_json(d)
+            docs.append(doc)
         if args.proposal:
-            ctx.emit(results[0].to_json(names))
+            out = docs[0]
         else:
-            ctx.emit({"as_of": as_of, "proposals": [r.to_json(names) for r in results]})
-        return 0
+            out = {"as_of": as_of, "proposals": docs}
+        if args.verify:
+            out["verified"] = {"checked": len(results), "mismatch": [b.hex() for b in bad]}
+        ctx.emit(out)
+        return 1 if bad else 0
     if not results:
-        ctx.console.print("No proposals yet: 'imier propose BODY --title T --text X'.")
-    for r in results:
-        render_result(ctx.console, r, names, people, detail=True)
-    return 0
+        what = "open proposals" if args.open else "proposals"
+        ctx.console.print(f"No {what} yet: 'imier propose BODY --title T --text X'.")
+    if args.short:
+        render_short(ctx.console, results, names, as_of)
+    else:
+        for r in results:
+            d = details.get(r.id)
+            profiles = d.names if d is not None else read.names_in(store, r.body)
+            original = None
+            if d is not None:
+                p = store.get(r.id)
+                original = getattr(p.data, "text", None) if p is not None else None
+            render_detail(ctx.console, r, names, Namer(profiles, local), as_of,
+                          d.turnout if d is not None else (), full=d is not None, original=original)
+    if args.verify:
+        if bad:
+            ctx.console.print(f"[red]Verify: {len(bad)} of {len(results)} kept result(s) differ from "
+                              "the tally from scratch:[/red] " + ", ".join(short(b) for b in bad))
+        else:
+            ctx.console.print(f"Verify: all {len(results)} result(s) match the tally from scratch.")
+    return 1 if bad else 0
+
+
+def _turnout_json(d: Any) -> list[dict[str, Any]]:
+    return [{"round": t.round, "body": t.body.hex(), "eligible": len(t.eligible),
+             "voted": {k.hex(): c for k, c in t.choices},
+             "not_voted": [k.hex() for k in t.eligible if k not in dict(t.choices)]}
+            for t in d.turnout]
 
 
 def cmd_simulate(ctx: Context, args: argparse.Namespace) -> int:

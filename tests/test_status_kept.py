@@ -1,0 +1,108 @@
+"""api.read: a kept or targeted result always equals the tally from scratch.
+
+Random worlds (bodies, federations in every combine mode, votes, amendments
+and their votes, standings), delivered to a fresh store in a random order in
+several batches; between batches the status is asked at random times, so
+results are kept while windows are open and after they closed, and later
+batches bring events late (after their window closed, as a backdating or
+merely slow node would). After every batch, at every checkpoint, the answer
+equals the tally of the whole closure from scratch.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from imier.api import read
+from imier.consensus import NotAProposal, tally_proposal
+from imier.store.db import Store
+
+from .test_consensus_properties import CHECKPOINTS, PROFILE, build, plans
+from .test_consensus_world import DAY, R1, R2, T0, World
+
+
+def _scratch(store: Store, pid: bytes, as_of: int) -> Any:
+    try:
+        return tally_proposal(store.all_events(), pid, as_of)
+    except NotAProposal as exc:
+        return str(exc)
+
+
+def _mine(store: Store, pid: bytes, as_of: int) -> Any:
+    try:
+        return read.status(store, pid, as_of)
+    except read.Void as exc:
+        return str(exc)
+
+
+@PROFILE
+@given(plans(), st.randoms(use_true_random=False), st.integers(1, 4),
+       st.lists(st.integers(0, 6), min_size=1, max_size=4))
+def test_kept_equals_scratch_for_any_arrival_order(plan: Any, rnd: random.Random, batches: int,
+                                                   asks: list[int]) -> None:
+    w, pid = build(plan)
+    events = w.events()
+    rnd.shuffle(events)
+    store = Store.memory()
+    cut = sorted(rnd.sample(range(1, len(events)), min(batches - 1, len(events) - 1)))
+    parts = [events[a:b] for a, b in zip([0, *cut], [*cut, len(events)], strict=True)]
+    for part in parts:
+        store.ingest(part)
+        if store.get(pid) is None or store.state(pid) != 1:
+            continue
+        # Ask at a few times first (this keeps results), then check every checkpoint.
+        for i in asks:
+            _mine(store, pid, CHECKPOINTS[i] + rnd.randrange(0, 3 * DAY))
+        for t in CHECKPOINTS + [CHECKPOINTS[i] + 1 for i in asks]:
+            assert _mine(store, pid, t) == _scratch(store, pid, t), t
+            assert _mine(store, pid, t) == _scratch(store, pid, t), t  # kept now
+    if store.state(pid) == 1:
+        checks = read.verify(store, [pid], CHECKPOINTS[-1])
+        assert checks == [(pid, True)]
+
+
+def test_a_late_vote_changes_the_kept_result_of_a_closed_round() -> None:
+    w = World()
+    w.body("north", 4)
+    pid = w.propose("north")
+    w.votes("north", pid, R1[0], yes=3)
+    s = w.store
+    before = read.status(s, pid, R2[0])
+    assert before.rounds[0].verdict is not None and before.rounds[0].verdict.yes == 3
+    assert read.status(s, pid, R2[0] + 5) == before.__class__(**{**before.__dict__, "as_of": R2[0] + 5})
+    # A vote timestamped inside round 1 arrives after it closed.
+    w.vote("north3", pid, "no", R1[0] + 100)
+    after = read.status(s, pid, R2[0])
+    assert after.rounds[0].verdict is not None and after.rounds[0].verdict.no == 1
+    assert after == tally_proposal(s.all_events(), pid, R2[0])
+
+
+def test_phase_is_answered_from_the_kept_result_while_votes_arrive() -> None:
+    w = World()
+    w.body("north", 5)
+    pid = w.propose("north")
+    s = w.store
+    assert read.phase(s, pid, T0 + 1).open_phase == "discussion"
+    p = read.phase(s, pid, R1[0] + 10)
+    assert (p.open_phase, p.round, p.window) == ("vote", 1, R1)
+    w.votes("north", pid, R1[0] + 20, yes=4)
+    p = read.phase(s, pid, R1[0] + 30)
+    assert (p.open_phase, p.round, p.closes) == ("vote", 1, R1[1])
+    # A withdrawal moves the ladder: the phase is recounted.
+    w.withdraw("north0", pid, R1[0] + 40)
+    p = read.phase(s, pid, R1[0] + 50)
+    assert p.state == "withdrawn" and p.open_phase is None
+
+
+def test_verify_reports_a_match_for_every_proposal() -> None:
+    w = World()
+    w.body("north", 3)
+    a = w.propose("north")
+    b = w.propose("north", at=T0 + 5)
+    w.votes("north", a, R1[0], yes=3)
+    assert read.verify(w.store, [a, b], R2[1]) == [(a, True), (b, True)]
+    assert [r.id for r in read.statuses(w.store, R2[1])] == [a, b]
