@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..protocol.errors import LocalError
@@ -55,6 +56,8 @@ def register(sub: Any) -> None:
     p.add_argument("--listen", default=None, metavar="HOST:PORT",
                    help="address to serve on (default 127.0.0.1:4040; 0.0.0.0:4040 for the LAN)")
     add_web_options(p)
+    p.add_argument("--static", type=Path, default=None, metavar="DIR",
+                   help="serve the pages from DIR instead of those installed with Imier (page development)")
     p.set_defaults(func=cmd_web)
 
     member = _subparsers(sub, "member")
@@ -115,6 +118,8 @@ def cmd_web(ctx: Context, args: argparse.Namespace) -> int:
     listen = args.listen or DEFAULT_LISTEN
     host, _ = parse_listen(listen)
     limits = limits_from_args(args)
+    if args.static is not None and not (args.static / "index.html").is_file():
+        raise LocalError(f"--static: {args.static} holds no index.html")
     ctx.close()  # the server opens its own store connections
 
     def ready(binds: list[str]) -> None:
@@ -133,7 +138,7 @@ def cmd_web(ctx: Context, args: argparse.Namespace) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run(home, listen, limits=limits, on_ready=ready)
+    run(home, listen, limits=limits, static=args.static, on_ready=ready)
     return 0
 
 
@@ -151,6 +156,11 @@ def cmd_member_requests(ctx: Context, args: argparse.Namespace) -> int:
             reqs = r.list(body.id if body else None, now_ms=ctx.now_ms())
         finally:
             r.close()
+    if reqs:  # those admitted since are no longer waiting
+        from ..web.source import members
+
+        inside = {b: members(store, b, ctx.now_ms()) for b in {q.body for q in reqs}}
+        reqs = [q for q in reqs if q.key not in inside[q.body]]
     names = {b.id: b.data.name for b in store.bodies() if isinstance(b.data, Found)}
     doc = [{**q.to_json(), "body_name": names.get(q.body)} for q in reqs]
 

@@ -8,6 +8,7 @@ a nudge that wakes the outbox publisher directly.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Callable
 
 import trio
@@ -55,7 +56,7 @@ def _config(host: str, port: int) -> Any:
 
 
 async def serve(home: Home, listen: str, *, limits: Limits | None = None,
-                nudge: Callable[[], None] | None = None,
+                nudge: Callable[[], None] | None = None, static: Path | None = None,
                 task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the member and meeting pages and the API until cancelled.
 
@@ -67,7 +68,8 @@ async def serve(home: Home, listen: str, *, limits: Limits | None = None,
     from .app import Web
 
     host, port = parse_listen(listen)
-    web = Web(home, limits=limits, nudge=nudge)
+    web = Web(home, limits=limits, nudge=nudge) if static is None else \
+        Web(home, limits=limits, nudge=nudge, static=static)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(web.watch)
@@ -85,7 +87,7 @@ async def serve(home: Home, listen: str, *, limits: Limits | None = None,
         web.close()
 
 
-def run(home: Home, listen: str, *, limits: Limits | None = None,
+def run(home: Home, listen: str, *, limits: Limits | None = None, static: Path | None = None,
         on_ready: Callable[[list[str]], None] | None = None) -> None:
     """``imier web``: serve until SIGINT/SIGTERM."""
     import signal
@@ -94,7 +96,7 @@ def run(home: Home, listen: str, *, limits: Limits | None = None,
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 urls = await nursery.start(lambda task_status: serve(home, listen, limits=limits,
-                                                                     task_status=task_status))
+                                                                     static=static, task_status=task_status))
                 if on_ready is not None:
                     on_ready(urls)
                 async for _ in signals:

@@ -29,7 +29,7 @@ from ..store.db import ACCEPTED, Store
 
 __all__ = [
     "now_ms", "status_all", "status_one", "status_of_body", "body_names", "next_for", "intake",
-    "Intake", "NotFound", "bodies_doc", "person_doc", "display", "People",
+    "Intake", "NotFound", "members", "bodies_doc", "person_doc", "display", "People",
 ]
 
 
@@ -212,6 +212,13 @@ class People:
     def doc(self, key: bytes) -> dict[str, Any]:
         name = self.name(key)
         return {"key": key.hex(), "name": name, "display": display(key, name)}
+
+
+def members(store: Store, body: bytes, now: int) -> set[bytes]:
+    """The members of ``body`` at ``now`` (as ``imier member list`` shows them)."""
+    from ..consensus import members_at
+
+    return members_at(store.events_for_bodies([body]), body, now)
 
 
 def _body_info(ev: Event) -> dict[str, Any]:
