@@ -87,27 +87,36 @@ class Server:
                                      stderr=subprocess.STDOUT, text=True)
         self.url = self._wait_url()
 
-    def _wait_url(self, timeout: float = 60) -> str:
+    def _pump(self) -> None:
+        """Read the server's output into ``log`` (a thread: pipes buffer, so no select)."""
         assert self.proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        for line in self.proc.stdout:
+            self.log.append(line)
+
+    def has(self, needle: str) -> bool:
+        return any(needle in line for line in list(self.log))
+
+    def _url(self) -> str | None:
+        for line in list(self.log):
+            if line.startswith("Member page: "):
+                return line.split(": ", 1)[1].strip().rstrip("/")
+            if "web pages on http://" in line:
+                return line.split("web pages on ", 1)[1].split()[0].rstrip("/")
+        return None
+
+    def _wait_url(self, timeout: float = 60) -> str:
+        import threading
+
+        threading.Thread(target=self._pump, daemon=True).start()
         deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline:
-                if not sel.select(timeout=0.5):
-                    if self.proc.poll() is not None:
-                        break
-                    continue
-                line = self.proc.stdout.readline()
-                if not line:
-                    break
-                self.log.append(line)
-                if line.startswith("Member page: "):
-                    return line.split(": ", 1)[1].strip().rstrip("/")
-                if "web pages on http://" in line:
-                    return line.split("web pages on ", 1)[1].split()[0].rstrip("/")
-        finally:
-            sel.close()
+        while time.monotonic() < deadline:
+            url = self._url()
+            if url:
+                return url
+            if self.proc.poll() is not None:
+                time.sleep(0.2)  # let the pump take the last lines
+                break
+            time.sleep(0.1)
         self.stop()
         raise AssertionError("the server did not start:\n" + "".join(self.log))
 
@@ -119,8 +128,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 @pytest.fixture(scope="module")

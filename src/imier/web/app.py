@@ -243,7 +243,7 @@ class Web:
     async def list_join(self, request: Request) -> Response:
         body = _hex32(request.query_params.get("body"), "body")
         now = self.clock()
-        reqs = await self._write(lambda: self._requests.list(body, now_ms=now))
+        reqs = await self._write(lambda: self._requests.current(body, now_ms=now))
         if reqs:  # those admitted since are no longer waiting
             inside = await self._read(source.members, body, now)
             reqs = [r for r in reqs if r.key not in inside]
