@@ -580,3 +580,23 @@ def test_qr_code_on_a_terminal(node: dict[str, Any]) -> None:
     assert "Scan to open" in text and ("█" in text or "▀" in text or "▄" in text), text
     # not on a terminal (the other servers here): no QR code
     assert not any("Scan to open" in line for line in node["server"].log)
+
+
+def test_linked_device_shows_its_person(node: dict[str, Any]) -> None:
+    """A second device linked by the person's phone (s.11.1): /api/person of the device
+    names the person and the bodies; the person's devices list it."""
+    from imier.protocol.events import Link
+
+    c = node["client"]
+    phone = node["phone"]
+    person = bytes(phone.verify_key).hex()
+    laptop = SigningKey.generate()
+    device = bytes(laptop.verify_key).hex()
+    r = _post(c, _sign_next(c, phone, node["body"], Link(device=bytes.fromhex(device))))
+    assert r.status_code == 201 and r.json()["state"] == "accepted", r.text
+    doc = c.get("/api/person", params={"key": device}).json()
+    assert doc["person"] == person and [b["id"] for b in doc["bodies"]] == [node["body"]]
+    assert device in doc["devices"]
+    assert device in c.get("/api/person", params={"key": person}).json()["devices"]
+    # the device signs with a chain of its own: its first event in the body is seq 1
+    assert c.get("/api/next", params={"author": device, "body": node["body"]}).json()["seq"] == 1
