@@ -105,6 +105,7 @@ class Web:
         self._requests = Requests.for_home(home.path, check_same_thread=False)
         self._write_lock = trio.Lock()
         self._watcher = Watcher(_connect(home.store_path))
+        self._wake = trio.Event()
         self._subscribers: set[trio.MemorySendChannel[dict[str, Any]]] = set()
         self._streams_by_client: dict[str, int] = {}
         self.streams = 0
@@ -149,7 +150,9 @@ class Web:
         await trio.to_thread.run_sync(self._watcher.tick, self.clock())  # the baseline
         task_status.started()
         while True:
-            await trio.sleep(self.limits.poll_s)
+            with trio.move_on_after(self.limits.poll_s):
+                await self._wake.wait()  # an event posted here: look now, not at the next poll
+            self._wake = trio.Event()
             try:
                 changed = await trio.to_thread.run_sync(self._watcher.tick, self.clock())
             except sqlite3.Error as exc:  # a busy store: look again next time
@@ -216,6 +219,7 @@ class Web:
             status = {"unknown_body": 404, "causality": 409, "not_admitted": 403, "future": 422}.get(exc.code, 400)
             return _err(status, exc.code, exc.field or "event", _message(exc))
         if got.new:
+            self._wake.set()
             if self._nudge_blocks:
                 await trio.to_thread.run_sync(self.nudge)
             else:
