@@ -189,3 +189,25 @@ def test_intake_refuses_with_nothing_written(world: dict[str, object]) -> None:
     got = source.intake(store, vote.raw, now=T0 + 70_000, max_skew_ms=300_000)
     assert got.state == "accepted" and got.new and store.outbox() == [vote.id]
     assert not source.intake(store, vote.raw, now=T0 + 70_000, max_skew_ms=300_000).new
+
+
+def test_urls_to_open_on_a_phone() -> None:
+    from imier.cli.web import _urls_for_people
+
+    assert _urls_for_people("127.0.0.1", 4040) == ["http://127.0.0.1:4040/"]
+    assert _urls_for_people("192.168.1.20", 80) == ["http://192.168.1.20:80/"]
+    assert _urls_for_people("::1", 4040) == ["http://[::1]:4040/"]
+    every = _urls_for_people("0.0.0.0", 4040)  # this machine's own addresses, then loopback
+    assert every[-1] == "http://127.0.0.1:4040/" and all(u.endswith(":4040/") for u in every)
+    assert not any("0.0.0.0" in u for u in every)
+
+
+def test_listen_addresses() -> None:
+    from imier.web.server import parse_listen
+
+    assert parse_listen("127.0.0.1:4040") == ("127.0.0.1", 4040)
+    assert parse_listen("0.0.0.0:0") == ("0.0.0.0", 0)
+    assert parse_listen("[::1]:4040") == ("::1", 4040)
+    for bad in ("4040", ":4040", "host:", "host:x", "host:70000"):
+        with pytest.raises(LocalError):
+            parse_listen(bad)

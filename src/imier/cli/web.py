@@ -84,21 +84,28 @@ def _subparsers(sub: Any, name: str) -> Any:
 
 def _urls_for_people(host: str, port: int) -> list[str]:
     """The addresses to open on a phone: the bound one, or this machine's own when
-    bound to every interface (from the host name, without asking the network)."""
+    bound to every interface (from the routing table and the host name; nothing is sent)."""
     import socket
 
     if host not in ("0.0.0.0", "::", ""):
         h = f"[{host}]" if ":" in host else host
         return [f"http://{h}:{port}/"]
     found: list[str] = []
+    # The address of the interface with the default route: connecting a UDP socket
+    # only asks the routing table (no packet is sent; 192.0.2.1 is a documentation address).
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+            found.append(str(s.getsockname()[0]))
+        except OSError:
+            pass  # no route at all (an offline network without a gateway)
     try:
         infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
     except OSError:
         infos = []
     for info in infos:
-        addr = str(info[4][0])
-        if not addr.startswith("127.") and addr not in found:
-            found.append(addr)
+        found.append(str(info[4][0]))
+    found = [a for a in dict.fromkeys(found) if not a.startswith("127.") and a != "0.0.0.0"]
     return [f"http://{a}:{port}/" for a in found] + [f"http://127.0.0.1:{port}/"]
 
 
