@@ -5,10 +5,11 @@ returns JSON-ready documents; app.py runs them in worker threads. This is the
 adapter the lead switches when the library lands:
 
 * :func:`status_all` / :func:`status_one` / :func:`status_of_body` compute the
-  documents of ``imier status --json`` with the very functions the CLI calls
-  (``cli/decide.py``: ``proposal_events``, ``Engine``, ``tally_with``,
-  ``ProposalResult.to_json``). When ``imier.api.read`` replaces them, these
-  three become one-line calls into it.
+  documents of ``imier status --json`` the way ``cli/decide.py`` does today
+  (the body's closure, ``Engine``, ``tally_with``, ``ProposalResult.to_json``;
+  ``imier.cli`` itself is not imported, since only the CLI imports the CLI).
+  When ``imier.api.read`` replaces them, these three become calls into the
+  one function that builds the CLI's ``--json`` document.
 * :func:`intake` is the one way a posted event comes in. Until the store's
   intake (DECISIONS.md s.9) is merged it does what ``cli/carry.py``'s
   ``import_bundle`` does for one event: ``decode_event`` then ``Store.ingest``
@@ -44,18 +45,33 @@ class NotFound(Exception):
 
 
 def now_ms() -> int:
-    """The node's clock, as the CLI reads it (``IMIER_NOW`` for tests and rehearsals)."""
-    fixed = os.environ.get("IMIER_NOW")
-    if fixed:
-        if fixed.isdigit():
-            return int(fixed)
-        from ..cli.context import parse_time
+    """The node's clock, read as the CLI reads it: ``IMIER_NOW`` (ms since the epoch,
+    ISO 8601, or ``+DURATION`` from now) for tests and rehearsals, else the wall clock.
+    (Not imported from ``imier.cli``: only the CLI imports the CLI.)"""
+    real = int(time.time() * 1000)
+    fixed = os.environ.get("IMIER_NOW", "").strip()
+    if not fixed:
+        return real
+    if fixed.isdigit():
+        return int(fixed)
+    if fixed.startswith("+"):
+        from ..protocol.charter import parse_duration_ms
 
-        return parse_time(fixed, int(time.time() * 1000))
-    return int(time.time() * 1000)
+        return real + parse_duration_ms(fixed[1:], field="IMIER_NOW")
+    from datetime import datetime, timezone
+
+    dt = datetime.fromisoformat(fixed)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1000)
 
 
 # -- status: the documents of `imier status --json` ---------------------------------
+
+
+def proposal_events(store: Store, body: bytes) -> list[Event]:
+    """What ``cli/decide.py``'s ``proposal_events`` reads: the body's closure."""
+    return store.events_for_bodies(store.closure(body))
 
 
 def body_names(store: Store) -> dict[bytes, str]:
@@ -65,7 +81,6 @@ def body_names(store: Store) -> dict[bytes, str]:
 def status_of_body(store: Store, body: bytes, as_of: int,
                    names: dict[bytes, str] | None = None) -> list[dict[str, Any]]:
     """The status documents of every proposal of ``body`` (as ``imier status`` lists them)."""
-    from ..cli.decide import proposal_events
     from ..consensus import Engine, NotAProposal, Record, tally_with
 
     names = body_names(store) if names is None else names
@@ -92,7 +107,6 @@ def status_all(store: Store, as_of: int) -> dict[str, Any]:
 
 def status_one(store: Store, proposal: bytes, as_of: int) -> dict[str, Any]:
     """``imier status PROPOSAL --json``."""
-    from ..cli.decide import proposal_events
     from ..consensus import Engine, NotAProposal, Record, tally_with
 
     prop = store.get(proposal)
