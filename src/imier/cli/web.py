@@ -24,6 +24,9 @@ def add_web_options(p: argparse.ArgumentParser) -> None:
                    help="requests a client address may make at once (default 60)")
     p.add_argument("--streams", type=int, default=None, metavar="N",
                    help="live /api/stream connections at most, all clients together (default 64)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a host name the pages may be opened by, besides IP addresses, localhost "
+                   "and this machine's name (repeatable)")
 
 
 def limits_from_args(args: argparse.Namespace) -> Any:
@@ -42,6 +45,7 @@ def limits_from_args(args: argparse.Namespace) -> Any:
         if args.streams < 1:
             raise LocalError("--streams: must be at least 1")
         lim.streams = args.streams
+    lim.hosts = tuple(h.strip() for h in getattr(args, "allow_host", None) or [] if h.strip())
     return lim
 
 

@@ -230,6 +230,9 @@ class Web:
         return source.intake(self._writer, raw, now=self.clock(), max_skew_ms=self.max_skew_ms)
 
     async def post_join(self, request: Request) -> Response:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":  # never a "simple" cross-site form post
+            return _err(415, "bad_content_type", "content-type", "send the request as application/json")
         try:
             doc = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError):
