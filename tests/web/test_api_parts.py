@@ -211,3 +211,18 @@ def test_listen_addresses() -> None:
     for bad in ("4040", ":4040", "host:", "host:x", "host:70000"):
         with pytest.raises(LocalError):
             parse_listen(bad)
+
+
+def test_watcher_sees_a_new_body(world: dict[str, object]) -> None:
+    store, ana = world["store"], world["ana"]
+    assert isinstance(store, Store) and isinstance(ana, SigningKey)
+    w = Watcher(store)
+    assert len(w.tick(T0 + 10)) == 1
+    south = sign_event(ana, body=None, ts=T0 + 20, seq=1, prev=[], data=Found(
+        body_kind="community", name="South", charter={"discussion": "60s"}))
+    prop = sign_event(ana, body=south.id, ts=T0 + 21, seq=2, prev=[south.id],
+                      data=Propose(title="Trees", text="Plant trees.", proposal_kind="general"))
+    store.ingest([south, prop])
+    w.version = None  # (one connection here: its own commits do not move data_version)
+    assert [d["id"] for d in w.tick(T0 + 30)] == [prop.id.hex()]
+    assert {d["title"] for d in w.current()} == {"Bench", "Trees"}
