@@ -471,6 +471,7 @@ def test_rate_limit_and_stream_bound(node: dict[str, Any]) -> None:
                 assert second.status_code == 503 and second.json()["code"] == "too_many_streams"
     finally:
         server.stop()
+    assert server.proc.returncode == 0, "".join(server.log)  # SIGTERM: a clean stop
 
 
 # -- static pages --------------------------------------------------------------------------------
@@ -623,3 +624,22 @@ def test_join_needs_json_content_type(node: dict[str, Any]) -> None:
     r = c.post("/api/join", content=doc, headers={"content-type": "text/plain"})
     assert r.status_code == 415 and r.json()["field"] == "content-type"
     assert "34" * 32 not in [q["key"] for q in c.get("/api/join", params={"body": node["body"]}).json()]
+
+
+def test_two_tabs_cannot_fork_a_person(node: dict[str, Any]) -> None:
+    """Two events signed from one /api/next answer: the first is taken, the second is
+    refused (seq_taken) and nothing of it written, so the page signs it again."""
+    c, home = node["client"], node["home"]
+    phone = node["phone"]
+    me = bytes(phone.verify_key).hex()
+    nxt = c.get("/api/next", params={"author": me, "body": node["body"]}).json()
+    now = c.get("/api/now").json()["now_ms"]
+    one, two = (sign_event(phone, body=bytes.fromhex(node["body"]), ts=max(now, nxt["ts_min"]),
+                           seq=nxt["seq"], prev=[bytes.fromhex(p) for p in nxt["prev"]],
+                           data=Profile(name=name)) for name in ("Cleo", "Cleo B"))
+    assert _post(c, one.raw).status_code == 201
+    digest = home.digest()
+    r = _post(c, two.raw)
+    assert r.status_code == 409 and r.json()["code"] == "seq_taken" and r.json()["field"] == "seq", r.text
+    assert home.digest() == digest
+    assert home.json("status", node["proposal"])["forks"] == []

@@ -138,6 +138,8 @@ def cmd_web(ctx: Context, args: argparse.Namespace) -> int:
         urls = _urls_for_people(host, port)
         print(f"Member page: {urls[0]}", flush=True)
         print(f"Meeting page: {urls[0]}meeting", flush=True)
+        if len(urls) > 1:
+            print("Also: " + "  ".join(urls[1:]), flush=True)
         if host in ("127.0.0.1", "localhost", "::1"):
             print("Only this machine can open it; for the phones of a meeting: "
                   "'imier web --listen 0.0.0.0:4040'", flush=True)

@@ -216,7 +216,8 @@ class Web:
         try:
             got = await self._write(self._intake, raw)
         except Rejected as exc:
-            status = {"unknown_body": 404, "causality": 409, "not_admitted": 403, "future": 422}.get(exc.code, 400)
+            status = {"unknown_body": 404, "causality": 409, "seq_taken": 409, "not_admitted": 403,
+                      "future": 422}.get(exc.code, 400)
             return _err(status, exc.code, exc.field or "event", _message(exc))
         if got.new:
             self._wake.set()

@@ -177,6 +177,15 @@ def intake(store: Store, raw: bytes, *, now: int, max_skew_ms: int) -> Intake:
     ev = decode_event(raw)  # size, shape, canonical form, signature
     if ev.body is not None and store.state(ev.body) != ACCEPTED:
         raise Rejected("unknown_body", "this node does not hold that body", field="body")
+    if ev.body is not None:
+        # Two tabs of one phone signing from the same /api/next answer would fork the
+        # person's chain (DECISIONS.md s.8): the node takes the first and refuses the
+        # second, so the page signs it again. (Sync still stores forks as evidence.)
+        row = store.conn.execute("SELECT id FROM events WHERE body = ? AND author = ? AND seq = ?",
+                                 (ev.body, ev.author, ev.seq)).fetchone()
+        if row is not None and row[0] != ev.id:
+            raise Rejected("seq_taken", f"this key already signed its event {ev.seq} in this body "
+                           f"({row[0].hex()[:12]}); ask /api/next again and sign anew", field="seq")
     res = store.ingest([ev], now_ms=now, max_skew_ms=max_skew_ms, local=True)
     if res.deferred:
         raise Rejected("future", f"timestamped more than {max_skew_ms // 1000} s after this node's "
