@@ -11,7 +11,7 @@ adapter the lead switches when the library lands:
   When ``imier.api.read`` replaces them, these three become calls into the
   one function that builds the CLI's ``--json`` document.
 * :func:`intake` is the one way a posted event comes in. Until the store's
-  intake (DECISIONS.md s.9) is merged it does what ``cli/carry.py``'s
+  intake (docs/rules.md s.9) is merged it does what ``cli/carry.py``'s
   ``import_bundle`` does for one event: ``decode_event`` then ``Store.ingest``
   (``local=True``, so the daemon publishes it).
 """
@@ -123,7 +123,7 @@ def status_one(store: Store, proposal: bytes, as_of: int) -> dict[str, Any]:
 
 
 def next_for(store: Store, author: bytes, body: bytes, now: int) -> dict[str, Any]:
-    """What a device needs to sign its next event in ``body`` (DECISIONS.md s.8, s.9.4):
+    """What a device needs to sign its next event in ``body`` (docs/rules.md s.8, s.9.4):
     its own next ``seq``, the heads to name in ``prev`` (never one timestamped after
     the node's clock; always its own previous event), and the least timestamp allowed."""
     if store.state(body) != ACCEPTED:
@@ -171,7 +171,7 @@ def intake(store: Store, raw: bytes, *, now: int, max_skew_ms: int) -> Intake:
     """Verify one signed event and store it; :class:`Rejected` (code, field) and nothing
     written when it is refused.
 
-    Switch point: once ``imier.store``'s intake lands (DECISIONS.md s.9: admission,
+    Switch point: once ``imier.store``'s intake lands (docs/rules.md s.9: admission,
     bounded pending), this body becomes a call into it with the same answer.
     """
     ev = decode_event(raw)  # size, shape, canonical form, signature
@@ -179,7 +179,7 @@ def intake(store: Store, raw: bytes, *, now: int, max_skew_ms: int) -> Intake:
         raise Rejected("unknown_body", "this node does not hold that body", field="body")
     if ev.body is not None:
         # Two tabs of one phone signing from the same /api/next answer would fork the
-        # person's chain (DECISIONS.md s.8): the node takes the first and refuses the
+        # person's chain (docs/rules.md s.8): the node takes the first and refuses the
         # second, so the page signs it again. (Sync still stores forks as evidence.)
         row = store.conn.execute("SELECT id FROM events WHERE body = ? AND author = ? AND seq = ?",
                                  (ev.body, ev.author, ev.seq)).fetchone()
@@ -196,7 +196,7 @@ def intake(store: Store, raw: bytes, *, now: int, max_skew_ms: int) -> Intake:
     return Intake(ev, state, new=ev.id in res.new)
 
 
-# -- people: names and devices (DECISIONS.md s.11) ------------------------------------------
+# -- people: names and devices (docs/rules.md s.11) ------------------------------------------
 
 
 def display(key: bytes, name: str | None) -> str:
