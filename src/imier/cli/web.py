@@ -52,11 +52,14 @@ def limits_from_args(args: argparse.Namespace) -> Any:
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "web", help="serve the member page (phones) and the meeting page (a projector)",
-        description="Serve this node's member page (each phone makes and keeps its own key and "
+        description=_wrap("Serve this node's member page (each phone makes and keeps its own key and "
         "signs there) and meeting page (a live view of the count for a projector), with the "
         "HTTP API they use (docs/web.md). Listens on 127.0.0.1:4040 unless told otherwise: "
         "give --listen 0.0.0.0:4040 to let the phones of a meeting on the same network in. "
-        "Prints the address, and a QR code to scan when run in a terminal.")
+        "Prints the address, and a QR code to scan when run in a terminal."),
+        epilog="Examples:\n  imier web\n  imier web --listen 0.0.0.0:4040\n"
+        "  imier daemon --web 0.0.0.0:4040",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--listen", default=None, metavar="HOST:PORT",
                    help="address to serve on (default 127.0.0.1:4040; 0.0.0.0:4040 for the LAN)")
     add_web_options(p)
@@ -68,12 +71,20 @@ def register(sub: Any) -> None:
     if member is not None:
         p = member.add_parser(
             "requests", help="join requests made from the member page",
-            description="List the open join requests of a body (or of every body held): the "
+            description=_wrap("List the open join requests of a body (or of every body held): the "
             "name the person gave and the six-digit code their phone shows. Compare the code "
-            "with the person, then admit with 'imier member admit BODY CODE'.")
+            "with the person, then admit with 'imier member admit BODY CODE'."),
+            epilog="Examples:\n  imier member requests North\n  imier member admit North 123-456",
+            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("body", nargs="?", metavar="BODY", help="id, unique id prefix, or name")
         add_json(p)
         p.set_defaults(func=cmd_member_requests)
+
+
+def _wrap(text: str) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width=78)
 
 
 def _subparsers(sub: Any, name: str) -> Any:
