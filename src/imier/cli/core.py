@@ -14,7 +14,7 @@ from typing import Any
 
 from ..protocol.charter import DEFAULT_CHARTER
 from ..protocol.errors import LocalError, Rejected
-from ..protocol.events import BODY_KINDS, PROPOSAL_KINDS, Event, Found
+from ..protocol.events import BODY_KINDS, FEDERATION_KINDS, PROPOSAL_KINDS, Event, Found
 from ..protocol.limits import MAX_TEXT
 from .context import Context, add_json, hexid, short
 
@@ -86,7 +86,8 @@ def register(sub: Any) -> None:
                        "(PUBKEY is the person's public key, as printed by 'imier key new'), or a "
                        "body into a federation (PUBKEY is then the member body's id).")
     p.add_argument("body", metavar="BODY")
-    p.add_argument("pubkey", metavar="PUBKEY", help="64 hex digits, or the name of a person on this node")
+    p.add_argument("pubkey", metavar="PUBKEY", help="64 hex digits, the name of a person on this node, "
+                   "or the code of a join request ('imier member requests')")
     add_json(p)
     p.set_defaults(func=cmd_member_admit)
     p = mem.add_parser("leave", help="leave a body (always allowed)",
@@ -363,7 +364,16 @@ def cmd_body_follow(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_member_admit(ctx: Context, args: argparse.Namespace) -> int:
-    return ctx.wrote(ctx.clerk.admit(args.body, args.pubkey))
+    member: str = args.pubkey
+    body = ctx.resolve_body(args.body)
+    assert isinstance(body.data, Found)
+    if body.data.body_kind not in FEDERATION_KINDS:
+        from ..store.requests import resolve_member  # a join request's code (imier member requests)
+
+        found = resolve_member(ctx.home.path, body.id, args.pubkey, now_ms=ctx.now_ms())
+        if found is not None:
+            member = found.hex()
+    return ctx.wrote(ctx.clerk.admit(args.body, member))
 
 
 def cmd_member_leave(ctx: Context, args: argparse.Namespace) -> int:
