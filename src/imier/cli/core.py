@@ -95,7 +95,8 @@ def register(sub: Any) -> None:
                        "(PUBKEY is the person's public key, as printed by 'imier key new'), or a "
                        "body into a federation (PUBKEY is then the member body's id).")
     p.add_argument("body", metavar="BODY")
-    p.add_argument("pubkey", metavar="PUBKEY", help="64 hex digits, or the name of a person on this node")
+    p.add_argument("pubkey", metavar="PUBKEY", help="64 hex digits, the name of a person on this node, "
+                   "or the code of a join request ('imier member requests')")
     add_json(p)
     p.set_defaults(func=cmd_member_admit)
     p = mem.add_parser("leave", help="leave a body (always allowed)")
@@ -398,7 +399,10 @@ def cmd_member_admit(ctx: Context, args: argparse.Namespace) -> int:
         part = ctx.resolve_body(args.pubkey).id
         ev = _make(ctx, body.id, lambda: Part(part=part, join=True))
         return _created(ctx, ev, "part")
-    member = _pubkey(args.pubkey, "PUBKEY", ctx)
+    from ..store.requests import resolve_member  # a join request's code (imier member requests)
+
+    member = resolve_member(ctx.home.path, body.id, args.pubkey, now_ms=ctx.now_ms()) or \
+        _pubkey(args.pubkey, "PUBKEY", ctx)
     key = ctx.signer()
     me = bytes(key.verify_key)
     current = _members(ctx, body)

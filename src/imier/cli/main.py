@@ -40,6 +40,9 @@ def _optional_modules() -> list[object]:
         net = None  # type: ignore[assignment]
     if net is not None:
         mods.append(net)
+    from . import web  # web, member requests (the web stack is imported when run)
+
+    mods.append(web)
     return mods
 
 

@@ -33,6 +33,8 @@ def register(sub: Any) -> None:
                    help="how often to reconcile with each peer (e.g. 30s)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
                    help="how much to log (default: the config's, else info)")
+    p.add_argument("--web", metavar="HOST:PORT",
+                   help="also serve the member and meeting pages here (as 'imier web')")
     p.set_defaults(func=cmd_daemon)
 
     p = sub.add_parser("peers", help="connected peers and what they share with us",
@@ -93,6 +95,11 @@ def cmd_daemon(ctx: Context, args: argparse.Namespace) -> int:
             raise LocalError(str(exc)) from None
     if args.log_level:
         opts.log_level = args.log_level
+    if args.web:
+        from ..web.server import parse_listen
+
+        parse_listen(args.web)  # a bad address fails here, before the node starts
+        opts.web = args.web  # type: ignore[attr-defined]  # read by nodeapp/daemon.py
     ctx.close()  # the daemon opens its own store connection
     run_daemon(home, opts, key)
     return 0

@@ -67,6 +67,12 @@ async def _run(home: Home, opts: Options, node_key: Any) -> None:
             if opts.gossip:
                 node.gossip = gossip.Gossip(node)
                 await nursery.start(node.gossip.run)
+            if getattr(opts, "web", None):  # imier daemon --web HOST:PORT (imier/web/server.py)
+                from ..web.server import serve as serve_web
+
+                log.info("web pages on %s", " ".join(await nursery.start(
+                    lambda task_status: serve_web(home, opts.web, nudge=lambda: node.outbox_event.set(),  # type: ignore[attr-defined]
+                                                  task_status=task_status))))
             info = node.info()
             await nursery.start(control.serve, node)
             _write_info(home.daemon_info_path, info)

@@ -1,0 +1,183 @@
+"""`imier web` (the member and meeting pages) and `imier member requests` (who asked to join).
+
+The web stack (hypercorn, starlette) is imported inside :func:`cmd_web` only,
+so no other command pays for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..protocol.errors import LocalError
+from .context import Context, add_json
+
+__all__ = ["register", "add_web_options", "limits_from_args"]
+
+
+def add_web_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rate", type=float, default=None, metavar="PER_S",
+                   help="requests a second each client address may make, sustained (default 20)")
+    p.add_argument("--burst", type=int, default=None, metavar="N",
+                   help="requests a client address may make at once (default 60)")
+    p.add_argument("--streams", type=int, default=None, metavar="N",
+                   help="live /api/stream connections at most, all clients together (default 64)")
+
+
+def limits_from_args(args: argparse.Namespace) -> Any:
+    from ..web.limits import Limits
+
+    lim = Limits()
+    if getattr(args, "rate", None) is not None:
+        if args.rate <= 0:
+            raise LocalError("--rate: must be more than 0")
+        lim.rate = args.rate
+    if getattr(args, "burst", None) is not None:
+        if args.burst < 1:
+            raise LocalError("--burst: must be at least 1")
+        lim.burst = args.burst
+    if getattr(args, "streams", None) is not None:
+        if args.streams < 1:
+            raise LocalError("--streams: must be at least 1")
+        lim.streams = args.streams
+    return lim
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "web", help="serve the member page (phones) and the meeting page (a projector)",
+        description="Serve this node's member page (each phone makes and keeps its own key and "
+        "signs there) and meeting page (a live view of the count for a projector), with the "
+        "HTTP API they use (docs/web.md). Listens on 127.0.0.1:4040 unless told otherwise: "
+        "give --listen 0.0.0.0:4040 to let the phones of a meeting on the same network in. "
+        "Prints the address, and a QR code to scan when run in a terminal.")
+    p.add_argument("--listen", default=None, metavar="HOST:PORT",
+                   help="address to serve on (default 127.0.0.1:4040; 0.0.0.0:4040 for the LAN)")
+    add_web_options(p)
+    p.add_argument("--static", type=Path, default=None, metavar="DIR",
+                   help="serve the pages from DIR instead of those installed with Imier (page development)")
+    p.set_defaults(func=cmd_web)
+
+    member = _subparsers(sub, "member")
+    if member is not None:
+        p = member.add_parser(
+            "requests", help="join requests made from the member page",
+            description="List the open join requests of a body (or of every body held): the "
+            "name the person gave and the six-digit code their phone shows. Compare the code "
+            "with the person, then admit with 'imier member admit BODY CODE'.")
+        p.add_argument("body", nargs="?", metavar="BODY", help="id, unique id prefix, or name")
+        add_json(p)
+        p.set_defaults(func=cmd_member_requests)
+
+
+def _subparsers(sub: Any, name: str) -> Any:
+    parser = sub.choices.get(name)
+    if parser is None:
+        return None
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return None
+
+
+def _urls_for_people(host: str, port: int) -> list[str]:
+    """The addresses to open on a phone: the bound one, or this machine's own when
+    bound to every interface (from the host name, without asking the network)."""
+    import socket
+
+    if host not in ("0.0.0.0", "::", ""):
+        h = f"[{host}]" if ":" in host else host
+        return [f"http://{h}:{port}/"]
+    found: list[str] = []
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+    except OSError:
+        infos = []
+    for info in infos:
+        addr = str(info[4][0])
+        if not addr.startswith("127.") and addr not in found:
+            found.append(addr)
+    return [f"http://{a}:{port}/" for a in found] + [f"http://127.0.0.1:{port}/"]
+
+
+def _print_qr(url: str) -> None:
+    import qrcode
+
+    qr = qrcode.QRCode(border=1, error_correction=qrcode.constants.ERROR_CORRECT_L)
+    qr.add_data(url)
+    qr.make(fit=True)
+    qr.print_ascii(out=sys.stdout, invert=True)
+
+
+def cmd_web(ctx: Context, args: argparse.Namespace) -> int:
+    from ..web.server import DEFAULT_LISTEN, parse_listen, run
+
+    home = ctx.home.require()
+    listen = args.listen or DEFAULT_LISTEN
+    host, _ = parse_listen(listen)
+    limits = limits_from_args(args)
+    if args.static is not None and not (args.static / "index.html").is_file():
+        raise LocalError(f"--static: {args.static} holds no index.html")
+    ctx.close()  # the server opens its own store connections
+
+    def ready(binds: list[str]) -> None:
+        port = int(binds[0].rsplit(":", 1)[1]) if binds else 0
+        urls = _urls_for_people(host, port)
+        print(f"Member page: {urls[0]}", flush=True)
+        print(f"Meeting page: {urls[0]}meeting", flush=True)
+        if host in ("127.0.0.1", "localhost", "::1"):
+            print("Only this machine can open it; for the phones of a meeting: "
+                  "'imier web --listen 0.0.0.0:4040'", flush=True)
+        if sys.stdout.isatty():
+            print("Scan to open the member page:")
+            _print_qr(urls[0])
+        print("Serving until Ctrl-C.", flush=True)
+
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(home, listen, limits=limits, static=args.static, on_ready=ready)
+    return 0
+
+
+def cmd_member_requests(ctx: Context, args: argparse.Namespace) -> int:
+    from ..protocol.events import Found
+    from ..store.requests import Requests
+
+    store = ctx.store
+    body = ctx.resolve_body(args.body) if args.body else None
+    path = ctx.home.require().path / "requests.sqlite3"
+    reqs = []
+    if path.exists():
+        r = Requests.open(path)
+        try:
+            reqs = r.list(body.id if body else None, now_ms=ctx.now_ms())
+        finally:
+            r.close()
+    if reqs:  # those admitted since are no longer waiting
+        from ..web.source import members
+
+        inside = {b: members(store, b, ctx.now_ms()) for b in {q.body for q in reqs}}
+        reqs = [q for q in reqs if q.key not in inside[q.body]]
+    names = {b.id: b.data.name for b in store.bodies() if isinstance(b.data, Found)}
+    doc = [{**q.to_json(), "body_name": names.get(q.body)} for q in reqs]
+
+    def render() -> None:
+        from rich.markup import escape
+        from rich.table import Table
+
+        if not reqs:
+            ctx.console.print("No open join requests. People ask from the member page ('imier web').")
+            return
+        t = Table(title="Join requests")
+        for c in ("body", "name", "code", "key"):
+            t.add_column(c)
+        for q in reqs:
+            t.add_row(escape(names.get(q.body, q.body.hex()[:12])), escape(q.name), q.code, q.key.hex()[:12] + "…")
+        ctx.console.print(t)
+        ctx.console.print("Compare the code with the person, then: imier member admit BODY CODE")
+
+    ctx.emit(doc, render)
+    return 0

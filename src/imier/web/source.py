@@ -1,0 +1,274 @@
+"""What the HTTP face reads and writes, in one place (synchronous, one Store each call).
+
+Every function here takes a :class:`~imier.store.db.Store` and plain values and
+returns JSON-ready documents; app.py runs them in worker threads. This is the
+adapter the lead switches when the library lands:
+
+* :func:`status_all` / :func:`status_one` / :func:`status_of_body` compute the
+  documents of ``imier status --json`` with the very functions the CLI calls
+  (``cli/decide.py``: ``proposal_events``, ``Engine``, ``tally_with``,
+  ``ProposalResult.to_json``). When ``imier.api.read`` replaces them, these
+  three become one-line calls into it.
+* :func:`intake` is the one way a posted event comes in. Until the store's
+  intake (DECISIONS.md s.9) is merged it does what ``cli/carry.py``'s
+  ``import_bundle`` does for one event: ``decode_event`` then ``Store.ingest``
+  (``local=True``, so the daemon publishes it).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from ..protocol.errors import Rejected
+from ..protocol.events import Event, Found, Link, Profile, Unlink, decode_event
+from ..protocol.limits import MAX_PREV
+from ..store.db import ACCEPTED, Store
+
+__all__ = [
+    "now_ms", "status_all", "status_one", "status_of_body", "body_names", "next_for", "intake",
+    "Intake", "NotFound", "members", "bodies_doc", "person_doc", "display", "People",
+]
+
+
+class NotFound(Exception):
+    """The thing asked for is not held here: ``code``, ``field``, ``message``."""
+
+    def __init__(self, code: str, field: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+        self.message = message
+
+
+def now_ms() -> int:
+    """The node's clock, as the CLI reads it (``IMIER_NOW`` for tests and rehearsals)."""
+    fixed = os.environ.get("IMIER_NOW")
+    if fixed:
+        if fixed.isdigit():
+            return int(fixed)
+        from ..cli.context import parse_time
+
+        return parse_time(fixed, int(time.time() * 1000))
+    return int(time.time() * 1000)
+
+
+# -- status: the documents of `imier status --json` ---------------------------------
+
+
+def body_names(store: Store) -> dict[bytes, str]:
+    return {b.id: b.data.name for b in store.bodies() if isinstance(b.data, Found)}
+
+
+def status_of_body(store: Store, body: bytes, as_of: int,
+                   names: dict[bytes, str] | None = None) -> list[dict[str, Any]]:
+    """The status documents of every proposal of ``body`` (as ``imier status`` lists them)."""
+    from ..cli.decide import proposal_events
+    from ..consensus import Engine, NotAProposal, Record, tally_with
+
+    names = body_names(store) if names is None else names
+    eng = Engine(Record(proposal_events(store, body)))
+    out: list[dict[str, Any]] = []
+    for p in sorted(eng.record.proposals.values(), key=lambda e: e.order_key):
+        if p.body_id != body or p.ts > as_of:
+            continue
+        try:
+            out.append(tally_with(eng, p.id, as_of).to_json(names))
+        except NotAProposal:
+            continue  # not a member's proposal: nothing to show
+    return out
+
+
+def status_all(store: Store, as_of: int) -> dict[str, Any]:
+    """``imier status --json``: every proposal of the bodies this node holds."""
+    names = body_names(store)
+    docs: list[dict[str, Any]] = []
+    for body in store.bodies():
+        docs.extend(status_of_body(store, body.id, as_of, names))
+    return {"as_of": as_of, "proposals": docs}
+
+
+def status_one(store: Store, proposal: bytes, as_of: int) -> dict[str, Any]:
+    """``imier status PROPOSAL --json``."""
+    from ..cli.decide import proposal_events
+    from ..consensus import Engine, NotAProposal, Record, tally_with
+
+    prop = store.get(proposal)
+    if prop is None or prop.kind != "propose" or store.state(proposal) != ACCEPTED:
+        raise NotFound("unknown_proposal", "proposal", "this node holds no such proposal")
+    try:
+        eng = Engine(Record(proposal_events(store, prop.body_id)))
+        return tally_with(eng, prop.id, as_of).to_json(body_names(store))
+    except NotAProposal as exc:
+        raise NotFound("not_a_proposal", "proposal", f"not a valid proposal: {exc}") from None
+
+
+# -- signing the next event ------------------------------------------------------------
+
+
+def next_for(store: Store, author: bytes, body: bytes, now: int) -> dict[str, Any]:
+    """What a device needs to sign its next event in ``body`` (DECISIONS.md s.8, s.9.4):
+    its own next ``seq``, the heads to name in ``prev`` (never one timestamped after
+    the node's clock; always its own previous event), and the least timestamp allowed."""
+    if store.state(body) != ACCEPTED:
+        raise NotFound("unknown_body", "body", "this node does not hold that body")
+    last = store.last_own(body, author)
+    prev: list[bytes] = []
+    ts_min = 0
+    seq = 1
+    if last is not None:
+        seq = last[0] + 1
+        prev.append(last[1])
+        ts_min = last[2]
+    for ts, hid in store.heads(body):
+        if len(prev) >= MAX_PREV:
+            break
+        if ts > now or hid in prev:
+            continue  # a head from the future would make the new event wait (s.9.4)
+        prev.append(hid)
+        ts_min = max(ts_min, ts)
+    if not prev:
+        raise NotFound("no_heads", "body", "this node holds no event of that body at or before its clock")
+    return {"seq": seq, "prev": sorted(p.hex() for p in prev), "ts_min": ts_min}
+
+
+# -- the one way in --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Intake:
+    event: Event
+    state: str  # "accepted" | "pending"
+    new: bool
+
+
+def intake(store: Store, raw: bytes, *, now: int, max_skew_ms: int) -> Intake:
+    """Verify one signed event and store it; :class:`Rejected` (code, field) and nothing
+    written when it is refused.
+
+    Switch point: once ``imier.store``'s intake lands (DECISIONS.md s.9: admission,
+    bounded pending), this body becomes a call into it with the same answer.
+    """
+    ev = decode_event(raw)  # size, shape, canonical form, signature
+    if ev.body is not None and store.state(ev.body) != ACCEPTED:
+        raise Rejected("unknown_body", "this node does not hold that body", field="body")
+    res = store.ingest([ev], now_ms=now, max_skew_ms=max_skew_ms, local=True)
+    if res.deferred:
+        raise Rejected("future", f"timestamped more than {max_skew_ms // 1000} s after this node's "
+                       "clock; sign it again with the node's time (GET /api/now)", field="ts")
+    if res.rejected:
+        raise Rejected("causality", res.rejected[0][1], field="prev")
+    state = "accepted" if store.state(ev.id) == ACCEPTED else "pending"
+    return Intake(ev, state, new=ev.id in res.new)
+
+
+# -- people: names and devices (DECISIONS.md s.11) ------------------------------------------
+
+
+def display(key: bytes, name: str | None) -> str:
+    """``Ana (3f9c)``: a name never alone, since two people may pick the same one (s.11.4)."""
+    return f"{name} ({key.hex()[:4]})" if name else key.hex()[:4]
+
+
+class People:
+    """Persons, devices and names in a set of records, by s.11 (link/unlink by a person's
+    keys, the latest profile by ``(ts, id)`` names the person).
+
+    Switch point: when consensus exposes persons and names, use those instead.
+    """
+
+    def __init__(self, events: Iterable[Event], local: dict[bytes, str] | None = None) -> None:
+        self.person_of: dict[bytes, bytes] = {}  # device -> person (first key)
+        self.devices: dict[bytes, set[bytes]] = {}
+        named: dict[bytes, tuple[int, bytes, str]] = {}
+        evs = sorted(events, key=lambda e: e.order_key)
+        for ev in evs:
+            who = self.person(ev.author)
+            if isinstance(ev.data, Link) and ev.data.device != who:
+                self.person_of[ev.data.device] = who
+                self.devices.setdefault(who, set()).add(ev.data.device)
+            elif isinstance(ev.data, Unlink):
+                if self.person_of.get(ev.data.device) == who:
+                    del self.person_of[ev.data.device]
+                    self.devices.get(who, set()).discard(ev.data.device)
+        for ev in evs:
+            if isinstance(ev.data, Profile):
+                who = self.person(ev.author)
+                prior = named.get(who)
+                if prior is None or (ev.ts, ev.id) > (prior[0], prior[1]):
+                    named[who] = (ev.ts, ev.id, ev.data.name)
+        self.names = {k: v[2] for k, v in named.items()}
+        self.local = local or {}
+
+    def person(self, key: bytes) -> bytes:
+        return self.person_of.get(key, key)
+
+    def name(self, key: bytes) -> str | None:
+        p = self.person(key)
+        return self.names.get(p) or self.local.get(p)
+
+    def doc(self, key: bytes) -> dict[str, Any]:
+        name = self.name(key)
+        return {"key": key.hex(), "name": name, "display": display(key, name)}
+
+
+def members(store: Store, body: bytes, now: int) -> set[bytes]:
+    """The members of ``body`` at ``now`` (as ``imier member list`` shows them)."""
+    from ..consensus import members_at
+
+    return members_at(store.events_for_bodies([body]), body, now)
+
+
+def _body_info(ev: Event) -> dict[str, Any]:
+    assert isinstance(ev.data, Found)
+    return {"id": ev.id.hex(), "name": ev.data.name, "kind": ev.data.body_kind}
+
+
+def bodies_doc(store: Store, now: int, local: dict[bytes, str]) -> list[dict[str, Any]]:
+    """Every body held: id, name, kind, and its members shown by name (``Ana (3f9c)``)."""
+    from ..consensus import members_at
+
+    out: list[dict[str, Any]] = []
+    for b in store.bodies():
+        events = store.events_for_bodies(store.closure(b.id))
+        people = People(events, local)
+        members = sorted(members_at(events, b.id, now))
+        doc = _body_info(b)
+        assert isinstance(b.data, Found)
+        if b.data.body_kind in ("municipality", "region", "collective"):
+            names = body_names(store)
+            doc["members"] = [{"key": m.hex(), "name": names.get(m), "display": display(m, names.get(m))}
+                              for m in members]
+        else:
+            doc["members"] = [people.doc(m) for m in members]
+        out.append(doc)
+    return out
+
+
+def person_doc(store: Store, key: bytes, now: int, local: dict[bytes, str]) -> dict[str, Any]:
+    """The bodies ``key`` belongs to (itself, or the person it is a linked device of),
+    its name, and the person's linked devices."""
+    from ..consensus import members_at
+
+    bodies: list[dict[str, Any]] = []
+    person = key
+    name: str | None = None
+    devices: set[bytes] = set()
+    for b in store.bodies():
+        assert isinstance(b.data, Found)
+        if b.data.body_kind in ("municipality", "region", "collective"):
+            continue
+        events = store.events_for_bodies(store.closure(b.id))
+        people = People(events, local)
+        p = people.person(key)
+        if p in members_at(events, b.id, now):
+            bodies.append(_body_info(b))
+            person = p
+            name = name or people.name(p)
+            devices |= people.devices.get(p, set())
+    if name is None:
+        name = local.get(person)
+    return {"key": key.hex(), "person": person.hex(), "name": name, "display": display(person, name),
+            "bodies": bodies, "devices": sorted(d.hex() for d in devices)}

@@ -1,0 +1,136 @@
+"""Which proposals' status changed since the last look, computed cheaply.
+
+:class:`Watcher` owns one store connection and is driven by one task
+(app.py's poll loop) in a worker thread, one :meth:`Watcher.tick` at a time:
+
+* ``PRAGMA data_version`` tells, for nothing, whether any other connection
+  (the CLI, the daemon, the web's own writer) committed since the last tick;
+* if so, the bodies touched are those of the rows appended since the last
+  tick (the events table's rowid only grows) and of the events that left
+  the pending set (a pending event is one with ``prev`` edges, rule 6 of
+  store/db.py); the proposals to recompute are those of every body whose
+  closure holds a touched body (a vote in a town changes its municipality's
+  verdict too);
+* a proposal's status also changes with time alone (a window closes, a
+  mandate expires): each document's next such moment is kept, and the
+  proposal is recomputed once the clock passes it (at least every
+  :data:`RECHECK_MS` while it is undecided).
+
+A proposal counts as changed when its document, ``as_of`` aside, differs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from ..store.db import Store
+from . import source
+
+__all__ = ["Watcher", "RECHECK_MS"]
+
+log = logging.getLogger("imier.web")
+RECHECK_MS = 60_000
+_FINAL = frozenset({"carried", "tabled", "rejected", "withdrawn"})
+_TIME_KEYS = frozenset({"window", "start", "expires", "ended", "tabled_at"})
+
+
+def _times(doc: Any, out: list[int]) -> None:
+    """Every timestamp in a status document that may mark a change with time."""
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            if k in _TIME_KEYS:
+                if isinstance(v, int):
+                    out.append(v)
+                elif isinstance(v, list):
+                    out.extend(x for x in v if isinstance(x, int))
+            else:
+                _times(v, out)
+    elif isinstance(doc, list):
+        for v in doc:
+            _times(v, out)
+
+
+def next_change(doc: dict[str, Any]) -> int | None:
+    as_of = int(doc["as_of"])
+    ts: list[int] = []
+    _times(doc, ts)
+    later = [t for t in ts if t > as_of]
+    if doc.get("state") not in _FINAL:
+        later.append(as_of + RECHECK_MS)
+    return min(later) if later else None
+
+
+def _key(doc: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in doc.items() if k != "as_of"}, sort_keys=True)
+
+
+class Watcher:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.version: int | None = None
+        self.last_n = -1
+        self.pending: dict[bytes, bytes] = {}  # pending event id -> body
+        self.docs: dict[str, tuple[str, dict[str, Any]]] = {}  # proposal hex -> (key, doc)
+        self.due: dict[str, tuple[int, bytes]] = {}  # proposal hex -> (next change, body)
+        self.ticks = 0
+
+    def current(self) -> list[dict[str, Any]]:
+        return [d for _, d in self.docs.values()]
+
+    def _touched(self) -> set[bytes] | None:
+        """Bodies with new accepted events since the last look; None: look at all."""
+        c = self.store.conn
+        try:
+            n = c.execute("SELECT coalesce(max(n), 0) FROM events").fetchone()[0]
+            fresh = {r[0] for r in c.execute("SELECT DISTINCT body FROM events WHERE n > ?", (self.last_n,))}
+        except Exception:  # the table changed shape: recompute everything, correct if slower
+            log.debug("watch: no rowid on events; recomputing every proposal", exc_info=True)
+            return None
+        pend_ids = [r[0] for r in c.execute("SELECT DISTINCT id FROM prev")]
+        pending: dict[bytes, bytes] = {}
+        for i in range(0, len(pend_ids), 500):
+            chunk = pend_ids[i:i + 500]
+            q = f"SELECT id, body FROM events WHERE id IN ({','.join('?' * len(chunk))})"
+            pending.update((r[0], r[1]) for r in c.execute(q, chunk))
+        left = {b for eid, b in self.pending.items() if eid not in pending}
+        first = self.last_n < 0
+        self.last_n = n
+        self.pending = pending
+        return None if first else fresh | left
+
+    def tick(self, now: int) -> list[dict[str, Any]]:
+        """The status documents that changed since the last tick (all of them at the first)."""
+        self.ticks += 1
+        store = self.store
+        version = store.conn.execute("PRAGMA data_version").fetchone()[0]
+        bodies_now = store.bodies()
+        recompute: set[bytes] = set()
+        if version != self.version:
+            self.version = version
+            touched = self._touched()
+            for b in bodies_now:
+                if touched is None or store.closure(b.id) & touched:
+                    recompute.add(b.id)
+        for _, (t, body) in list(self.due.items()):
+            if t <= now:
+                recompute.add(body)
+        if not recompute:
+            return []
+        names = source.body_names(store)
+        changed: list[dict[str, Any]] = []
+        for body in sorted(recompute):
+            for doc in source.status_of_body(store, body, now, names):
+                pid = doc["id"]
+                k = _key(doc)
+                old = self.docs.get(pid)
+                self.docs[pid] = (k, doc)
+                t = next_change(doc)
+                if t is None:
+                    self.due.pop(pid, None)
+                else:
+                    self.due[pid] = (t, body)
+                if old is None or old[0] != k:
+                    changed.append(doc)
+        return changed
