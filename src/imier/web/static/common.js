@@ -1,7 +1,7 @@
 // What the member page and the meeting page share: talking to the node,
 // names, times and the plain words for states and answers.
 
-import { fromHex, toHex, signEvent } from './codec.js';
+import { fromHex, toHex, sha256Bytes, signEvent } from './codec.js';
 
 // -- the node's HTTP face (docs/cli.md, "The page for people's own devices") ----------
 
@@ -63,6 +63,15 @@ export async function sendEvent(secret, authorHex, body, kind, data) {
   });
   const res = await postEvent(ev.raw);
   return { ...(res || {}), id: (res && res.id) || toHex(ev.id), ts };
+}
+
+/** The short code of a key, as the node derives it (store/requests.py join_code):
+ * the first four bytes of sha256(key), big-endian, modulo one million, "123-456". */
+export function joinCode(keyHex) {
+  const h = sha256Bytes(fromHex(keyHex));
+  const n = ((h[0] * 2 ** 24) + (h[1] << 16) + (h[2] << 8) + h[3]) % 1000000;
+  const s = String(n).padStart(6, '0');
+  return s.slice(0, 3) + '-' + s.slice(3);
 }
 
 // -- names -------------------------------------------------------------------------------

@@ -127,7 +127,12 @@ function render() {
   if (isFinal(doc) || doc.state === 'contention') {
     outcome.append(el('h2', {}, phaseWords(doc)));
   }
-  outcome.append(el('p', { class: 'why' }, why(doc)));
+  if (isFinal(doc) || doc.state === 'contention' || doc.state === 'discussion') {
+    outcome.append(el('p', { class: 'why' }, why(doc)));
+  } else if (round) {
+    const plain = (doc.rounds_plain || []).find((x) => x.round === round.round);
+    if (plain && plain.so_far) outcome.append(el('p', { class: 'why' }, `If it closed now, it ${plain.so_far}.`));
+  }
   const sealed = sealWords(doc);
   if (sealed) outcome.append(el('p', { class: 'seal', id: 'seal' }, 'Count: ' + sealed));
   body.push(outcome);

@@ -4,7 +4,7 @@
 import { payload, toHex } from './codec.js';
 import * as keys from './keystore.js';
 import {
-  answerWords, clock, currentRound, day, el, errorWords, getJSON, isFinal, percent, personLabel,
+  answerWords, clock, joinCode, currentRound, day, el, errorWords, getJSON, isFinal, percent, personLabel,
   phaseWords, postJSON, sendEvent, shown, syncClock, tally, until, whoVoted, why,
 } from './common.js';
 
@@ -228,6 +228,10 @@ function joinView() {
 async function askToJoin(body) {
   try {
     const res = await postJSON('/api/join', { body, key: state.me.pub, name: state.me.name });
+    if (res.code !== joinCode(state.me.pub)) {
+      say('The node gave a code that does not belong to this phone\'s key: ask for help.', 'bad');
+      return;
+    }
     state.joining = { body, code: res.code };
     render();
     say('Asked. Show your code to a member.', 'ok');
@@ -238,7 +242,8 @@ async function askToJoin(body) {
 
 function bodyView(b) {
   const out = [el('h2', { class: 'group' }, b.name || nameOfBody(b.id))];
-  const reqs = (state.requests[b.id] || []).filter((r) => r.key !== state.me.pub);
+  const mineDevices = new Set([state.me.pub, personKey(), ...devices().map((d) => d.key)]);
+  const reqs = (state.requests[b.id] || []).filter((r) => !mineDevices.has(r.key));
   if (reqs.length) {
     const sec = el('section', { class: 'card requests' }, el('h3', {}, 'Asking to join'),
       el('p', { class: 'hint' }, 'Let someone in only when the code on their phone is the same as here.'));
@@ -411,7 +416,7 @@ function devicesView() {
   const seen = new Set();
   for (const b of myBodies()) {
     for (const r of state.requests[b.id] || []) {
-      if (r.key === state.me.pub || seen.has(r.key)) continue;
+      if (r.key === state.me.pub || seen.has(r.key) || devices().some((d) => d.key === r.key)) continue;
       seen.add(r.key);
       link.append(el('div', { class: 'request', 'data-key': r.key },
         el('p', {}, el('strong', {}, r.name || 'A phone'), ' shows ', el('span', { class: 'code small' }, r.code)),
