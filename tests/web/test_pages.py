@@ -142,7 +142,7 @@ def shots_dir(tmp: Path) -> Path:
 
 
 def test_two_phones_join_vote_and_the_meeting_follows(world: dict[str, Any], tmp_path: Path) -> None:
-    home, body = world["home"], world["body"]
+    home = world["home"]
     dana, eli = phone(world, "Dana"), phone(world, "Eli")
     dana_key, eli_key = dana.start(), eli.start()
     assert dana_key != eli_key and len(dana_key) == 64
@@ -249,7 +249,7 @@ def _consensus_counts_devices() -> bool:
 def test_a_second_device_votes_and_the_person_counts_once(world: dict[str, Any]) -> None:
     if "pid" not in world:
         pytest.skip("needs the two phones of the test before")
-    dana, pid, body = world["dana"], world["pid"], world["body"]
+    dana, pid = world["dana"], world["pid"]
     tablet = phone(world, "Dana")
     tablet_key = tablet.start()
     code = tablet.ask_to_join("North")
