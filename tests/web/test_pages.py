@@ -219,6 +219,16 @@ def test_two_phones_join_vote_and_the_meeting_follows(world: dict[str, Any], tmp
         {"category": "cost", "severity": "minor", "count": 1, "delegate": dana_key}]
     assert not [i for i in doc["ignored"] if i["author"] in (dana_key, eli_key)]
 
+    # Who voted, by name: when the node's single status carries the turnout of the round
+    # (the status work, DECISIONS.md s.11.4), the projector names both, "Dana (0cec)".
+    import httpx
+
+    single = httpx.get(f"{world['url']}/api/status/{pid}", timeout=30).json()
+    if "turnout" in single:
+        hall.shows("#who .voted", f"Dana ({dana_key[:4]})")
+        hall.shows("#who .voted", f"Eli ({eli_key[:4]})")
+        hall.shows("#who .waiting", "ana (")
+
     # Each phone's page shows the count too, in words.
     dana.shows(f"article[data-proposal='{pid}'] .count", "2 of 3 voted")
 
@@ -319,6 +329,59 @@ def test_a_tampered_event_is_refused_with_a_reason_and_nothing_stored(world: dic
     assert got["body"]["code"] in ("bad_field", "bad_signature") and got["body"]["message"]
     assert home.digest() == before
     assert north(world, pid) == status_before
+
+
+def test_propose_withdraw_rename_and_back_up_from_the_page(world: dict[str, Any], tmp_path: Path) -> None:
+    if "pid" not in world:
+        pytest.skip("needs the two phones of the test before")
+    import json
+
+    dana, home, dana_key = world["dana"], world["home"], world["dana_key"]
+    pg = dana.page
+    pg.on("dialog", lambda d: d.accept())
+    pg.goto(world["url"] + "/")
+    dana.wait_in()
+
+    # Propose.
+    pg.click("text=Propose something")
+    pg.fill("#propose-title", "Plant trees")
+    pg.fill("#propose-text", "Twelve lime trees along the canal.")
+    pg.click("form button[type=submit]")
+    dana.said('Your proposal "Plant trees"', "done")
+    mine = wait_until(lambda: [p for p in home.json("status")["proposals"] if p["title"] == "Plant trees"],
+                      30, "the proposal in the node's status")
+    assert mine[0]["proposer"] == dana_key and mine[0]["text"] == "Twelve lime trees along the canal."
+
+    # Withdraw it (allowed to the proposer before round 1 closes).
+    card = dana.proposal(mine[0]["id"])
+    card.locator("button.withdraw").click()
+    dana.said("Withdrawing: done")
+    assert home.json("status", mine[0]["id"])["state"] == "withdrawn"
+
+    # A new name, everywhere the person belongs.
+    pg.click("text=My name and devices")
+    pg.fill("#rename", "Dana M")
+    pg.click("text=Save the name")
+    dana.said(f"Others now see you as Dana M ({dana_key[:4]})")
+    wait_until(lambda: _person(world, dana_key)["name"] == "Dana M", 30, "the new name")
+
+    # The backup file holds this phone's key; a new phone takes it back.
+    with pg.expect_download() as dl:
+        pg.click("#backup")
+    path = tmp_path / "key.json"
+    dl.value.save_as(str(path))
+    backup = json.loads(path.read_text())
+    assert backup["public"] == dana_key and backup["kind"] == "imier-device-key"
+    fresh = phone(world, "someone")
+    fresh.open()
+    fresh.page.wait_for_selector("#name", timeout=WAIT_MS)
+    assert fresh.key != dana_key
+    fresh.page.on("dialog", lambda d: d.accept())
+    fresh.page.click("text=I have a key file from before")
+    fresh.page.set_input_files(".restore input[type=file]", str(path))
+    fresh.page.click("text=Use the file")
+    fresh.said("Your key is back on this phone")
+    assert fresh.page.evaluate("""async () => (await (await import('/keystore.js')).load()).pub""") == dana_key
 
 
 def test_the_pages_ask_nothing_of_any_other_address(world: dict[str, Any]) -> None:

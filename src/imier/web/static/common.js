@@ -208,17 +208,23 @@ export function why(doc) {
   return s.replace(/≥/g, 'at least').replace(/ < /g, ' below ');
 }
 
-/** Whether a closed window is sealed, from the fields the status carries. */
+/** Whether the last closed window is sealed by the tellers (DECISIONS.md s.10), in words;
+ * null when the status says nothing about seals. Round docs carry
+ * "seal": {"window", "sealed", "tellers", "sealed_by"} once their window has closed. */
 export function sealWords(doc) {
-  const r = currentRound(doc);
-  const seal = (r && (r.sealed ?? r.seal)) ?? doc.sealed ?? doc.seal;
+  const rounds = [...(doc.rounds || [])].reverse();
+  const r = rounds.find((x) => x.seal || x.contention_seal || x.sealed !== undefined);
+  const seal = r ? (r.contention_seal || r.seal || r.sealed) : (doc.seal ?? doc.sealed);
   if (seal === undefined || seal === null) return null;
   if (typeof seal === 'string') return seal;
   if (typeof seal === 'boolean') return seal ? 'sealed by the tellers' : 'not sealed';
   if (typeof seal === 'object') {
     if (seal.text) return seal.text;
-    if ('k' in seal && 'n' in seal) return seal.k * 2 > seal.n
-      ? `sealed by ${seal.k} of ${seal.n} tellers` : `not sealed yet (${seal.k} of ${seal.n} tellers)`;
+    const n = seal.tellers ?? seal.n;
+    const k = seal.sealed_by ?? seal.k ?? 0;
+    if (n === 0) return 'not sealed: this group has no tellers, so a late, backdated vote could still change it';
+    if (seal.sealed === true || (n && k * 2 > n)) return `sealed by ${k} of ${n} tellers: the count is closed`;
+    if (n) return `not sealed yet (${k} of ${n} tellers have sealed it)`;
   }
   return null;
 }

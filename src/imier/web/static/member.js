@@ -116,12 +116,24 @@ async function refresh() {
 
 // -- signing and posting ----------------------------------------------------------------
 
+function remember(kind, data) {
+  const target = data.target || data.proposal;
+  if (!target || !['vote', 'stand'].includes(kind)) return;
+  const words = { yes: 'yes', no: data.severity === 'blocking' ? 'no (a deal-breaker)' : 'no', abstain: 'abstain' };
+  localStorage.setItem(`imier.${kind}.${state.me.pub}.${target}`, words[data.choice] || data.choice);
+}
+
+function recalled(kind, target) {
+  return localStorage.getItem(`imier.${kind}.${state.me.pub}.${target}`);
+}
+
 async function act(what, body, kind, data) {
   if (state.busy) return false;
   state.busy = true;
   document.body.classList.add('busy');
   try {
     const res = await sendEvent(state.me.secret, state.me.pub, body, kind, data);
+    remember(kind, data);
     say(answerWords(what, res), 'ok');
     await refresh();
     render();
@@ -317,6 +329,8 @@ function actions(p, b) {
   const out = [];
   const votingOpen = ['round1', 'round2', 'round3'].includes(p.state) && p.open_phase === 'vote';
   if (votingOpen) {
+    const mine = myChoice(p);
+    if (mine) out.push(el('p', { class: 'mine' }, `You voted ${mine}. You can change your vote until it closes.`));
     out.push(el('div', { class: 'vote row' },
       el('button', { class: 'big yes', onclick: () => act(`Your yes on "${p.title}"`, b.id, 'vote', payload.vote(p.id, 'yes')) }, 'Yes'),
       el('button', { class: 'big no', onclick: (e) => { e.target.closest('article').querySelector('.objection').hidden = false; } }, 'No'),
@@ -351,6 +365,18 @@ function actions(p, b) {
     }, 'Withdraw my proposal'));
   }
   return out;
+}
+
+/** How this person voted in the open round: from the node's turnout, else this phone's memory. */
+function myChoice(p) {
+  const r = currentRound(p);
+  const t = Array.isArray(p.turnout) && r ? p.turnout.find((x) => x.round === r.round && x.voted) : null;
+  if (t) {
+    const c = t.voted[personKey()] || t.voted[state.me.pub];
+    if (c) return c;
+    if (!recalled('vote', p.id)) return null;
+  }
+  return recalled('vote', p.id);
 }
 
 function objectionForm(p, b) {
