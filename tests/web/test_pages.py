@@ -195,6 +195,7 @@ def test_two_phones_join_vote_and_the_meeting_follows(world: dict[str, Any], tmp
     card = dana.proposal(pid)
     card.locator("button.yes").first.click()
     dana.said("Your yes", "done")
+    dana.shows(f"article[data-proposal='{pid}'] .mine", "You voted yes")
     hall.shows(turnout, "1 of 3")
 
     # Eli votes no: a minor objection about cost, pleaded by Dana.

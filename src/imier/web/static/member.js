@@ -117,8 +117,9 @@ async function refresh() {
 // -- signing and posting ----------------------------------------------------------------
 
 function remember(kind, data) {
-  const target = data.target || data.proposal;
-  if (!target || !['vote', 'stand'].includes(kind)) return;
+  const t = data.target || data.proposal;
+  if (!t || !['vote', 'stand'].includes(kind)) return;
+  const target = typeof t === 'string' ? t : toHex(t);
   const words = { yes: 'yes', no: data.severity === 'blocking' ? 'no (a deal-breaker)' : 'no', abstain: 'abstain' };
   localStorage.setItem(`imier.${kind}.${state.me.pub}.${target}`, words[data.choice] || data.choice);
 }
