@@ -87,27 +87,36 @@ class Server:
                                      stderr=subprocess.STDOUT, text=True)
         self.url = self._wait_url()
 
-    def _wait_url(self, timeout: float = 60) -> str:
+    def _pump(self) -> None:
+        """Read the server's output into ``log`` (a thread: pipes buffer, so no select)."""
         assert self.proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        for line in self.proc.stdout:
+            self.log.append(line)
+
+    def has(self, needle: str) -> bool:
+        return any(needle in line for line in list(self.log))
+
+    def _url(self) -> str | None:
+        for line in list(self.log):
+            if line.startswith("Member page: "):
+                return line.split(": ", 1)[1].strip().rstrip("/")
+            if "web pages on http://" in line:
+                return line.split("web pages on ", 1)[1].split()[0].rstrip("/")
+        return None
+
+    def _wait_url(self, timeout: float = 60) -> str:
+        import threading
+
+        threading.Thread(target=self._pump, daemon=True).start()
         deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline:
-                if not sel.select(timeout=0.5):
-                    if self.proc.poll() is not None:
-                        break
-                    continue
-                line = self.proc.stdout.readline()
-                if not line:
-                    break
-                self.log.append(line)
-                if line.startswith("Member page: "):
-                    return line.split(": ", 1)[1].strip().rstrip("/")
-                if "web pages on http://" in line:
-                    return line.split("web pages on ", 1)[1].split()[0].rstrip("/")
-        finally:
-            sel.close()
+        while time.monotonic() < deadline:
+            url = self._url()
+            if url:
+                return url
+            if self.proc.poll() is not None:
+                time.sleep(0.2)  # let the pump take the last lines
+                break
+            time.sleep(0.1)
         self.stop()
         raise AssertionError("the server did not start:\n" + "".join(self.log))
 
@@ -119,8 +128,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 @pytest.fixture(scope="module")
@@ -573,3 +580,23 @@ def test_qr_code_on_a_terminal(node: dict[str, Any]) -> None:
     assert "Scan to open" in text and ("█" in text or "▀" in text or "▄" in text), text
     # not on a terminal (the other servers here): no QR code
     assert not any("Scan to open" in line for line in node["server"].log)
+
+
+def test_linked_device_shows_its_person(node: dict[str, Any]) -> None:
+    """A second device linked by the person's phone (s.11.1): /api/person of the device
+    names the person and the bodies; the person's devices list it."""
+    from imier.protocol.events import Link
+
+    c = node["client"]
+    phone = node["phone"]
+    person = bytes(phone.verify_key).hex()
+    laptop = SigningKey.generate()
+    device = bytes(laptop.verify_key).hex()
+    r = _post(c, _sign_next(c, phone, node["body"], Link(device=bytes.fromhex(device))))
+    assert r.status_code == 201 and r.json()["state"] == "accepted", r.text
+    doc = c.get("/api/person", params={"key": device}).json()
+    assert doc["person"] == person and [b["id"] for b in doc["bodies"]] == [node["body"]]
+    assert device in doc["devices"]
+    assert device in c.get("/api/person", params={"key": person}).json()["devices"]
+    # the device signs with a chain of its own: its first event in the body is seq 1
+    assert c.get("/api/next", params={"author": device, "body": node["body"]}).json()["seq"] == 1

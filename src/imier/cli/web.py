@@ -103,7 +103,7 @@ def _urls_for_people(host: str, port: int) -> list[str]:
 
 
 def _print_qr(url: str) -> None:
-    import qrcode
+    import qrcode  # type: ignore[import-untyped]
 
     qr = qrcode.QRCode(border=1, error_correction=qrcode.constants.ERROR_CORRECT_L)
     qr.add_data(url)
@@ -153,7 +153,7 @@ def cmd_member_requests(ctx: Context, args: argparse.Namespace) -> int:
     if path.exists():
         r = Requests.open(path)
         try:
-            reqs = r.list(body.id if body else None, now_ms=ctx.now_ms())
+            reqs = r.current(body.id if body else None, now_ms=ctx.now_ms())
         finally:
             r.close()
     if reqs:  # those admitted since are no longer waiting

@@ -126,7 +126,7 @@ class Requests:
             raise
         return JoinRequest(body, key, clean, code, now_ms)
 
-    def list(self, body: bytes | None = None, *, now_ms: int) -> list[JoinRequest]:
+    def current(self, body: bytes | None = None, *, now_ms: int) -> list[JoinRequest]:
         """Open (unexpired) requests, oldest first; of one body or of all."""
         q = "SELECT body, key, name, code, added FROM requests WHERE added > ?"
         args: tuple[object, ...] = (now_ms - TTL_MS,)
@@ -142,7 +142,7 @@ class Requests:
     def by_code(self, body: bytes, code: str, *, now_ms: int) -> list[JoinRequest]:
         digits = code.strip().replace("-", "").replace(" ", "")
         want = f"{digits[:3]}-{digits[3:]}"
-        return [r for r in self.list(body, now_ms=now_ms) if r.code == want]
+        return [r for r in self.current(body, now_ms=now_ms) if r.code == want]
 
 
 def resolve_member(home_path: Path, body: bytes, text: str, *, now_ms: int) -> bytes | None:

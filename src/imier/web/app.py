@@ -155,6 +155,11 @@ class Web:
             except sqlite3.Error as exc:  # a busy store: look again next time
                 log.info("web: status watch: %s", exc)
                 continue
+            except Exception:  # never let one bad tally stop the stream (or the daemon)
+                log.exception("web: status watch failed; trying again")
+                self._watcher.version = None
+                await trio.sleep(5)
+                continue
             for doc in changed:
                 for ch in list(self._subscribers):
                     try:
@@ -243,7 +248,7 @@ class Web:
     async def list_join(self, request: Request) -> Response:
         body = _hex32(request.query_params.get("body"), "body")
         now = self.clock()
-        reqs = await self._write(lambda: self._requests.list(body, now_ms=now))
+        reqs = await self._write(lambda: self._requests.current(body, now_ms=now))
         if reqs:  # those admitted since are no longer waiting
             inside = await self._read(source.members, body, now)
             reqs = [r for r in reqs if r.key not in inside]
@@ -309,6 +314,12 @@ class Web:
             assert isinstance(exc, Rejected)
             return _err(400, exc.code, exc.field, _message(exc))
 
+        async def failed(request: Request, exc: Exception) -> Response:
+            if isinstance(exc, sqlite3.OperationalError):  # locked by a long write elsewhere
+                return _err(503, "busy", None, "the store is busy; try again in a moment")
+            log.error("web: %s %s failed", request.method, request.url.path, exc_info=exc)
+            return _err(500, "internal", None, f"{type(exc).__name__}: the node could not answer")
+
         routes: list[Any] = [
             Route("/api/status", self.status, methods=["GET"]),
             Route("/api/status/{proposal}", self.status_one, methods=["GET"]),
@@ -326,7 +337,7 @@ class Web:
         ]
         if self.static.is_dir():
             routes.append(Mount("/", app=StaticFiles(directory=str(self.static)), name="static"))
-        return Starlette(routes=routes, exception_handlers={Rejected: rejected})
+        return Starlette(routes=routes, exception_handlers={Rejected: rejected, Exception: failed})
 
 
 def _sse(doc: dict[str, Any]) -> str:

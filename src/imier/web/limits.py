@@ -21,7 +21,7 @@ import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, MutableMapping
 
 __all__ = ["Limits", "Bucket", "Guard", "CSP", "MAX_CLIENTS", "body_limit"]
 
@@ -38,9 +38,10 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
@@ -107,7 +108,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
 
-        async def send_secure(msg: dict[str, Any]) -> None:
+        async def send_secure(msg: Message) -> None:
             if msg["type"] == "http.response.start":
                 msg = dict(msg)
                 have = {k.lower() for k, _ in msg.get("headers", [])}
@@ -166,7 +167,7 @@ class Guard:
         body = b"".join(chunks)
         given = False
 
-        async def replay() -> dict[str, Any]:
+        async def replay() -> Message:
             nonlocal given
             if not given:
                 given = True

@@ -130,6 +130,15 @@ def next_for(store: Store, author: bytes, body: bytes, now: int) -> dict[str, An
         prev.append(hid)
         ts_min = max(ts_min, ts)
     if not prev:
+        # Every head is from the future: name the newest event at or before the clock
+        # (an older event is a valid prev; the future ones will name it too).
+        row = store.conn.execute(
+            "SELECT id, ts FROM events WHERE body = ? AND state = 1 AND ts <= ? "
+            "ORDER BY ts DESC, id DESC LIMIT 1", (body, now)).fetchone()
+        if row is not None:
+            prev.append(row[0])
+            ts_min = max(ts_min, row[1])
+    if not prev:
         raise NotFound("no_heads", "body", "this node holds no event of that body at or before its clock")
     return {"seq": seq, "prev": sorted(p.hex() for p in prev), "ts_min": ts_min}
 

@@ -126,11 +126,11 @@ class Watcher:
                 k = _key(doc)
                 old = self.docs.get(pid)
                 self.docs[pid] = (k, doc)
-                t = next_change(doc)
-                if t is None:
+                due = next_change(doc)
+                if due is None:
                     self.due.pop(pid, None)
                 else:
-                    self.due[pid] = (t, body)
+                    self.due[pid] = (due, body)
                 if old is None or old[0] != k:
                     changed.append(doc)
         return changed
