@@ -332,6 +332,38 @@ def test_a_tampered_event_is_refused_with_a_reason_and_nothing_stored(world: dic
     assert north(world, pid) == status_before
 
 
+def test_amend_and_vote_on_the_change_from_the_page(world: dict[str, Any]) -> None:
+    """A proposal whose round 1 lacked quorum opens round 2's amendment window: the page
+    offers to change the text, and then to vote on the change."""
+    if "pid" not in world:
+        pytest.skip("needs the two phones of the test before")
+    home, dana, dana_key = world["home"], world["dana"], world["dana_key"]
+    home.run("body", "found", "community", "Harbour", "--charter", "discussion=1s",
+             "--charter", "vote_window=3s", "--charter", "amendment_window=1h", IMIER_AS="ana")
+    home.run("member", "admit", "Harbour", dana_key, IMIER_AS="ana")
+    pid = home.run("propose", "Harbour", "--title", "Boats", "--text", "Two boats for the harbour.",
+                   IMIER_AS="ana").stdout.strip()
+    wait_until(lambda: home.json("status", pid).get("open_phase") == "amend", 30,
+               "round 1 to close without quorum and the amendment window to open")
+    dana.page.goto(world["url"] + "/")
+    card = dana.proposal(pid)
+    dana.shows(f"article[data-proposal='{pid}'] .phase", "changes to the text can be proposed")
+    card.locator("summary:has-text('Propose a change')").click()
+    card.locator("textarea.amend-text").fill("Two boats for the harbour, and a slipway.")
+    card.locator("form button[type=submit]").click()
+    dana.said("Your change: done")
+    doc = wait_until(lambda: (d := home.json("status", pid))["open_amendments"] and d, 30, "the amendment")
+    aid = doc["open_amendments"][0]
+    card = dana.proposal(pid)
+    dana.shows(f"article[data-proposal='{pid}'] .amendment blockquote", "and a slipway")
+    card.locator(".amendment button.yes").click()
+    dana.said("Your yes on the change: done")
+    amendments = home.json("status", pid)["rounds"][-1]["amendments"]
+    assert [a["id"] for a in amendments] == [aid]
+    assert amendments[0]["text"] == "Two boats for the harbour, and a slipway."
+    assert amendments[0]["support"] == "1/1"
+
+
 def test_propose_withdraw_rename_and_back_up_from_the_page(world: dict[str, Any], tmp_path: Path) -> None:
     if "pid" not in world:
         pytest.skip("needs the two phones of the test before")
