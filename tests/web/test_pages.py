@@ -111,7 +111,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[di
     body = home.run("body", "found", "community", "North", "--charter", "discussion=1s",
                     "--charter", "vote_window=1h", "--charter", "amendment_window=1h",
                     IMIER_AS="ana").stdout.strip()
-    server = Server(home)
+    # Every browser context here comes from 127.0.0.1, where a meeting's phones would
+    # each have an address (and a rate bucket) of their own.
+    server = Server(home, "--rate", "200", "--burst", "400")
     requests: list[str] = []
     phones: list[Phone] = []
     try:
@@ -364,6 +366,37 @@ def test_amend_and_vote_on_the_change_from_the_page(world: dict[str, Any]) -> No
     assert amendments[0]["support"] == "1/1"
 
 
+def test_a_member_who_lost_their_phone_is_proposed_for_recovery(world: dict[str, Any]) -> None:
+    """Eli's new phone asks to join North; Dana's page proposes the recovery (kind recover)."""
+    if "pid" not in world:
+        pytest.skip("needs the two phones of the test before")
+    home, dana, eli_key = world["home"], world["dana"], world["eli_key"]
+    new = phone(world, "Eli")
+    new_key = new.start()
+    code = new.ask_to_join("North")
+    dana.page.goto(world["url"] + "/")
+    req = dana.page.locator(f".requests .request[data-key='{new_key}']")
+    req.wait_for(timeout=WAIT_MS)
+    assert code in str(req.text_content())
+    req.locator("summary:has-text('lost their phone')").click()
+    req.locator("select.recover-person").select_option(eli_key)
+    req.locator("button.recover-propose").click()
+    dana.said("Your proposal to recover Eli", "done")
+    props = [p for p in home.json("status")["proposals"] if p["kind"] == "recover"]
+    assert len(props) == 1 and props[0]["title"] == f"A new phone for Eli ({eli_key[:4]})"
+    # What was signed: the person's first key and the new phone's key.
+    from imier.protocol.bundle import read_bundle
+    from imier.protocol.events import decode_event
+
+    bundle = Path(world["home"].path) / "all.bundle"
+    home.run("export", str(bundle))
+    events = [decode_event(raw) for raw in read_bundle(bundle.read_bytes())]
+    data = [e.data for e in events if e.id.hex() == props[0]["id"]][0]
+    assert (data.person.hex(), data.new_key.hex()) == (eli_key, new_key)
+    new.close()
+    world["phones"].remove(new)
+
+
 def test_propose_withdraw_rename_and_back_up_from_the_page(world: dict[str, Any], tmp_path: Path) -> None:
     if "pid" not in world:
         pytest.skip("needs the two phones of the test before")
@@ -415,6 +448,8 @@ def test_propose_withdraw_rename_and_back_up_from_the_page(world: dict[str, Any]
     fresh.page.click("text=Use the file")
     fresh.said("Your key is back on this phone")
     assert fresh.page.evaluate("""async () => (await (await import('/keystore.js')).load()).pub""") == dana_key
+    fresh.close()
+    world["phones"].remove(fresh)
 
 
 def test_the_pages_ask_nothing_of_any_other_address(world: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 // The member page: this phone's key, joining, the person's groups and
 // proposals, voting and the rest, each event signed here and posted to the node.
 
-import { payload, toHex } from './codec.js';
+import { fromHex, payload, toHex } from './codec.js';
 import * as keys from './keystore.js';
 import {
   answerWords, clock, joinCode, currentRound, day, el, errorWords, getJSON, isFinal, percent, personLabel,
@@ -87,14 +87,18 @@ function membersOf(bodyHex) {
 }
 
 async function refresh() {
+  // A read that fails (the node busy, or asked too often) keeps what was known before.
+  const keep = (v) => () => { state.stale = true; return v; };
+  state.stale = false;
   const [person, bodies, status] = await Promise.all([
-    getJSON('/api/person?key=' + state.me.pub).catch(() => null),
-    getJSON('/api/bodies').catch(() => []),
-    getJSON('/api/status').catch(() => ({ proposals: [] })),
+    getJSON('/api/person?key=' + state.me.pub).catch(keep(state.person)),
+    getJSON('/api/bodies').catch(keep(state.bodies)),
+    getJSON('/api/status').catch(keep({ proposals: state.status })),
   ]);
   state.person = person || {};
   state.bodies = list(bodies, 'bodies');
   state.status = list(status, 'proposals');
+  const before = new Map((state.prevStatus || []).map((p) => [p.id, p]));
   const mine = myBodies();
   const mineIds = new Set(mine.map((b) => b.id));
   // The single status carries who has voted (turnout); fetch it for the open ones.
@@ -102,10 +106,13 @@ async function refresh() {
     if (!mineIds.has(p.body) || isFinal(p)) return;
     const full = await getJSON('/api/status/' + p.id).catch(() => null);
     if (full) state.status[i] = full;
+    else { const was = before.get(p.id); if (was && was.turnout) state.status[i] = { ...p, turnout: was.turnout }; }
   }));
   await Promise.all(mine.map(async (b) => {
-    state.requests[b.id] = list(await getJSON('/api/join?body=' + b.id).catch(() => []), 'requests');
+    const got = await getJSON('/api/join?body=' + b.id).catch(() => null);
+    if (got) state.requests[b.id] = list(got, 'requests');
   }));
+  state.prevStatus = state.status;
   if (mine.length) state.joining = null;
   const sig = JSON.stringify([state.person, state.bodies, state.status, state.requests, state.joining],
     (k, v) => (k === 'as_of' ? undefined : v));
@@ -265,7 +272,8 @@ function bodyView(b) {
         el('p', {}, el('strong', {}, shown(r.name, r.key)), ' shows the code ', el('span', { class: 'code small' }, r.code)),
         el('button', {
           class: 'big primary admit', onclick: () => act(`Letting ${r.name} in`, b.id, 'admit', payload.admit(r.key)),
-        }, `The codes match: let ${r.name} in`)));
+        }, `The codes match: let ${r.name} in`),
+        recoverForm(r, b)));
     }
     out.push(sec);
   }
@@ -274,6 +282,31 @@ function bodyView(b) {
   const order = (p) => (isFinal(p) ? 1 : 0);
   for (const p of [...props].sort((x, y) => order(x) - order(y))) out.push(proposalCard(p, b));
   return out;
+}
+
+/** A member who lost every device asks from a new phone: the group may vouch for it by a
+ * `recover` proposal (DECISIONS.md s.11.2); once carried, the new key votes for them. */
+function recoverForm(r, b) {
+  const others = membersOf(b.id).filter((m) => m.key !== personKey() && m.key !== r.key);
+  if (!others.length) return null;
+  const who = el('select', { class: 'recover-person' },
+    others.map((m) => el('option', { value: m.key }, shown(m.name, m.key))));
+  return el('details', { class: 'recover' },
+    el('summary', {}, 'Or: it is a member who lost their phone'),
+    el('label', {}, 'Whose new phone is it? ', who),
+    el('p', { class: 'hint' }, 'This proposes to the group that this phone votes for them from now on, '
+      + 'and that their old devices stop. The group decides, as for any proposal.'),
+    el('button', {
+      class: 'big recover-propose', onclick: () => {
+        const m = others.find((x) => x.key === who.value);
+        const name = (m && m.name) || 'a member';
+        act(`Your proposal to recover ${name}`, b.id, 'propose', payload.propose(
+          `A new phone for ${shown(name, who.value)}`,
+          `${name} lost their phone. From now on the phone that showed the code ${r.code} votes for them, `
+          + 'and their other devices no longer do.',
+          { kind: 'recover', person: fromHex(who.value), new_key: fromHex(r.key) }));
+      },
+    }, 'Propose the recovery'));
 }
 
 function deadline(p) {
@@ -522,8 +555,9 @@ async function poll() {
 
 async function pollOnce() {
   const before = myBodies().length;
+  const wasJoining = state.joining;
   let changed = await refresh();
-  if (before === 0 && myBodies().length > 0) {
+  if (before === 0 && myBodies().length > 0 && wasJoining) {
     say(`You are in. Welcome to ${myBodies()[0].name || 'the group'}!`, 'ok');
     await nameEverywhere();
     changed = (await refresh()) || true;
@@ -546,7 +580,14 @@ async function start() {
     const es = new EventSource('/api/stream');
     es.addEventListener('status', () => { poll().catch(() => {}); });
   } catch (_) { /* polling below still works */ }
-  setInterval(() => { poll().catch(() => {}); }, 2500);
+  // Poll often while waiting to be let in, gently otherwise (the stream wakes us sooner).
+  let last = 0;
+  setInterval(() => {
+    const every = myBodies().length ? 6000 : 2000;
+    if (Date.now() - last < every) return;
+    last = Date.now();
+    poll().catch(() => {});
+  }, 1000);
 }
 
 start().catch((err) => {
