@@ -366,6 +366,29 @@ def test_amend_and_vote_on_the_change_from_the_page(world: dict[str, Any]) -> No
     assert amendments[0]["support"] == "1/1"
 
 
+def test_change_ones_stand_in_contention_from_the_page(world: dict[str, Any]) -> None:
+    if "pid" not in world:
+        pytest.skip("needs the two phones of the test before")
+    home, dana, dana_key = world["home"], world["dana"], world["dana_key"]
+    home.run("body", "found", "community", "Quay", "--charter", "discussion=1s",
+             "--charter", "vote_window=6s", "--charter", "contention_window=1h", IMIER_AS="ana")
+    home.run("member", "admit", "Quay", dana_key, IMIER_AS="ana")
+    pid = home.run("propose", "Quay", "--title", "Lights", "--text", "Lights on the quay.",
+                   IMIER_AS="ana").stdout.strip()
+    wait_until(lambda: home.json("status", pid).get("open_phase") == "vote", 30, "round 1 to open")
+    home.run("vote", pid, "yes", IMIER_AS="ana")
+    dana.page.goto(world["url"] + "/")
+    dana.proposal(pid).locator("button.yes").first.click()
+    dana.said('Your yes on "Lights"', "done")
+    wait_until(lambda: home.json("status", pid)["state"] == "contention", 30, "the pass and contention")
+    card = dana.proposal(pid)
+    dana.shows(f"article[data-proposal='{pid}'] .phase", "change your stand")
+    card.locator(".stand button.no").click()
+    dana.said("Your stand: done")
+    doc = home.json("status", pid)
+    assert doc["contention"]["changes"] == 1 and doc["contention"]["support"] in ("1/2", "0/2"), doc["contention"]
+
+
 def test_a_member_who_lost_their_phone_is_proposed_for_recovery(world: dict[str, Any]) -> None:
     """Eli's new phone asks to join North; Dana's page proposes the recovery (kind recover)."""
     if "pid" not in world:
