@@ -11,8 +11,12 @@ from imier.protocol.events import (
     Event,
     Found,
     Leave,
+    Link,
+    Profile,
     Propose,
+    Seal,
     Stand,
+    Unlink,
     Vote,
     Withdraw,
     sign_event,
@@ -40,6 +44,15 @@ payloads = st.one_of(
               category=categories, delegate=st.one_of(st.none(), ids)),
     st.builds(Stand, proposal=ids, choice=st.sampled_from(["yes", "no"])),
     st.builds(Withdraw, proposal=ids),
+    st.builds(Seal, proposal=ids, window=st.sampled_from(["r1", "a2", "r2", "a3", "r3", "c", "recall"]),
+              heads=st.lists(ids, min_size=1, max_size=12, unique=True).map(lambda x: tuple(sorted(x)))),
+    st.builds(Profile, name=texts),
+    st.builds(Link, device=ids),
+    st.builds(Unlink, device=ids),
+    st.builds(Propose, title=texts, text=texts, proposal_kind=st.just("federate"), federation=ids,
+              join=st.booleans()),
+    st.builds(Propose, title=texts, text=texts, proposal_kind=st.just("draw"), k=st.integers(1, 5),
+              task=st.just("teller"), all_members=st.just(True)),
 )
 
 

@@ -41,6 +41,7 @@ DURATION_KEYS = (
     "amendment_window",
     "contention_window",
     "mandate_term",
+    "seal_window",
 )
 COMBINE_MODES = ("verdicts", "support", "population")
 
@@ -116,6 +117,7 @@ class Charter:
     amendment_window: int = 2 * 86_400_000
     contention_window: int = 7 * 86_400_000
     mandate_term: int = 2_551_443_000
+    seal_window: int = 86_400_000  # tellers seal a window within this after its close (s.10)
 
     def __post_init__(self) -> None:
         for key in RATIO_KEYS:

@@ -40,6 +40,8 @@ from .limits import (
     MAX_NAME,
     MAX_PARTS,
     MAX_PREV,
+    MAX_PROFILE_NAME,
+    MAX_SEAL_HEADS,
     MAX_SEQ,
     MAX_TEXT,
     MAX_TITLE,
@@ -63,6 +65,12 @@ __all__ = [
     "Stand",
     "Withdraw",
     "Recall",
+    "Seal",
+    "Profile",
+    "Link",
+    "Unlink",
+    "SEAL_WINDOWS",
+    "TELLER_TASK",
     "Payload",
     "Event",
     "decode_event",
@@ -75,7 +83,11 @@ SIGN_CONTEXT = b"imier/event/v1\x00"
 BASE_KINDS = ("community", "workplace", "committee")
 FEDERATION_KINDS = ("municipality", "region", "collective")
 BODY_KINDS = BASE_KINDS + FEDERATION_KINDS
-PROPOSAL_KINDS = ("general", "charter", "mandate", "draw", "renew")
+PROPOSAL_KINDS = ("general", "charter", "mandate", "draw", "renew", "federate", "recover")
+# The windows a seal can close (DECISIONS.md s.10): the rounds, the amendment
+# windows before rounds 2 and 3, contention, and a recall's single round.
+SEAL_WINDOWS = ("r1", "a2", "r2", "a3", "r3", "c", "recall")
+TELLER_TASK = "teller"  # the task of a mandate whose holder seals windows
 CHOICES = ("yes", "no", "abstain")
 SEVERITIES = ("minor", "blocking")
 _CATEGORY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -265,6 +277,12 @@ class Propose:
       optional proposal or federation id it serves).
     * ``draw``: ``k`` of ``candidates`` are drawn by lot for ``task``.
     * ``renew``: renews the committee ``committee``.
+    * ``draw`` draws from ``candidates`` or, with ``all_members`` (true), from
+      every member eligible at the proposal's timestamp; exactly one of the two.
+    * ``federate``: the body joins (``join`` true) or leaves the federation
+      ``federation`` (DECISIONS.md s.9.2).
+    * ``recover``: ``new_key`` becomes the only device of ``person`` (the
+      person's first key) once carried (s.11.2).
     """
 
     KIND: ClassVar[str] = "propose"
@@ -279,16 +297,24 @@ class Propose:
     candidates: tuple[bytes, ...] | None = None
     k: int | None = None
     committee: bytes | None = None
+    federation: bytes | None = None
+    join: bool | None = None
+    person: bytes | None = None
+    new_key: bytes | None = None
+    all_members: bool | None = None
 
     _BY_KIND: ClassVar[dict[str, tuple[set[str], set[str]]]] = {
         "general": (set(), set()),
         "charter": ({"charter"}, set()),
         "mandate": ({"holder", "task", "term_ms"}, {"scope"}),
-        "draw": ({"candidates", "k", "task"}, {"term_ms"}),
+        "draw": ({"k", "task"}, {"term_ms", "candidates", "all_members"}),
         "renew": ({"committee"}, set()),
+        "federate": ({"federation", "join"}, set()),
+        "recover": ({"person", "new_key"}, set()),
     }
     _EXTRA: ClassVar[tuple[str, ...]] = (
         "charter", "holder", "task", "term_ms", "scope", "candidates", "k", "committee",
+        "federation", "join", "person", "new_key", "all_members",
     )
 
     def __post_init__(self) -> None:
@@ -327,6 +353,23 @@ class Propose:
             _int(self.k, "data.k", 1, MAX_CANDIDATES)
             if self.candidates is not None and self.k > len(self.candidates):
                 raise Rejected("bad_field", "more seats than candidates", field="data.k")
+        if self.all_members is not None and self.all_members is not True:
+            # Canonical form: the key is left out rather than set to false.
+            raise Rejected("bad_field", "is true, or left out", field="data.all_members")
+        if self.proposal_kind == "draw" and (self.candidates is None) == (self.all_members is None):
+            raise Rejected(
+                "bad_field", "a draw names its candidates or draws from all members, not both",
+                field="data.candidates",
+            )
+        _opt_b32(self.federation, "data.federation")
+        if self.join is not None and not isinstance(self.join, bool):
+            raise Rejected("bad_field", "must be true or false", field="data.join")
+        if self.person is not None:
+            _b32(self.person, "data.person", KEY_LEN)
+        if self.new_key is not None:
+            _b32(self.new_key, "data.new_key", KEY_LEN)
+            if self.new_key == self.person:
+                raise Rejected("bad_field", "is the person's own first key", field="data.new_key")
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"kind": self.proposal_kind, "text": self.text, "title": self.title}
@@ -485,10 +528,106 @@ class Recall:
         return cls(mandate=d["mandate"], holder=d["holder"], reason=d["reason"])
 
 
-Payload = Union[Found, Admit, Leave, Part, Propose, Amend, Vote, Stand, Withdraw, Recall]
+@dataclass(frozen=True, kw_only=True)
+class Seal:
+    """A teller closes the count of one window (DECISIONS.md s.10).
+
+    ``proposal`` is the proposal (or, for ``window`` "recall", the recall
+    event); ``heads`` are ids of the body's record the teller's node held when
+    sealing: the teller's view of the window is their causal past, united over
+    all of the teller's counting seals for the window.
+    """
+
+    KIND: ClassVar[str] = "seal"
+    proposal: bytes
+    window: str
+    heads: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        _b32(self.proposal, "data.proposal")
+        _one_of(self.window, "data.window", SEAL_WINDOWS)
+        _ids(self.heads, "data.heads", MAX_SEAL_HEADS, sorted_unique=True)
+        if not self.heads:
+            raise Rejected("bad_field", "must name at least one event", field="data.heads")
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"heads": list(self.heads), "proposal": self.proposal, "window": self.window}
+
+    @classmethod
+    def from_wire(cls, d: Any) -> "Seal":
+        d = _keys(d, "data", {"proposal", "window", "heads"})
+        return cls(
+            proposal=d["proposal"], window=d["window"],
+            heads=_ids(d["heads"], "data.heads", MAX_SEAL_HEADS, sorted_unique=True),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Profile:
+    """How the author is shown in this body (s.11.4): the latest by (ts, id) counts."""
+
+    KIND: ClassVar[str] = "profile"
+    name: str
+
+    def __post_init__(self) -> None:
+        _text(self.name, "data.name", MAX_PROFILE_NAME)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    @classmethod
+    def from_wire(cls, d: Any) -> "Profile":
+        d = _keys(d, "data", {"name"})
+        return cls(name=d["name"])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Link:
+    """From its timestamp, the key ``device`` acts for the author's person (s.11.1)."""
+
+    KIND: ClassVar[str] = "link"
+    device: bytes
+
+    def __post_init__(self) -> None:
+        _b32(self.device, "data.device", KEY_LEN)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"device": self.device}
+
+    @classmethod
+    def from_wire(cls, d: Any) -> "Link":
+        d = _keys(d, "data", {"device"})
+        return cls(device=d["device"])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unlink:
+    """From its timestamp, the key ``device`` no longer acts for the author's person (s.11.2)."""
+
+    KIND: ClassVar[str] = "unlink"
+    device: bytes
+
+    def __post_init__(self) -> None:
+        _b32(self.device, "data.device", KEY_LEN)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"device": self.device}
+
+    @classmethod
+    def from_wire(cls, d: Any) -> "Unlink":
+        d = _keys(d, "data", {"device"})
+        return cls(device=d["device"])
+
+
+Payload = Union[
+    Found, Admit, Leave, Part, Propose, Amend, Vote, Stand, Withdraw, Recall, Seal, Profile, Link, Unlink
+]
 PAYLOADS: dict[str, Callable[[Any], Payload]] = {
     cls.KIND: cls.from_wire
-    for cls in (Found, Admit, Leave, Part, Propose, Amend, Vote, Stand, Withdraw, Recall)
+    for cls in (
+        Found, Admit, Leave, Part, Propose, Amend, Vote, Stand, Withdraw, Recall,
+        Seal, Profile, Link, Unlink,
+    )
 }
 
 

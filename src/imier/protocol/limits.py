@@ -12,6 +12,8 @@ __all__ = [
     "MAX_PREV",
     "MAX_PARTS",
     "MAX_CANDIDATES",
+    "MAX_SEAL_HEADS",
+    "MAX_PROFILE_NAME",
     "MAX_TS",
     "MAX_SEQ",
     "ID_LEN",
@@ -28,6 +30,11 @@ MAX_CATEGORY = 32
 MAX_PREV = 8  # DECISIONS.md s.8
 MAX_PARTS = 256  # member bodies named in one founding event
 MAX_CANDIDATES = 1024  # candidates of one draw
+# Heads named by one seal. 2,048 ids (34 bytes each on the wire) would not fit
+# MAX_EVENT_BYTES, so a teller whose node holds more heads signs several
+# seals for the window; its view is their union (docs/protocol.md).
+MAX_SEAL_HEADS = 1024
+MAX_PROFILE_NAME = 64  # Unicode code points of a person's shown name
 MAX_TS = 2**53  # milliseconds since the epoch; far beyond any real date
 MAX_SEQ = 2**40
 ID_LEN = 32
