@@ -162,9 +162,7 @@ def _judge(offences: list[Offence]) -> None:
     new = [o for o in offences if o.where not in AWAITING_FIX]
     assert not new, "citations of files the repository does not ship:\n" + "\n".join(map(str, new))
     if offences:
-        pytest.xfail(
-            "awaiting the merge fix (AWAITING_FIX):\n" + "\n".join(map(str, offences))
-        )
+        pytest.xfail("awaiting the merge fix (AWAITING_FIX):\n" + "\n".join(map(str, offences)))
 
 
 def test_the_scan_finds_what_it_must() -> None:
@@ -195,7 +193,11 @@ def test_source_tests_and_build_files_cite_no_design_notes() -> None:
     """Comments, docstrings and messages in src/, tests/, bench/ and the build files."""
     files = [ROOT / "pyproject.toml", ROOT / "Makefile", ROOT / ".ci" / "run"]
     for top in ("src", "tests", "bench"):
-        files += [p for p in sorted((ROOT / top).rglob("*")) if p.is_file() and p.suffix in (".py", ".json", ".toml", ".md", ".js", ".html")]
+        files += [
+            p
+            for p in sorted((ROOT / top).rglob("*"))
+            if p.is_file() and p.suffix in (".py", ".json", ".toml", ".md", ".js", ".html")
+        ]
     offences: list[Offence] = []
     for p in files:
         if not p.exists() or p.resolve() == THIS or "__pycache__" in p.parts:
