@@ -84,11 +84,17 @@ AWAITING_FIX: set[str] = {
 }
 
 
+# Pages that another part of the project writes, cited here before they are
+# merged: reported (xfail) while missing, checked like any other once present.
+WRITTEN_ELSEWHERE: set[str] = {"docs/web.md"}
+
+
 @dataclass(frozen=True)
 class Offence:
     where: str  # a repository path, or "help: imier COMMAND"
     line: int
     what: str
+    cited: str = ""
 
     def __str__(self) -> str:
         return f"{self.where}:{self.line}: {self.what}"
@@ -138,7 +144,9 @@ def _scan(where: str, text: str, citing_dir: Path, *, paths: bool = True) -> lis
                 if DESIGN.search(cited):
                     continue  # already reported
                 if not _exists(cited, citing_dir):
-                    found.append(Offence(where, n, f"cites {cited!r}, which the repository does not have"))
+                    found.append(
+                        Offence(where, n, f"cites {cited!r}, which the repository does not have", cited)
+                    )
     return found
 
 
@@ -159,7 +167,7 @@ def _help_texts() -> dict[str, str]:
 
 
 def _judge(offences: list[Offence]) -> None:
-    new = [o for o in offences if o.where not in AWAITING_FIX]
+    new = [o for o in offences if o.where not in AWAITING_FIX and o.cited not in WRITTEN_ELSEWHERE]
     assert not new, "citations of files the repository does not ship:\n" + "\n".join(map(str, new))
     if offences:
         pytest.xfail("awaiting the merge fix (AWAITING_FIX):\n" + "\n".join(map(str, offences)))
