@@ -42,16 +42,19 @@ MODULE_DIRS = ("protocol/", "consensus/", "store/", "nodeapp/", "cli/", "web/", 
 GENERATED = {"bench/results.json"}
 FILE_ENDINGS = (".md", ".py", ".json", ".service", ".toml", ".js", ".css", ".html", ".png", ".svg")
 
-# Places known to cite the design notes when this test was written (owned by
-# other parts of the project; fixed when their branches are merged).
+# Places known to cite the design notes when this test was written, on this
+# branch or on the branches being merged with it (owned by other parts of the
+# project; fixed in the merge). Entries for files this tree lacks do nothing.
 AWAITING_FIX: set[str] = {
     "docs/architecture.md",
     "docs/decisions.md",
+    "docs/web.md",
     "help: imier",
     "help: imier propose",
     "help: imier simulate",
     ".ci/run",
     "pyproject.toml",
+    "src/imier/api/read.py",
     "src/imier/cli/core.py",
     "src/imier/cli/decide.py",
     "src/imier/consensus/__init__.py",
@@ -71,16 +74,29 @@ AWAITING_FIX: set[str] = {
     "src/imier/protocol/limits.py",
     "src/imier/simulate.py",
     "src/imier/store/author.py",
+    "src/imier/store/causality.py",
     "src/imier/store/db.py",
+    "src/imier/store/home.py",
+    "src/imier/store/intake.py",
+    "src/imier/store/reads.py",
+    "src/imier/store/requests.py",
+    "src/imier/store/schema.py",
+    "src/imier/web/source.py",
     "tests/scenarios/01_simulate_md_example.json",
+    "tests/test_causality.py",
     "tests/test_consensus.py",
     "tests/test_consensus_nested.py",
     "tests/test_consensus_reference.py",
+    "tests/test_consensus_seals.py",
     "tests/test_consensus_world.py",
     "tests/test_convergence.py",
     "tests/test_forgery.py",
+    "tests/test_library_rules.py",
     "tests/test_protocol_kinds.py",
     "tests/test_simulate_scenarios.py",
+    "tests/test_store_author.py",
+    "tests/test_store_resolve.py",
+    "tests/test_sync_session.py",
 }
 
 
