@@ -97,6 +97,7 @@ AWAITING_FIX: set[str] = {
     "tests/test_store_author.py",
     "tests/test_store_resolve.py",
     "tests/test_sync_session.py",
+    "tests/web/test_pages.py",
 }
 
 
