@@ -34,6 +34,8 @@ DESIGN = re.compile(
 # Any name ending in .md (not part of a URL).
 MD_NAME = re.compile(r"(?<![\w/.:-])((?:[\w.-]+/)*[\w.-]+\.md)\b")
 BACKTICKED = re.compile(r"`([^`\s]+)`")
+# The target of a Markdown link or image, when it is a local path.
+LINK = re.compile(r"\]\((?![a-z]+:|#)([^)\s#]+)|\bsrc=\"(?![a-z]+:)([^\"]+)\"")
 # Top-level folders of the repository, and the packages under src/imier/ that
 # docs name relative to it (`nodeapp/sync.py`).
 REPO_DIRS = ("docs/", "src/", "tests/", "bench/", ".ci/")
@@ -103,7 +105,7 @@ AWAITING_FIX: set[str] = {
 
 # Pages that another part of the project writes, cited here before they are
 # merged: reported (xfail) while missing, checked like any other once present.
-WRITTEN_ELSEWHERE: set[str] = {"docs/web.md"}
+WRITTEN_ELSEWHERE: set[str] = {"docs/web.md", "docs/img/member-phone.png", "docs/img/meeting-projector.png"}
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,7 @@ def _exists(cited: str, citing_dir: Path) -> bool:
 
 def _cited_paths(line: str) -> set[str]:
     out = {m.group(1) for m in MD_NAME.finditer(line)}
+    out |= {m.group(1) or m.group(2) for m in LINK.finditer(line)}
     for m in BACKTICKED.finditer(line):
         tok = m.group(1)
         if tok.startswith(REPO_DIRS + MODULE_DIRS) and (tok.endswith("/") or tok.endswith(FILE_ENDINGS)):
@@ -196,6 +199,9 @@ def test_the_scan_finds_what_it_must() -> None:
     assert [o.line for o in bad] == [1, 1, 1, 2]
     assert _scan("x", "`docs/rules.md`, `nodeapp/sync.py`, `tests/scenarios/*.json`, docs/cli.md", ROOT) == []
     assert _scan("x", "`config.toml`, `keys/NAME.key`, https://example.org/README.md", ROOT) == []
+    assert _scan("x", "[rules](rules.md), [web](https://example.org/x.png), [top](#a)", ROOT / "docs") == []
+    shots = '![shot](docs/img/none.png) <img src="docs/img/nil.png">'
+    assert sorted(o.cited for o in _scan("x", shots, ROOT)) == ["docs/img/nil.png", "docs/img/none.png"]
 
 
 def test_readme_and_docs_cite_only_files_the_repo_ships() -> None:
