@@ -8,7 +8,7 @@ municipality, and every member's round-1 vote (100,000 votes; 7 in 10 yes,
 * The headline figures use the *sealed* municipality: every community consents
   to the municipality by a carried ``federate`` proposal, three tellers are
   drawn by lot over all members, and after round 1 closes all three seal it
-  (DECISIONS.md s.9.2 and s.10); status is taken an hour after the close.
+  (docs/rules.md s.9.2 and s.10); status is taken an hour after the close.
 * ``read_s``: the store read that ``imier status`` does for a proposal
   (:meth:`Store.events_for_bodies` over the body's closure: SQL and
   decoding every event, without re-verifying signatures).
@@ -59,7 +59,7 @@ class _Chain:
 
 def municipality(communities: int, members: int, *, sealed: bool = False) -> Iterator[Event]:
     """Communities with their members, the municipality (every community consents by a
-    carried ``federate`` proposal, DECISIONS.md s.9.2), a proposal, and every member's vote.
+    carried ``federate`` proposal, docs/rules.md s.9.2), a proposal, and every member's vote.
 
     ``sealed``: before the proposal, three tellers are drawn by lot over all members (a
     ``draw`` carried by half the communities), and after round 1 closes each seals it.

@@ -1,4 +1,4 @@
-"""The node seals by itself (DECISIONS.md s.10.5): what is due, and the seals it signs."""
+"""The node seals by itself (docs/rules.md s.10.5): what is due, and the seals it signs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""store/causality.py without SQLite: acceptance and admission (DECISIONS.md s.8, s.9.1).
+"""store/causality.py without SQLite: acceptance and admission (docs/rules.md s.8, s.9.1).
 
 Histories are made of bare candidates (ids are counters, no signatures), so
 hypothesis can explore many shapes quickly: an event is accepted iff its

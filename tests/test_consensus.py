@@ -1,4 +1,4 @@
-"""Table tests of the ladder for one base body, edge by edge (DECISIONS.md s.2-3)."""
+"""Table tests of the ladder for one base body, edge by edge (docs/rules.md s.2-3)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Nested verdicts: combine modes, three levels, per-body charters, contention
-in federations, and the corners DECISIONS.md leaves open (docs/decisions.md)."""
+in federations, and the corners docs/rules.md leaves open (docs/decisions.md)."""
 
 from __future__ import annotations
 

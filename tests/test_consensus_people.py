@@ -1,4 +1,4 @@
-"""People and their devices (DECISIONS.md s.11), names, and federation by consent (s.9.2)."""
+"""People and their devices (docs/rules.md s.11), names, and federation by consent (s.9.2)."""
 
 from __future__ import annotations
 

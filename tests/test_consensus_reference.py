@@ -1,4 +1,4 @@
-"""The nested verdict recursion against a plain reference written from DECISIONS.md
+"""The nested verdict recursion against a plain reference written from docs/rules.md
 s.4 and s.7 with Fractions, over random trees, charters and ballots."""
 
 from __future__ import annotations

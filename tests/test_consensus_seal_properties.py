@@ -1,4 +1,4 @@
-"""Properties of sealed windows (DECISIONS.md s.10), with hypothesis.
+"""Properties of sealed windows (docs/rules.md s.10), with hypothesis.
 
 One community of nine with three tellers drawn by lot (built once). Each
 example chooses, per member, a timely vote, a late one (stamped inside round

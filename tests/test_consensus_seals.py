@@ -1,4 +1,4 @@
-"""Sealed windows (DECISIONS.md s.10): tellers drawn by lot close the count.
+"""Sealed windows (docs/rules.md s.10): tellers drawn by lot close the count.
 
 Each test builds a body whose tellers are drawn by a carried ``draw``
 proposal, then a proposal whose windows the tellers seal, then events

@@ -4,7 +4,7 @@ syncing, every node holds the same events (same states) and computes the
 same verdicts.
 
 Each node is a :class:`Store` (``Store.memory()``) with its own people (a
-key lives on one node, DECISIONS.md s.8). Gossip is a bag of in-flight
+key lives on one node, docs/rules.md s.8). Gossip is a bag of in-flight
 messages that the state machine delivers in any order, drops or copies.
 Sync is the pure :class:`~imier.protocol.reconcile.Reconciler` between two
 stores' ``(ts, id)`` sets, then the missing raw events, decoded and

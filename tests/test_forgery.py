@@ -69,7 +69,7 @@ def _sign_into(w: World, who: str, body: bytes, data: object, ts: int, seq: int 
 
 
 def test_votes_signed_by_non_members_are_refused_and_ignored_and_listed() -> None:
-    """DECISIONS.md s.9.1: the store refuses them (``not_admitted``) and keeps nothing
+    """docs/rules.md s.9.1: the store refuses them (``not_admitted``) and keeps nothing
     of them; handed to consensus directly, they are still ignored, with the reason."""
     w, pid = baseline()
     north = w.ids["north"]
@@ -103,7 +103,7 @@ def test_an_event_moved_into_another_body_fails_its_signature() -> None:
 
 # Found by this test: consensus once collected ballots by target alone, so a
 # vote signed into *another* body's record counted for the proposal (skipping
-# the causal checks of DECISIONS.md s.8). Fixed in consensus/tally.py (rule 5:
+# the causal checks of docs/rules.md s.8). Fixed in consensus/tally.py (rule 5:
 # only the proposal's body record counts).
 def test_votes_cast_in_another_body_do_not_count() -> None:
     """A member of both bodies votes on north's proposal from south's record."""

@@ -1,4 +1,4 @@
-"""store/intake.py: the one way in, its report, and the bounds on what waits (DECISIONS.md s.9.3)."""
+"""store/intake.py: the one way in, its report, and the bounds on what waits (docs/rules.md s.9.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The kinds of DECISIONS.md s.9-11 on the wire: seal, profile, link, unlink,
+"""The kinds of docs/rules.md s.9-11 on the wire: seal, profile, link, unlink,
 and the federate / recover / all-members draw proposals."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The scenario suite: every tests/scenarios/*.json through the real `imier simulate --json`.
 
-Each file is a SIMULATE.md scenario plus two keys simulate reads past:
+Each file is a docs/scenarios.md scenario plus two keys simulate reads past:
 ``comment`` (one line: what it checks) and ``expect`` (the hand-computed
 answer). ``expect`` is matched partially (every key given must be equal;
 lists must have the same length) except for the files in ``EXACT``, whose

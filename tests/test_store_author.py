@@ -1,4 +1,4 @@
-"""store/author.py: DECISIONS.md s.9.4, authoring is one atomic step that never signs
+"""store/author.py: docs/rules.md s.9.4, authoring is one atomic step that never signs
 over the future and never stamps outside the window it was meant for."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Histories here have what meeting() never makes: events sharing a timestamp
 (so a prev may sort after its child by id), events naming an invalid prev,
 backdated events, skipped sequence numbers, and prevs that never arrive.
-Authors are admitted (DECISIONS.md s.9.1) by ``admit`` events in the same
+Authors are admitted (docs/rules.md s.9.1) by ``admit`` events in the same
 history, by the founder or by people admitted before, or never: an event of
 an author not (yet) admitted is refused and stored nowhere, and taken when
 it is delivered again after the admission (as sync does).

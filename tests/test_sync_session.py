@@ -93,7 +93,7 @@ def test_two_nodes_reconcile_and_a_new_member_learns_its_body(tmp_path) -> None:
 
 
 def test_a_federation_above_is_not_held_without_its_consent(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    # DECISIONS.md s.9.2: a federation naming East is held by East's nodes only once
+    # docs/rules.md s.9.2: a federation naming East is held by East's nodes only once
     # East carries a ``federate`` proposal naming it (test_hostile_sync.py has that half).
     a, ana = _node(tmp_path, "a")
     b, ben = _node(tmp_path, "b")

@@ -92,7 +92,7 @@ def run(root: Path) -> int:
     say(f"  Riverside founded ({muni[:12]}): discussion 3s, votes 5s, amendments 5s, contention 3s")
     everywhere(nodes, muni, "the municipality")
     say("  every node now holds Riverside (a federation above its community)")
-    say("Each community consents to Riverside by carrying a 'federate' proposal (DECISIONS.md s.9.2)")
+    say("Each community consents to Riverside by carrying a 'federate' proposal (docs/rules.md s.9.2)")
     joins = []
     for n in nodes:
         jp = n.imier("propose", n.town, "--kind", "federate", "--federation", muni,

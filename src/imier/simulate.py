@@ -1,4 +1,4 @@
-"""`imier simulate`: replay an assembly from a scenario file (SIMULATE.md).
+"""`imier simulate`: replay an assembly from a scenario file (docs/scenarios.md).
 
 There is no arithmetic here. A scenario becomes real signed events (keys
 derived from the scenario's body names, so a scenario always gives the same

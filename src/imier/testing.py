@@ -96,7 +96,7 @@ class World:
 
     def __init__(self, *, admission: bool = False) -> None:
         # By default outsiders' events are stored too (a node's store refuses them,
-        # DECISIONS.md s.9.1): these worlds test that consensus ignores them by itself.
+        # docs/rules.md s.9.1): these worlds test that consensus ignores them by itself.
         self.store = Store.memory(admission=admission)
         self.ids: dict[str, bytes] = {}
         self.members: dict[str, list[str]] = {}

@@ -223,7 +223,7 @@ def test_two_phones_join_vote_and_the_meeting_follows(world: dict[str, Any], tmp
     assert not [i for i in doc["ignored"] if i["author"] in (dana_key, eli_key)]
 
     # Who voted, by name: when the node's single status carries the turnout of the round
-    # (the status work, DECISIONS.md s.11.4), the projector names both, "Dana (0cec)".
+    # (the status work, docs/rules.md s.11.4), the projector names both, "Dana (0cec)".
     import httpx
 
     single = httpx.get(f"{world['url']}/api/status/{pid}", timeout=30).json()
@@ -250,7 +250,7 @@ def _bodies(world: dict[str, Any]) -> dict[str, Any]:
 
 
 def _consensus_counts_devices() -> bool:
-    """Whether this tree's consensus follows link events (DECISIONS.md s.11.1): until the
+    """Whether this tree's consensus follows link events (docs/rules.md s.11.1): until the
     consensus work lands, a linked device's vote is not counted for its person."""
     from imier.consensus import record
 
@@ -258,7 +258,7 @@ def _consensus_counts_devices() -> bool:
 
 
 @pytest.mark.xfail(not _consensus_counts_devices(), strict=True,
-                   reason="consensus does not count linked devices yet (DECISIONS.md s.11)")
+                   reason="consensus does not count linked devices yet (docs/rules.md s.11)")
 def test_a_second_device_votes_and_the_person_counts_once(world: dict[str, Any]) -> None:
     if "pid" not in world:
         pytest.skip("needs the two phones of the test before")

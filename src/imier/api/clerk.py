@@ -231,7 +231,7 @@ class Clerk:
             after = [*events, d]
             joined = part.id in members_of_federation(after, b.id, d.ts)
             if part.id not in members_at(after, b.id, d.ts):
-                # DECISIONS.md s.9.2: only a person of the federation names a body
+                # docs/rules.md s.9.2: only a person of the federation names a body
                 raise LocalError(f"you are not a person of {b.data.name}, so you cannot name "
                                  f"{self.body_name(part.id)} as its part",
                                  hint="a person of the federation names the body; the body then "

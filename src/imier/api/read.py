@@ -9,7 +9,7 @@ fewer events, and keeps it:
    events aimed at P and at its amendments and recalls, the same under every
    structural proposal of the closure (charters, renewals, mandates...), and
    fork evidence. A proposal with a seal in its record is read with its
-   whole closure (a teller's view is a causal past, DECISIONS.md s.10).
+   whole closure (a teller's view is a causal past, docs/rules.md s.10).
 2. **Kept results.** Each result is kept in the store's ``kept`` table with
    a fingerprint of those inputs (imier.store.index invariant 2, plus the
    consensus code itself) and the interval ``[lo, hi)`` of ``as_of`` around

@@ -41,7 +41,7 @@ def register(sub: Any) -> None:
     add_json(p)
     p.set_defaults(func=cmd_status)
     p = sub.add_parser(
-        "simulate", help="replay an assembly from a scenario file (SIMULATE.md)",
+        "simulate", help="replay an assembly from a scenario file (docs/scenarios.md)",
         description="Turn a scenario (bodies, a proposal, votes per round, contention) into real "
         "signed events in a throw-away store and judge them with the same tally as 'status'. "
         "Needs no home. A malformed scenario exits non-zero naming the field.")

@@ -1,4 +1,4 @@
-"""The decision procedure of DECISIONS.md as pure functions over validated events.
+"""The decision procedure of docs/rules.md as pure functions over validated events.
 
 No I/O, no clock, no floating point: a set of accepted events and an
 ``as_of`` time in, verdicts out. Every node computes the same answer from

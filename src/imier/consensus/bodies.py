@@ -2,7 +2,7 @@
 
 Each takes a set of accepted events (what the node holds of the bodies
 concerned, e.g. the store's closure of a body) and a time, and answers as
-the decision procedure would (DECISIONS.md s.9.2, s.10.1, s.11):
+the decision procedure would (docs/rules.md s.9.2, s.10.1, s.11):
 
 * :func:`members_of_federation` (alias :func:`consenting_parts`): the member
   bodies of a federation at ``t``, named by it *and* consenting.

@@ -15,7 +15,7 @@ Invariants:
    proposal carried (in its parent, or in itself if it has none) before it
    sunsets extends it to ``mandate_term`` after the renewal.
 4. The voters of a window are the members at the proposal's timestamp who
-   are still members when the window opens (DECISIONS.md s.2); a body is
+   are still members when the window opens (docs/rules.md s.2); a body is
    under a federation for a window on the same terms. Cycles are cut.
 5. A person's effective ballot in a window is their counted event with the
    greatest ``(timestamp, id)`` over all their devices (s.11); it counts in
@@ -54,7 +54,7 @@ __all__ = ["Engine", "NotAProposal", "STRAY", "LATE", "TallyFn", "Devices", "Sea
 
 STRAY = "posted in another body's record; only the proposal's body record counts"
 LATE = "reached the tellers after the close"
-FORKED = "its author forked their record in this body (DECISIONS.md s.8)"
+FORKED = "its author forked their record in this body (docs/rules.md s.8)"
 
 # tally(engine, proposal id, as_of) -> result: injected, so the engine does not import the tally.
 TallyFn = Callable[["Engine", bytes, int], "ProposalResult"]
@@ -71,7 +71,7 @@ class NotAProposal(LocalError, LookupError):
 
 
 class Devices:
-    """Who a key acts for in one body's tree (DECISIONS.md s.11).
+    """Who a key acts for in one body's tree (docs/rules.md s.11).
 
     ``spans``: device key -> ``(person, start, end)``; ``ended``: a person's
     own first key -> the times from which it no longer acts (unlinked or
@@ -243,7 +243,7 @@ class Engine:
     def aimed(self, target: bytes, cls: type, home: bytes, as_of: int,
               ignored: list[Ignored], kind: str | None = None) -> list[Event]:
         """Events of ``cls`` aimed at ``target`` that have happened by ``as_of``,
-        from ``home``'s record only (DECISIONS.md s.8, docs/decisions.md rule 5);
+        from ``home``'s record only (docs/rules.md s.8, docs/decisions.md rule 5);
         those posted in another body's record are listed in ``ignored``."""
         out = []
         for e in self.record.targeting(target, cls):
@@ -367,7 +367,7 @@ class Engine:
             return FORKED
         author = ev.author if devices is IDENTITY else devices.person(ev.author, ev.ts)
         if author is None:
-            return "its key no longer acts for anyone: it was unlinked (DECISIONS.md s.11)"
+            return "its key no longer acts for anyone: it was unlinked (docs/rules.md s.11)"
         if author not in everyone:
             return "not eligible: not a member at the proposal's timestamp and the window's opening"
         member_at = r.member_at

@@ -1,4 +1,4 @@
-"""The ladder of DECISIONS.md s.3 as a transition table, and its calendar.
+"""The ladder of docs/rules.md s.3 as a transition table, and its calendar.
 
 Rules:
 
@@ -9,7 +9,7 @@ Rules:
 3. ``carried``, ``tabled``, ``rejected`` and ``withdrawn`` are final: no
    input leaves them.
 4. The calendar is the proposal body's charter at the proposal's timestamp
-   (DECISIONS.md s.7.1). Windows are half-open ``[start, end)`` in
+   (docs/rules.md s.7.1). Windows are half-open ``[start, end)`` in
    milliseconds and follow each other without gaps: discussion, round 1
    vote; round 2 amendments, round 2 vote; round 3 amendments, round 3 vote;
    then, after the pass in round ``k``, contention.
@@ -41,7 +41,7 @@ __all__ = [
 
 
 class State(StrEnum):
-    """The state of a proposal (DECISIONS.md s.6). A ``str``: it compares, hashes and
+    """The state of a proposal (docs/rules.md s.6). A ``str``: it compares, hashes and
     serialises as its value, so JSON and ``state == "carried"`` are unchanged."""
 
     DISCUSSION = "discussion"
@@ -76,7 +76,7 @@ class Input(StrEnum):
 
 
 class WindowName(StrEnum):
-    """The windows a teller seals (DECISIONS.md s.10), as named in a ``seal`` event."""
+    """The windows a teller seals (docs/rules.md s.10), as named in a ``seal`` event."""
 
     R1 = "r1"
     A2 = "a2"

@@ -1,4 +1,4 @@
-"""Mandates, draws by lot and recalls (DECISIONS.md s.5).
+"""Mandates, draws by lot and recalls (docs/rules.md s.5).
 
 Invariants:
 

@@ -7,7 +7,7 @@ Invariants:
    order, so any permutation or duplication gives the same record.
 2. Membership is a set of half-open intervals ``[start, end)`` per
    ``(body, member)``: an ``admit`` at ``t`` makes a member at ``t``, a
-   ``leave`` at ``t`` ends it at ``t`` (DECISIONS.md s.1). A base body's
+   ``leave`` at ``t`` ends it at ``t`` (docs/rules.md s.1). A base body's
    founder is its first member.
 3. An ``admit`` counts only if its author is a member at that moment; a
    ``leave`` only if its author is. A federation's spans here are its
@@ -17,7 +17,7 @@ Invariants:
    consent, which the engine adds (:meth:`~.engine.Engine.parts_at`).
 4. A fork is two different events of one author with the same
    ``(body, seq)``; from the fork's ``seq`` on, that author's events in that
-   body are not counted by consensus (DECISIONS.md s.8).
+   body are not counted by consensus (docs/rules.md s.8).
 """
 
 from __future__ import annotations

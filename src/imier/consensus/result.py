@@ -1,6 +1,6 @@
 """What a tally says about one proposal: frozen results, their JSON and the sentence.
 
-The JSON keys of SIMULATE.md ("state", "decided_round", "version", "text",
+The JSON keys of docs/scenarios.md ("state", "decided_round", "version", "text",
 "rounds" with "round", "passed", "support", "participation", "bodies",
 "grievances", "amendments") are produced here and nowhere else; `status
 --json` adds "id", "body", "title" and the extra keys listed in
@@ -108,7 +108,7 @@ class Ignored:
 
 @dataclass(frozen=True, kw_only=True)
 class SealInfo:
-    """Whether one closed window is sealed (DECISIONS.md s.10): ``sealed_by`` of the
+    """Whether one closed window is sealed (docs/rules.md s.10): ``sealed_by`` of the
     ``tellers`` in force at its close have counting seals; sealed when more than half."""
 
     window: str  # r1, a2, r2, a3, r3, c or recall
@@ -292,7 +292,7 @@ class ProposalResult:
         return doc
 
     def simulate_json(self, names: Mapping[bytes, str]) -> dict[str, Any]:
-        """Exactly the document of SIMULATE.md; when the body has tellers, each closed
+        """Exactly the document of docs/scenarios.md; when the body has tellers, each closed
         window also says whether it is sealed ("seal", "amendment_seal" in the rounds, and
         "contention_seal" in the passing round)."""
         tellers = self.has_tellers
@@ -309,7 +309,7 @@ class ProposalResult:
         return doc
 
     def to_json(self, body_names: Mapping[bytes, str]) -> dict[str, Any]:
-        """SIMULATE.md's fields plus ``id``, ``body``, ``title`` and the details of status."""
+        """docs/scenarios.md's fields plus ``id``, ``body``, ``title`` and the details of status."""
         doc: dict[str, Any] = {
             "id": self.id.hex(), "body": self.body.hex(), "title": self.title,
             **self.simulate_json(body_names),

@@ -1,4 +1,4 @@
-"""Exact shares and the threshold tests of DECISIONS.md s.1 (no floating point).
+"""Exact shares and the threshold tests of docs/rules.md s.1 (no floating point).
 
 A :class:`Share` is a count over a count, kept unreduced: ``"14/20"`` says
 how many hands were counted, which ``"7/10"`` would hide. The tests are the rule book's, written as

@@ -1,4 +1,4 @@
-"""From a set of events and a time to the state of one proposal (DECISIONS.md s.3).
+"""From a set of events and a time to the state of one proposal (docs/rules.md s.3).
 
 Invariants:
 

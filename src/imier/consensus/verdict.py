@@ -1,4 +1,4 @@
-"""Verdicts of nested bodies (DECISIONS.md s.4 and s.7): one recursion for
+"""Verdicts of nested bodies (docs/rules.md s.4 and s.7): one recursion for
 rounds, amendments, recalls and contention.
 
 Rules:

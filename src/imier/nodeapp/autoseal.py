@@ -1,4 +1,4 @@
-"""Sealing by the node itself (DECISIONS.md s.10.5): which windows this node's
+"""Sealing by the node itself (docs/rules.md s.10.5): which windows this node's
 tellers should seal now, and the seal events that do it.
 
 The daemon calls :func:`auto_seal` periodically (setting ``auto_seal``, default

@@ -5,7 +5,7 @@
   connection is lost, waiting 1 s, 2 s, 4 s ... up to ``MAX_BACKOFF_S``
   between failed attempts (reset on success).
 * mDNS (on by default, ``--no-mdns``): the node announces its concrete
-  interface addresses (never ``0.0.0.0``, quirk 5 of LIBP2P-NOTES.md) and
+  interface addresses (never ``0.0.0.0``, quirk 5 of docs/architecture.md) and
   dials the peers it hears about, with the same backoff.
 
 Every dial runs under a deadline.

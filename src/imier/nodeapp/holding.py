@@ -5,7 +5,7 @@ A node holds, derived from its own store only (never from what a peer says):
 1. every body in which one of its people authored an event or was admitted
    (an ``admit`` naming one of its people's keys),
 2. every body it follows (``imier body follow``),
-3. every federation one of those bodies *consented to* (DECISIONS.md s.9.2:
+3. every federation one of those bodies *consented to* (docs/rules.md s.9.2:
    the body carried a ``federate`` proposal naming it with ``join`` true, and
    no later carried one with ``join`` false), recursively,
 4. and everything under each of them (``Store.closure``): a federation's
@@ -67,7 +67,7 @@ def admitted(store: Store, body: bytes, people: Iterable[bytes]) -> bool:
 
 
 def placeholder_consented_federations(store: Store, body: bytes, now_ms: int) -> set[bytes]:
-    """PLACEHOLDER for the consensus module's consent function (DECISIONS.md s.9.2).
+    """PLACEHOLDER for the consensus module's consent function (docs/rules.md s.9.2).
 
     The federations ``body`` has joined by its own carried ``federate``
     proposals, as of ``now_ms``: for each federation named by a ``federate``

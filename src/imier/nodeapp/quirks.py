@@ -2,7 +2,7 @@
 
 Everything else in nodeapp/ asks this module for a host, a router or a
 key pair, so an upgrade of py-libp2p touches one file. Each patch names the
-upstream behaviour it works around (measured: shared/design/LIBP2P-NOTES.md).
+upstream behaviour it works around (measured: docs/architecture.md).
 
 Importing this module imports libp2p (about a second, and libp2p configures
 logging at import): only the daemon and the network commands import it.

@@ -1,4 +1,4 @@
-"""A body's charter: the parameters of its decision procedure (DECISIONS.md s.1).
+"""A body's charter: the parameters of its decision procedure (docs/rules.md s.1).
 
 Ratios are exact :class:`fractions.Fraction`; durations are integer
 milliseconds. On the wire and in scenario files a charter is a map of
@@ -132,7 +132,7 @@ class Charter:
             raise Rejected(
                 "bad_charter", f"must be one of {', '.join(COMBINE_MODES)}", field="combine"
             )
-        # DECISIONS.md s.7.6: contention_floor <= final_threshold <= first_threshold.
+        # docs/rules.md s.7.6: contention_floor <= final_threshold <= first_threshold.
         if not (self.contention_floor <= self.final_threshold <= self.first_threshold):
             raise Rejected(
                 "incoherent_charter",

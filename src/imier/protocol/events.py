@@ -8,7 +8,7 @@ An event on the wire is one canonical msgpack map (see canonical.py)::
 * ``sig`` is Ed25519 by ``author`` over ``SIGN_CONTEXT + pack(map without "sig")``.
 * The event id is ``sha256(wire bytes)``. A body's id is the id of the
   ``found`` event that founded it (whose ``body`` is nil).
-* ``seq``/``prev``: DECISIONS.md s.8. ``prev`` is sorted, unique, at most 8.
+* ``seq``/``prev``: docs/rules.md s.8. ``prev`` is sorted, unique, at most 8.
 
 Rules checked here (pure, per event): shape and types of every field,
 limits, canonical form, signature. Rules that need other events (prev held,
@@ -84,7 +84,7 @@ BASE_KINDS = ("community", "workplace", "committee")
 FEDERATION_KINDS = ("municipality", "region", "collective")
 BODY_KINDS = BASE_KINDS + FEDERATION_KINDS
 PROPOSAL_KINDS = ("general", "charter", "mandate", "draw", "renew", "federate", "recover")
-# The windows a seal can close (DECISIONS.md s.10): the rounds, the amendment
+# The windows a seal can close (docs/rules.md s.10): the rounds, the amendment
 # windows before rounds 2 and 3, contention, and a recall's single round.
 SEAL_WINDOWS = ("r1", "a2", "r2", "a3", "r3", "c", "recall")
 TELLER_TASK = "teller"  # the task of a mandate whose holder seals windows
@@ -270,7 +270,7 @@ class Part:
 
 @dataclass(frozen=True, kw_only=True)
 class Propose:
-    """A proposal. Kind-specific fields (DECISIONS.md s.5, docs/decisions.md):
+    """A proposal. Kind-specific fields (docs/rules.md s.5, docs/decisions.md):
 
     * ``charter``: ``charter`` holds the keys to change.
     * ``mandate``: ``holder`` gets ``task`` for ``term_ms`` (``scope``: an
@@ -280,7 +280,7 @@ class Propose:
     * ``draw`` draws from ``candidates`` or, with ``all_members`` (true), from
       every member eligible at the proposal's timestamp; exactly one of the two.
     * ``federate``: the body joins (``join`` true) or leaves the federation
-      ``federation`` (DECISIONS.md s.9.2).
+      ``federation`` (docs/rules.md s.9.2).
     * ``recover``: ``new_key`` becomes the only device of ``person`` (the
       person's first key) once carried (s.11.2).
     """
@@ -530,7 +530,7 @@ class Recall:
 
 @dataclass(frozen=True, kw_only=True)
 class Seal:
-    """A teller closes the count of one window (DECISIONS.md s.10).
+    """A teller closes the count of one window (docs/rules.md s.10).
 
     ``proposal`` is the proposal (or, for ``window`` "recall", the recall
     event); ``heads`` are ids of the body's record the teller's node held when
@@ -660,7 +660,7 @@ class Event:
 
     @property
     def order_key(self) -> tuple[int, bytes]:
-        """``(timestamp, id)``: the order DECISIONS.md uses everywhere."""
+        """``(timestamp, id)``: the order docs/rules.md uses everywhere."""
         return (self.ts, self.id)
 
 

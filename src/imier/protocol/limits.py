@@ -27,7 +27,7 @@ MAX_TEXT = 32 * 1024  # characters of a proposal, amendment or mandate text
 MAX_TITLE = 200
 MAX_NAME = 100
 MAX_CATEGORY = 32
-MAX_PREV = 8  # DECISIONS.md s.8
+MAX_PREV = 8  # docs/rules.md s.8
 MAX_PARTS = 256  # member bodies named in one founding event
 MAX_CANDIDATES = 1024  # candidates of one draw
 # Heads named by one seal. 2,048 ids (34 bytes each on the wire) would not fit

@@ -1,6 +1,6 @@
 """Making a new local event: choose ``seq`` and ``prev``, sign and store, as one atomic step.
 
-DECISIONS.md s.8: ``prev`` holds the newest events of the body this node
+docs/rules.md s.8: ``prev`` holds the newest events of the body this node
 holds (its heads, at most 8, sorted) and always the author's own previous
 event in the body. s.9.4: choosing ``seq`` and ``prev``, signing and storing
 happen in one write transaction (``BEGIN IMMEDIATE`` takes SQLite's write

@@ -1,4 +1,4 @@
-"""Which held events are accepted: DECISIONS.md s.8 (causality) and s.9.1 (admission).
+"""Which held events are accepted: docs/rules.md s.8 (causality) and s.9.1 (admission).
 
 Pure: no SQLite, no clock. The store fetches what is known of the events
 involved, calls :func:`resolve`, and writes the outcome
@@ -289,7 +289,7 @@ def grants_of(ev: Event) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
         return (ev.author,), tuple(d.parts)
     if isinstance(d, Part):
         return (), ((d.part,) if d.join else ())
-    if ev.kind == "link":  # DECISIONS.md s.11: a device of a person acts for them
+    if ev.kind == "link":  # docs/rules.md s.11: a device of a person acts for them
         device = getattr(d, "device", None)
         return ((device,) if isinstance(device, bytes) else ()), ()
     if isinstance(d, Propose) and d.proposal_kind == "recover":

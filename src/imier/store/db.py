@@ -9,12 +9,12 @@ Invariants (checked by tests/test_store.py):
 2. An event is *accepted* (``state = 1``) iff every id in its ``prev`` is an
    accepted event of the same body with a timestamp ``<=`` its own, (for
    ``seq > 1``) one of them is the author's event with ``seq - 1``, and its
-   author may write in the body (DECISIONS.md s.9.1). Otherwise it is
+   author may write in the body (docs/rules.md s.9.1). Otherwise it is
    *pending* (``state = 0``) while a prev is missing, and refused (never
    stored) once its prevs show it invalid or its author inadmissible. The
    decision is :func:`imier.store.causality.resolve`, a pure function;
    acceptance is a function of the set of events held, so any arrival order
-   gives the same accepted set (DECISIONS.md s.8).
+   gives the same accepted set (docs/rules.md s.8).
 3. Every write happens inside :meth:`Store.atomic`; a failed call leaves the
    database as it was.
 4. ``outbox`` lists locally made events the daemon has not yet published.
@@ -26,7 +26,7 @@ Invariants (checked by tests/test_store.py):
 7. ``persons`` and ``parts`` are exactly what the accepted events grant
    (causality.grants_of); they only grow. ``pending_from`` has one row per
    pending event (its source and size), so pending bytes are bounded per
-   source and in total (DECISIONS.md s.9.3): the oldest go first.
+   source and in total (docs/rules.md s.9.3): the oldest go first.
 8. Every event records ``arrived_ms``, when it reached this node.
 
 Reads are in store/reads.py, the schema in store/schema.py.
@@ -89,7 +89,7 @@ def translate(exc: sqlite3.Error, path: str | Path | None = None) -> StoreError 
 
 @dataclass(frozen=True)
 class PendingLimits:
-    """Bounds on pending events (prevs missing), DECISIONS.md s.9.3."""
+    """Bounds on pending events (prevs missing), docs/rules.md s.9.3."""
 
     total_bytes: int = 64 * 1024 * 1024
     per_source_bytes: int = 16 * 1024 * 1024
@@ -166,7 +166,7 @@ class Store(Reads):
 
     @classmethod
     def memory(cls, *, admission: bool = True) -> "Store":
-        """A store in memory. ``admission=False`` takes events by anyone (DECISIONS.md
+        """A store in memory. ``admission=False`` takes events by anyone (docs/rules.md
         s.9.1 off): only for worlds built to test that consensus ignores them."""
         return cls(sqlite3.connect(":memory:", isolation_level=None), admission=admission)
 
@@ -262,7 +262,7 @@ class Store(Reads):
         return self._adm
 
     def admits(self, body: bytes, author: bytes) -> bool:
-        """May ``author`` write (other than ``found``) in ``body``? (DECISIONS.md s.9.1)"""
+        """May ``author`` write (other than ``found``) in ``body``? (docs/rules.md s.9.1)"""
         return self.admission().admits(body, author)
 
     # -- ingest ------------------------------------------------------------------

@@ -72,7 +72,7 @@ class Config:
     max_skew_ms: int = DEFAULT_MAX_SKEW_MS
     sync_interval_ms: int = 30_000
     log_level: str = "info"
-    # DECISIONS.md s.9.3: what is held before it is accepted, per peer and in total.
+    # docs/rules.md s.9.3: what is held before it is accepted, per peer and in total.
     pending_max_bytes: int = IntakeLimits.pending_max_bytes
     pending_peer_bytes: int = IntakeLimits.pending_peer_bytes
     deferred_max_bytes: int = IntakeLimits.deferred_max_bytes

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+
+from ..protocol.errors import ImierError
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
@@ -87,8 +89,8 @@ def ensure(store: "Store", *, indexes: bool = True) -> sqlite3.Connection:
                 with store.atomic() as c:
                     for stmt in INDEXES:
                         c.execute(stmt)
-            except sqlite3.OperationalError:
-                pass  # a read-only store: every read still works, only slower
+            except (sqlite3.Error, ImierError):
+                pass  # a read-only store or a full disk: every read still works, only slower
         store._index_ready = True  # type: ignore[attr-defined]
     cache: sqlite3.Connection | None = getattr(store, "_kept_conn", None)
     if cache is None:
@@ -263,9 +265,12 @@ class Reads:
             c.execute("BEGIN IMMEDIATE")
             c.executemany("INSERT OR REPLACE INTO kept VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             c.execute("COMMIT")
-        except sqlite3.OperationalError:
-            if c.in_transaction:
-                c.execute("ROLLBACK")  # a read-only or busy cache: not kept this time
+        except sqlite3.Error:
+            if c.in_transaction:  # a read-only, busy or full cache: not kept this time
+                try:
+                    c.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
 
     def forget(self) -> None:
         self.cache.execute("DELETE FROM kept")

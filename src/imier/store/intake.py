@@ -4,13 +4,13 @@
 checks what the caller expects (the ids a reconciliation asked for, the
 bodies of the exchange), defers events timestamped too far in the node's
 future, ingests the rest in one transaction (causality and admission,
-DECISIONS.md s.8 and s.9.1) and returns one :class:`IntakeReport`: what was
+docs/rules.md s.8 and s.9.1) and returns one :class:`IntakeReport`: what was
 new, already held, pending, deferred, dropped for the bounds, and refused
 (each refusal with the event id, a code, the field at fault and a message).
 It never raises for bad data; peer policy (rate limits, offences, bans)
 stays in ``nodeapp/`` and reads the report.
 
-Bounds (DECISIONS.md s.9.3): pending events are bounded in bytes per source
+Bounds (docs/rules.md s.9.3): pending events are bounded in bytes per source
 and in total in the store (:class:`~imier.store.db.PendingLimits`); deferred
 ones in memory by :class:`DeferredQueue`, which keeps them indexed by the
 time they become acceptable, so nothing is decoded again until then. The
@@ -88,7 +88,7 @@ class IntakeReport:
 
 @dataclass(frozen=True)
 class IntakeLimits:
-    """Node settings bounding what is held before it is accepted (DECISIONS.md s.9.3)."""
+    """Node settings bounding what is held before it is accepted (docs/rules.md s.9.3)."""
 
     pending_max_bytes: int = 64 * 1024 * 1024
     pending_peer_bytes: int = 16 * 1024 * 1024

@@ -59,7 +59,7 @@ class Reads:
 
     def arrived_ms(self, eid: bytes) -> int | None:
         """When ``eid`` reached this node (ms since the epoch, this node's clock;
-        DECISIONS.md s.10.6), or None if not held or stored before it was recorded."""
+        docs/rules.md s.10.6), or None if not held or stored before it was recorded."""
         row = self.conn.execute("SELECT arrived_ms FROM events WHERE id = ?", (eid,)).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
@@ -197,7 +197,7 @@ class Reads:
         return out
 
     def persons(self, body: bytes) -> set[bytes]:
-        """Keys that are, or once were, persons of ``body`` itself (DECISIONS.md s.9.1;
+        """Keys that are, or once were, persons of ``body`` itself (docs/rules.md s.9.1;
         for a federation, the persons of the bodies it names are admissible too)."""
         return {r[0] for r in self.conn.execute("SELECT person FROM persons WHERE body = ?", (body,))}
 

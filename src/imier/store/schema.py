@@ -21,7 +21,7 @@ __all__ = ["MIGRATIONS", "PRAGMAS", "migrate", "SCHEMA_VERSION"]
 
 
 def _admission_tables(conn: sqlite3.Connection) -> None:
-    """Migration 4: who may write in each body (DECISIONS.md s.9.1), from the events held.
+    """Migration 4: who may write in each body (docs/rules.md s.9.1), from the events held.
 
     Only events whose author was admissible grant anything, so the tables are
     the least fixpoint (the same that ingest reaches event by event).

@@ -208,7 +208,7 @@ export function why(doc) {
   return s.replace(/≥/g, 'at least').replace(/ < /g, ' below ');
 }
 
-/** Whether the last closed window is sealed by the tellers (DECISIONS.md s.10), in words;
+/** Whether the last closed window is sealed by the tellers (docs/rules.md s.10), in words;
  * null when the status says nothing about seals. Round docs carry
  * "seal": {"window", "sealed", "tellers", "sealed_by"} once their window has closed. */
 export function sealWords(doc) {

@@ -285,7 +285,7 @@ function bodyView(b) {
 }
 
 /** A member who lost every device asks from a new phone: the group may vouch for it by a
- * `recover` proposal (DECISIONS.md s.11.2); once carried, the new key votes for them. */
+ * `recover` proposal (docs/rules.md s.11.2); once carried, the new key votes for them. */
 function recoverForm(r, b) {
   const others = membersOf(b.id).filter((m) => m.key !== personKey() && m.key !== r.key);
   if (!others.length) return null;
