@@ -23,12 +23,12 @@ import textwrap
 from typing import Sequence
 
 from ..protocol.errors import ImierError, RemoteError
-from . import admin, carry, core
+from . import admin, carry, core, seal
 from .context import Context
 
 __all__ = ["main", "build_parser", "say_error", "EXAMPLES", "OPTION_OF"]
 
-MODULES = [core, carry, admin]
+MODULES = [core, carry, admin, seal]
 
 
 def _optional_modules() -> list[object]:
@@ -152,6 +152,8 @@ EXAMPLES: dict[str, list[str]] = {
     "backup": ["imier backup /var/backups/imier-$(date +%F).sqlite3   (safe while the daemon runs)",
                "imier backup copy.sqlite3 --force"],
     "verify": ["imier verify", "imier verify --json"],
+    "seal": ["imier seal 3f9c2a1b   (every closed window you have not sealed)",
+             "imier seal 3f9c2a1b --window r1 --json"],
     "simulate": ["imier simulate tests/scenarios/01_simulate_md_example.json  (format: docs/scenarios.md)"],
     "export": ["imier export north.bundle --body North", "imier export north.bundle --force"],
     "import": ["imier import north.bundle --json"],

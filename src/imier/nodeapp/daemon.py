@@ -30,6 +30,7 @@ import trio
 
 from ..protocol import syncwire as wire
 from ..protocol.errors import LocalError
+from ..protocol.events import Seal
 from ..store.home import Home
 from .node import Node, Options, keep_running
 from .sync import SyncStats
@@ -45,6 +46,63 @@ def _write_info(path: Path, info: dict[str, Any]) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(info, f, indent=2)
     os.replace(tmp, path)
+
+
+SEAL_CHECK_S = 2.0  # how often the daemon looks for windows its tellers should seal
+SEAL_IDLE_S = 10.0  # ... at the least, when nothing new arrived
+
+
+def _tellers(home: Home) -> dict[bytes, Any]:
+    """The people's keys on this node that the daemon may sign seals with: those that
+    open with IMIER_PASSPHRASE (a key that does not is skipped, and said once)."""
+    pw = os.environ.get("IMIER_PASSPHRASE")
+    out: dict[bytes, Any] = {}
+    if not pw:
+        log.info("auto_seal: IMIER_PASSPHRASE is not set, so no teller's key is open; "
+                 "seal by hand with 'imier seal PROPOSAL'")
+        return out
+    for sealed in home.people():
+        try:
+            key = home.unlock(sealed, pw)
+        except Exception as exc:  # noqa: BLE001 -- one person's key never stops the node
+            log.warning("auto_seal: %s's key does not open (%s); not sealing for them", sealed.name, exc)
+            continue
+        out[bytes(key.verify_key)] = key
+    return out
+
+
+async def _seal_loop(home: Home, node: Any) -> None:
+    """docs/rules.md s.10.5: seal every closed window a teller on this node has not sealed,
+    ``seal_delay`` after its close; the seals go out like any local event."""
+    from ..protocol.errors import ImierError
+    from .autoseal import auto_seal
+
+    cfg = home.config()
+    if not cfg.auto_seal:
+        return
+    signers = _tellers(home)
+    if not signers:
+        return
+    store = node.store
+    seen, last = -1, 0.0
+    while True:
+        await trio.sleep(SEAL_CHECK_S)
+        # A full look tallies the proposals of bodies with tellers: do it when the record
+        # changed, else every SEAL_IDLE_S (windows close with time, not with events).
+        dv = store.data_version()
+        if dv == seen and time.monotonic() - last < SEAL_IDLE_S:
+            continue
+        seen, last = dv, time.monotonic()
+        try:
+            made = auto_seal(store, signers, int(time.time() * 1000), seal_delay=cfg.seal_delay_ms)
+        except ImierError as exc:
+            log.warning("auto_seal: %s", exc)
+            continue
+        for ev in made:
+            assert isinstance(ev.data, Seal)
+            log.info("sealed %s of %s as %s", ev.data.window, ev.data.proposal.hex()[:12], ev.author.hex()[:8])
+        if made:
+            node.outbox_event.set()
 
 
 async def _run(home: Home, opts: Options, node_key: Any) -> None:
@@ -90,6 +148,7 @@ async def _run(home: Home, opts: Options, node_key: Any) -> None:
             for name, fn in (("peer watcher", node.watch_peers), ("periodic sync", node.periodic_sync),
                              ("outbox publisher", node.publish_outbox),
                              ("deferred retry", node.retry_deferred),
+                             ("teller", lambda: _seal_loop(home, node)),
                              ("discovery", lambda: discovery.run(node))):
                 nursery.start_soon(keep_running, name, fn)
             async for signum in signals:

@@ -77,6 +77,10 @@ class Config:
     pending_peer_bytes: int = IntakeLimits.pending_peer_bytes
     deferred_max_bytes: int = IntakeLimits.deferred_max_bytes
     deferred_peer_bytes: int = IntakeLimits.deferred_peer_bytes
+    # docs/rules.md s.10.5: a teller's key on this node seals each closed window by
+    # itself, seal_delay after the close (so that votes in flight arrive first).
+    auto_seal: bool = True
+    seal_delay_ms: int = 120_000
 
     def intake_limits(self) -> IntakeLimits:
         return IntakeLimits(self.pending_max_bytes, self.pending_peer_bytes,
@@ -121,6 +125,13 @@ class Config:
                     raise LocalError(f"{where}: {exc}") from None
             elif key == "log_level":
                 cfg.log_level = need(node, key, str, "node")
+            elif key == "auto_seal":
+                cfg.auto_seal = need(node, key, bool, "node")
+            elif key == "seal_delay":
+                try:
+                    cfg.seal_delay_ms = parse_duration_ms(node[key], field="node.seal_delay")
+                except Rejected as exc:
+                    raise LocalError(f"{where}: {exc}") from None
             elif key in _LIMIT_KEYS:
                 setattr(cfg, key, parse_size(node[key], field=f"{where}: node.{key}"))
             else:
