@@ -25,7 +25,7 @@ from rich.table import Table
 
 __all__ = ["main", "BENCHES"]
 
-BENCHES = ("ingest", "tally", "sync", "gossip", "memory", "hostile")
+BENCHES = ("ingest", "tally", "sync", "gossip", "memory", "hostile", "status")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
@@ -95,6 +95,17 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, ...]]:
              _fmt(r["slowloris_ratio"]), "<= 2", _fmt(r["slowloris_ratio"] <= 2)),
             ("hostile.replay_ratio", f"{r['replay_ms']:.0f} ms sync", f"{r['baseline_ms']:.0f} ms alone",
              _fmt(r["replay_ratio"]), "<= 2", _fmt(r["replay_ratio"] <= 2)),
+        ]
+    if name == "status":
+        floor = f"--version {r['floor_s']:.3f} s"
+        return [
+            ("status P", f"{r['status_s']:.3f} s (cold {r['status_cold_s']:.2f})", floor,
+             _fmt(r["status_ratio"]), "<= 2", _fmt(r["status_met"])),
+            ("status P (open)", f"{r['status_open_s']:.3f} s", floor, _fmt(r["status_open_ratio"]), "-", "-"),
+            ("vote P", f"{r['vote_s']:.3f} s", floor, _fmt(r["vote_ratio"]), "<= 3", _fmt(r["vote_met"])),
+            ("status (100x1000)", f"{r['all_s']:.3f} s (cold {r['all_cold_s']:.1f})", floor,
+             _fmt(r["all_ratio"]), "<= 5", _fmt(r["all_met"])),
+            ("status RSS", f"{r['all_rss_mb']:.0f} MB", "-", "-", "<= 100 MB", _fmt(r["all_rss_met"])),
         ]
     return [(name, json.dumps(r)[:60], "-", "-", "-", "-")]
 

@@ -58,9 +58,12 @@ def draft(store: Store, author: bytes, body: bytes, data: Payload, ts: int) -> E
 
 
 def events_for(store: Store, proposal: Event) -> list[Event]:
-    """The events a tally of ``proposal`` needs (its body's closure, which includes
-    the parents of committees, where renewals are decided)."""
-    return store.events_for_bodies(store.closure(proposal.body_id))
+    """The events a tally of ``proposal`` needs (read from the store's indexes: the
+    base of its body's closure, which includes the parents of committees, where
+    renewals are decided, and what is aimed at it), not the whole history."""
+    from .read import tally_events
+
+    return tally_events(store, proposal)
 
 
 def tally(store: Store, proposal: Event, as_of: int, extra: Sequence[Event] = (), *,
@@ -128,7 +131,7 @@ def refusal(store: Store, proposal: Event, ev: Event, *,
 
 def proposal_refusal(store: Store, ev: Event) -> tuple[str | None, ProposalResult | None]:
     """Why draft proposal ``ev`` would not be a proposal at all (or None), and its result."""
-    eng = Engine(Record([*events_for(store, ev), ev]))
+    eng = Engine(Record(events_for(store, ev)))  # the draft is added by events_for
     try:
         return None, tally_with(eng, ev.id, ev.ts)
     except NotAProposal as exc:

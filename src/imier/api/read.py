@@ -497,3 +497,26 @@ def verify(store: "Store", proposal_ids: Sequence[bytes], as_of: int) -> list[tu
 
 def body_names(store: "Store") -> dict[bytes, str]:
     return {b.id: b.data.name for b in store.bodies() if isinstance(b.data, Found)}
+
+
+def tally_events(store: "Store", proposal: Event) -> list[Event]:
+    """What a tally of ``proposal`` reads, from the indexes (never creating them): the
+    base of its body's closure, the structural proposals' aimed events, fork evidence
+    and the events aimed at ``proposal``; the whole closure when a seal names it (a
+    teller's view is a causal past). The library's write checks tally this."""
+    rd = _Reader(store, indexes=False)
+    b = rd.body(proposal.body_id)
+    targets, _ = rd.aimed(proposal.id)
+    if b.sealed(targets):
+        return store.events_for_bodies(b.bodies)
+    inside = set(b.bodies)
+    evs = list(b.events())
+    evs.extend(e for e in rd.reads.aimed_events(targets) if e.body_id in inside)
+    evs.append(proposal)
+    seen: set[bytes] = set()
+    out = []
+    for e in evs:
+        if e.id not in seen:
+            seen.add(e.id)
+            out.append(e)
+    return out

@@ -250,13 +250,13 @@ def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes
             a0, a1 = r.amend_window
             console.print(f"  amendments {at(a0, now)} to {at(a1, now)}")
         for a in r.amendments:
-            v = a.verdict
+            av = a.verdict
             outcome = "open" if a.open else ("adopted" if a.adopted else "not adopted")
             console.print(f"  amendment {a.id.hex()[:8]} by {escape(who(a.author))}: {outcome}; "
-                          f"support {share(v.support)}, needs more than {share(v.threshold)}; "
-                          f"{v.yes + v.no + v.abstain} of {v.eligible} voted" if v.base else
+                          f"support {share(av.support)}, needs more than {share(av.threshold)}; "
+                          f"{av.yes + av.no + av.abstain} of {av.eligible} voted" if av.base else
                           f"  amendment {a.id.hex()[:8]} by {escape(who(a.author))}: {outcome}; "
-                          f"support {share(v.support)}, needs more than {share(v.threshold)}")
+                          f"support {share(av.support)}, needs more than {share(av.threshold)}")
             if a.adopted:
                 console.print("    changed: " + escape(_word_diff(_before(res, original, a.id), a.text)))
             elif full:
