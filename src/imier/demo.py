@@ -90,8 +90,7 @@ def run(root: Path) -> int:
     muni = north.imier("body", "found", "municipality", "Riverside", *CHARTER,
                        "--part", "North", "--part", "East", "--part", "West")
     say(f"  Riverside founded ({muni[:12]}): discussion 3s, votes 5s, amendments 5s, contention 3s")
-    everywhere(nodes, muni, "the municipality")
-    say("  every node now holds Riverside (a federation above its community)")
+    say("  naming a community is only an invitation: East and West do not hold Riverside yet")
     say("Each community consents to Riverside by carrying a 'federate' proposal (docs/rules.md s.9.2)")
     joins = []
     for n in nodes:
@@ -104,6 +103,8 @@ def run(root: Path) -> int:
     for n, jp in joins:
         wait_for(lambda n=n, jp=jp: status(n, jp)["state"] == "carried", 30, f"{n.town}'s consent")
         say(f"  {n.town}: carried")
+    wait_for(lambda: all(n.holds(muni) for n in nodes), 40, "the municipality to reach every node")
+    say("  every node now holds Riverside (a federation its community joined)")
 
     prop = north.imier("propose", "Riverside", "--title", "Tool library",
                        "--text", "Riverside opens a tool library in the old station.")

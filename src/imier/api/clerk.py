@@ -326,12 +326,21 @@ class Clerk:
         elif kind == "federate":
             if federation is None:
                 raise _missing(kind, "federation")
-            f = self.resolve_body(federation, field="federation")
-            assert isinstance(f.data, Found)
-            if f.data.body_kind not in FEDERATION_KINDS:
-                raise Rejected("bad_field", f"{f.data.name} is a {f.data.body_kind}, not a federation",
-                               field="federation")
-            extra.update(federation=f.id, join=True if join is None else join)
+            fid: bytes | None = None
+            if isinstance(federation, str) and len(federation.strip()) == 64 \
+                    and resolve.is_hex(federation.strip()) \
+                    and self.store.get(bytes.fromhex(federation.strip())) is None:
+                # A body consents to a federation it does not hold yet: this node only
+                # holds a federation above its body once the body has consented (s.9.2).
+                fid = bytes.fromhex(federation.strip().lower())
+            else:
+                f = self.resolve_body(federation, field="federation")
+                assert isinstance(f.data, Found)
+                if f.data.body_kind not in FEDERATION_KINDS:
+                    raise Rejected("bad_field", f"{f.data.name} is a {f.data.body_kind}, not a federation",
+                                   field="federation")
+                fid = f.id
+            extra.update(federation=fid, join=True if join is None else join)
         elif kind == "recover":
             if person is None:
                 raise _missing(kind, "person")

@@ -105,9 +105,11 @@ def placeholder_consented_federations(store: Store, body: bytes, now_ms: int) ->
             verdict = None
             if res is not None and res.state == "carried" and res.closed_at is not None:
                 verdict = (res.closed_at, join)
-            if len(_TALLIES) >= _MAX_TALLIES:
-                _TALLIES.clear()
-            _TALLIES[key] = (marker, verdict)
+            # Only a final state is kept: an open proposal is carried with time alone.
+            if res is None or res.state in ("carried", "tabled", "rejected", "withdrawn"):
+                if len(_TALLIES) >= _MAX_TALLIES:
+                    _TALLIES.clear()
+                _TALLIES[key] = (marker, verdict)
         if verdict is not None and verdict[0] <= now_ms:
             decided.append((verdict[0], p.id, fed, verdict[1]))
     out: set[bytes] = set()

@@ -67,6 +67,9 @@ class Options:
         )
 
 
+HELD_TTL_S = 5.0  # how long a computed holding stands when the store did not change
+
+
 class Node:
     """State shared by the daemon's tasks. Only touched from the trio thread."""
 
@@ -112,7 +115,9 @@ class Node:
         our own ingests call this with ``fresh=True``.
         """
         dv = self.store.data_version()
-        stale = dv != self._data_version or time.monotonic() - self._held_at > 60
+        # Also with time alone: a body's 'federate' proposal is carried when its
+        # contention window ends, and from then on this node holds the federation.
+        stale = dv != self._data_version or time.monotonic() - self._held_at > HELD_TTL_S
         if fresh or stale:
             new = held_bodies(self.store, self.people())
             if new != self._held:
@@ -359,6 +364,7 @@ class Node:
     async def periodic_sync(self) -> None:
         while True:
             await trio.sleep(self.opts.sync_interval_s)
+            self.held()  # with time alone the holding can grow (a body's federate carried)
             for rec in list(self.peers.values()):
                 if rec.connected and not rec.banned():
                     self.request_sync(rec.peer_id)
