@@ -357,7 +357,8 @@ def test_oversized_and_wrong_type_refused(node: dict[str, Any]) -> None:
     r = c.post("/api/events", content=b"\x00" * 10, headers={"content-type": "text/plain"})
     assert r.status_code == 415 and r.json()["field"] == "content-type"
     r = c.post("/api/join", content=json.dumps({"body": node["body"], "key": "00" * 32,
-                                                "name": "x" * 5000}))
+                                                "name": "x" * 5000}),
+               headers={"content-type": "application/json"})
     assert r.status_code == 413
     assert home.digest() == digest
 
@@ -401,7 +402,7 @@ def test_join_request_refusals(node: dict[str, Any]) -> None:
     for doc, status, field in cases:
         r = c.post("/api/join", json=doc)
         assert r.status_code == status and r.json()["field"] == field, (doc, r.text)
-    r = c.post("/api/join", content=b"[1, 2]")
+    r = c.post("/api/join", content=b"[1, 2]", headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["code"] == "bad_json"
     assert c.get("/api/join", params={"body": "zz"}).json()["field"] == "body"
 
@@ -470,6 +471,7 @@ def test_rate_limit_and_stream_bound(node: dict[str, Any]) -> None:
                 assert second.status_code == 503 and second.json()["code"] == "too_many_streams"
     finally:
         server.stop()
+    assert server.proc.returncode == 0, "".join(server.log)  # SIGTERM: a clean stop
 
 
 # -- static pages --------------------------------------------------------------------------------
@@ -600,3 +602,44 @@ def test_linked_device_shows_its_person(node: dict[str, Any]) -> None:
     assert device in c.get("/api/person", params={"key": person}).json()["devices"]
     # the device signs with a chain of its own: its first event in the body is seq 1
     assert c.get("/api/next", params={"author": device, "body": node["body"]}).json()["seq"] == 1
+
+
+def test_other_host_names_refused(node: dict[str, Any]) -> None:
+    """A page elsewhere that rebinds its own name to this address arrives with that
+    name in Host: refused. IP addresses, localhost and this machine's name are answered."""
+    import socket
+
+    c = node["client"]
+    for host in ("evil.example", "evil.example:4040", "127.0.0.1.nip.io"):
+        r = c.get("/api/status", headers={"host": host})
+        assert r.status_code == 421 and r.json()["code"] == "bad_host" and r.json()["field"] == "host"
+    for host in ("localhost:4040", "127.0.0.1", "[::1]:4040", "192.168.1.20:4040", socket.gethostname()):
+        assert c.get("/api/now", headers={"host": host}).status_code == 200, host
+
+
+def test_join_needs_json_content_type(node: dict[str, Any]) -> None:
+    """A cross-site form can post text/plain without asking; the node takes JSON only."""
+    c = node["client"]
+    doc = json.dumps({"body": node["body"], "key": "34" * 32, "name": "Form"})
+    r = c.post("/api/join", content=doc, headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and r.json()["field"] == "content-type"
+    assert "34" * 32 not in [q["key"] for q in c.get("/api/join", params={"body": node["body"]}).json()]
+
+
+def test_two_tabs_cannot_fork_a_person(node: dict[str, Any]) -> None:
+    """Two events signed from one /api/next answer: the first is taken, the second is
+    refused (seq_taken) and nothing of it written, so the page signs it again."""
+    c, home = node["client"], node["home"]
+    phone = node["phone"]
+    me = bytes(phone.verify_key).hex()
+    nxt = c.get("/api/next", params={"author": me, "body": node["body"]}).json()
+    now = c.get("/api/now").json()["now_ms"]
+    one, two = (sign_event(phone, body=bytes.fromhex(node["body"]), ts=max(now, nxt["ts_min"]),
+                           seq=nxt["seq"], prev=[bytes.fromhex(p) for p in nxt["prev"]],
+                           data=Profile(name=name)) for name in ("Cleo", "Cleo B"))
+    assert _post(c, one.raw).status_code == 201
+    digest = home.digest()
+    r = _post(c, two.raw)
+    assert r.status_code == 409 and r.json()["code"] == "seq_taken" and r.json()["field"] == "seq", r.text
+    assert home.digest() == digest
+    assert home.json("status", node["proposal"])["forks"] == []

@@ -53,3 +53,20 @@ def test_daemon_serves_web_and_publishes_posted_events(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert server.proc.returncode == 0, "".join(server.log[-20:])
+
+
+def test_daemon_web_address_refused_clearly(tmp_path: Path) -> None:
+    import socket
+
+    home = Home(tmp_path / "home")
+    home.run("init", "--name", "daemon-web")
+    r = home.run("daemon", "--no-mdns", "--web", "nowhere", ok=False)
+    assert r.returncode == 1 and "HOST:PORT" in r.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        r = home.run("daemon", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0", "--web", f"127.0.0.1:{port}",
+                     ok=False)
+    assert r.returncode == 1 and "cannot listen" in r.stderr, r.stderr
+    assert not (home.path / "daemon.json").exists()

@@ -31,7 +31,7 @@ def test_stream_keepalive_and_cancel(home: Home) -> None:
             host, port = urls[0].removeprefix("http://").rsplit(":", 1)
             with trio.fail_after(20):
                 stream = await trio.open_tcp_stream(host, int(port))
-                await stream.send_all(b"GET /api/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+                await stream.send_all(b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                 buf = b""
                 while buf.count(b": keepalive\n\n") < 2:
                     chunk = await stream.receive_some(4096)

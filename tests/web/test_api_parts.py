@@ -189,3 +189,40 @@ def test_intake_refuses_with_nothing_written(world: dict[str, object]) -> None:
     got = source.intake(store, vote.raw, now=T0 + 70_000, max_skew_ms=300_000)
     assert got.state == "accepted" and got.new and store.outbox() == [vote.id]
     assert not source.intake(store, vote.raw, now=T0 + 70_000, max_skew_ms=300_000).new
+
+
+def test_urls_to_open_on_a_phone() -> None:
+    from imier.cli.web import _urls_for_people
+
+    assert _urls_for_people("127.0.0.1", 4040) == ["http://127.0.0.1:4040/"]
+    assert _urls_for_people("192.168.1.20", 80) == ["http://192.168.1.20:80/"]
+    assert _urls_for_people("::1", 4040) == ["http://[::1]:4040/"]
+    every = _urls_for_people("0.0.0.0", 4040)  # this machine's own addresses, then loopback
+    assert every[-1] == "http://127.0.0.1:4040/" and all(u.endswith(":4040/") for u in every)
+    assert not any("0.0.0.0" in u for u in every)
+
+
+def test_listen_addresses() -> None:
+    from imier.web.server import parse_listen
+
+    assert parse_listen("127.0.0.1:4040") == ("127.0.0.1", 4040)
+    assert parse_listen("0.0.0.0:0") == ("0.0.0.0", 0)
+    assert parse_listen("[::1]:4040") == ("::1", 4040)
+    for bad in ("4040", ":4040", "host:", "host:x", "host:70000"):
+        with pytest.raises(LocalError):
+            parse_listen(bad)
+
+
+def test_watcher_sees_a_new_body(world: dict[str, object]) -> None:
+    store, ana = world["store"], world["ana"]
+    assert isinstance(store, Store) and isinstance(ana, SigningKey)
+    w = Watcher(store)
+    assert len(w.tick(T0 + 10)) == 1
+    south = sign_event(ana, body=None, ts=T0 + 20, seq=1, prev=[], data=Found(
+        body_kind="community", name="South", charter={"discussion": "60s"}))
+    prop = sign_event(ana, body=south.id, ts=T0 + 21, seq=2, prev=[south.id],
+                      data=Propose(title="Trees", text="Plant trees.", proposal_kind="general"))
+    store.ingest([south, prop])
+    w.version = None  # (one connection here: its own commits do not move data_version)
+    assert [d["id"] for d in w.tick(T0 + 30)] == [prop.id.hex()]
+    assert {d["title"] for d in w.current()} == {"Bench", "Trees"}

@@ -24,6 +24,9 @@ def add_web_options(p: argparse.ArgumentParser) -> None:
                    help="requests a client address may make at once (default 60)")
     p.add_argument("--streams", type=int, default=None, metavar="N",
                    help="live /api/stream connections at most, all clients together (default 64)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a host name the pages may be opened by, besides IP addresses, localhost "
+                   "and this machine's name (repeatable)")
 
 
 def limits_from_args(args: argparse.Namespace) -> Any:
@@ -42,17 +45,21 @@ def limits_from_args(args: argparse.Namespace) -> Any:
         if args.streams < 1:
             raise LocalError("--streams: must be at least 1")
         lim.streams = args.streams
+    lim.hosts = tuple(h.strip() for h in getattr(args, "allow_host", None) or [] if h.strip())
     return lim
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "web", help="serve the member page (phones) and the meeting page (a projector)",
-        description="Serve this node's member page (each phone makes and keeps its own key and "
+        description=_wrap("Serve this node's member page (each phone makes and keeps its own key and "
         "signs there) and meeting page (a live view of the count for a projector), with the "
         "HTTP API they use (docs/web.md). Listens on 127.0.0.1:4040 unless told otherwise: "
         "give --listen 0.0.0.0:4040 to let the phones of a meeting on the same network in. "
-        "Prints the address, and a QR code to scan when run in a terminal.")
+        "Prints the address, and a QR code to scan when run in a terminal."),
+        epilog="Examples:\n  imier web\n  imier web --listen 0.0.0.0:4040\n"
+        "  imier daemon --web 0.0.0.0:4040",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--listen", default=None, metavar="HOST:PORT",
                    help="address to serve on (default 127.0.0.1:4040; 0.0.0.0:4040 for the LAN)")
     add_web_options(p)
@@ -64,12 +71,20 @@ def register(sub: Any) -> None:
     if member is not None:
         p = member.add_parser(
             "requests", help="join requests made from the member page",
-            description="List the open join requests of a body (or of every body held): the "
+            description=_wrap("List the open join requests of a body (or of every body held): the "
             "name the person gave and the six-digit code their phone shows. Compare the code "
-            "with the person, then admit with 'imier member admit BODY CODE'.")
+            "with the person, then admit with 'imier member admit BODY CODE'."),
+            epilog="Examples:\n  imier member requests North\n  imier member admit North 123-456",
+            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("body", nargs="?", metavar="BODY", help="id, unique id prefix, or name")
         add_json(p)
         p.set_defaults(func=cmd_member_requests)
+
+
+def _wrap(text: str) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width=78)
 
 
 def _subparsers(sub: Any, name: str) -> Any:
@@ -84,21 +99,28 @@ def _subparsers(sub: Any, name: str) -> Any:
 
 def _urls_for_people(host: str, port: int) -> list[str]:
     """The addresses to open on a phone: the bound one, or this machine's own when
-    bound to every interface (from the host name, without asking the network)."""
+    bound to every interface (from the routing table and the host name; nothing is sent)."""
     import socket
 
     if host not in ("0.0.0.0", "::", ""):
         h = f"[{host}]" if ":" in host else host
         return [f"http://{h}:{port}/"]
     found: list[str] = []
+    # The address of the interface with the default route: connecting a UDP socket
+    # only asks the routing table (no packet is sent; 192.0.2.1 is a documentation address).
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+            found.append(str(s.getsockname()[0]))
+        except OSError:
+            pass  # no route at all (an offline network without a gateway)
     try:
         infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
     except OSError:
         infos = []
     for info in infos:
-        addr = str(info[4][0])
-        if not addr.startswith("127.") and addr not in found:
-            found.append(addr)
+        found.append(str(info[4][0]))
+    found = [a for a in dict.fromkeys(found) if not a.startswith("127.") and a != "0.0.0.0"]
     return [f"http://{a}:{port}/" for a in found] + [f"http://127.0.0.1:{port}/"]
 
 
@@ -127,6 +149,8 @@ def cmd_web(ctx: Context, args: argparse.Namespace) -> int:
         urls = _urls_for_people(host, port)
         print(f"Member page: {urls[0]}", flush=True)
         print(f"Meeting page: {urls[0]}meeting", flush=True)
+        if len(urls) > 1:
+            print("Also: " + "  ".join(urls[1:]), flush=True)
         if host in ("127.0.0.1", "localhost", "::1"):
             print("Only this machine can open it; for the phones of a meeting: "
                   "'imier web --listen 0.0.0.0:4040'", flush=True)

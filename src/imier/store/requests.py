@@ -32,7 +32,7 @@ __all__ = [
 
 MAX_PER_BODY = 64
 TTL_MS = 24 * 60 * 60 * 1000  # a day: a meeting and the evening after it
-MAX_NAME_CHARS = 64  # as a profile name (DECISIONS.md s.11.4)
+MAX_NAME_CHARS = 64  # as a profile name (docs/rules.md s.11.4)
 CODE_RE = re.compile(r"^\d{3}-?\d{3}$")
 
 _SCHEMA = """

@@ -105,6 +105,7 @@ class Web:
         self._requests = Requests.for_home(home.path, check_same_thread=False)
         self._write_lock = trio.Lock()
         self._watcher = Watcher(_connect(home.store_path))
+        self._wake = trio.Event()
         self._subscribers: set[trio.MemorySendChannel[dict[str, Any]]] = set()
         self._streams_by_client: dict[str, int] = {}
         self.streams = 0
@@ -149,7 +150,9 @@ class Web:
         await trio.to_thread.run_sync(self._watcher.tick, self.clock())  # the baseline
         task_status.started()
         while True:
-            await trio.sleep(self.limits.poll_s)
+            with trio.move_on_after(self.limits.poll_s):
+                await self._wake.wait()  # an event posted here: look now, not at the next poll
+            self._wake = trio.Event()
             try:
                 changed = await trio.to_thread.run_sync(self._watcher.tick, self.clock())
             except sqlite3.Error as exc:  # a busy store: look again next time
@@ -213,9 +216,11 @@ class Web:
         try:
             got = await self._write(self._intake, raw)
         except Rejected as exc:
-            status = {"unknown_body": 404, "causality": 409, "not_admitted": 403, "future": 422}.get(exc.code, 400)
+            status = {"unknown_body": 404, "causality": 409, "seq_taken": 409, "not_admitted": 403,
+                      "future": 422}.get(exc.code, 400)
             return _err(status, exc.code, exc.field or "event", _message(exc))
         if got.new:
+            self._wake.set()
             if self._nudge_blocks:
                 await trio.to_thread.run_sync(self.nudge)
             else:
@@ -226,6 +231,9 @@ class Web:
         return source.intake(self._writer, raw, now=self.clock(), max_skew_ms=self.max_skew_ms)
 
     async def post_join(self, request: Request) -> Response:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":  # never a "simple" cross-site form post
+            return _err(415, "bad_content_type", "content-type", "send the request as application/json")
         try:
             doc = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError):

@@ -8,6 +8,9 @@ handler runs for a request over a bound:
 * a request body over its route's limit is refused with ``413`` from
   ``Content-Length`` before it is read, or as soon as the bytes received pass
   the limit; a GET carrying a body is refused the same way;
+* a Host header naming anything but an IP address, localhost or this
+  machine is refused (``421``): a page elsewhere that rebinds its own name to
+  this address (DNS rebinding) cannot use the node;
 * the security headers of every answer: a Content-Security-Policy allowing
   only this origin, no framing, no referrer, no sniffing.
 
@@ -58,6 +61,9 @@ class Limits:
     keepalive_s: float = 15.0
     poll_s: float = 0.5  # how often the stream looks at the store's data_version
     body_timeout_s: float = 10.0  # a request body must arrive within this
+    # Host names answered besides IP literals, localhost and this machine's name
+    # (``--allow-host``); any other Host header is refused (DNS rebinding).
+    hosts: tuple[str, ...] = ()
 
 
 class Bucket:
@@ -92,6 +98,7 @@ class Guard:
         self.clock = clock
         self.buckets: OrderedDict[str, Bucket] = OrderedDict()
         self.refused = 0
+        self._names: set[str] | None = None
 
     def _bucket(self, client: str) -> Bucket:
         b = self.buckets.get(client)
@@ -102,6 +109,26 @@ class Guard:
         else:
             self.buckets.move_to_end(client)
         return b
+
+    def _host_ok(self, host: str) -> bool:
+        """IP literals, localhost and this machine's names: what a phone or browser on
+        the LAN types. A page of another site that rebinds its own name to this
+        address arrives with that name, and is refused."""
+        if self._names is None:
+            import socket
+
+            me = socket.gethostname().lower()
+            self._names = {"localhost", me, f"{me}.local", *(h.lower() for h in self.limits.hosts)}
+        h = host.lower().rstrip(".")
+        if h in self._names or h.endswith(".localhost"):
+            return True
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(h.strip("[]"))
+            return True
+        except ValueError:
+            return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -116,6 +143,12 @@ class Guard:
                     h for h in SECURITY_HEADERS if h[0] not in have]
             await send(msg)
 
+        host = _host(scope)
+        if host is not None and not self._host_ok(host):
+            await _refuse(send_secure, 421, "bad_host", "host",
+                          f"this node does not answer for {host!r}; open it by its address "
+                          "(or start it with --allow-host NAME)")
+            return
         client = (scope.get("client") or ("?", 0))[0]
         wait = self._bucket(client).take(self.clock())
         if wait > 0:
@@ -175,6 +208,17 @@ class Guard:
             return await receive()
 
         await self.app(scope, replay, send_secure)
+
+
+def _host(scope: Scope) -> str | None:
+    """The Host header without its port (``None`` when absent, as from HTTP/1.0)."""
+    for k, v in scope.get("headers", []):
+        if k == b"host":
+            text = str(bytes(v).decode("latin-1")).strip()
+            if text.startswith("["):
+                return text[: text.find("]") + 1] if "]" in text else text
+            return text.rsplit(":", 1)[0] if ":" in text else text
+    return None
 
 
 async def _refuse(send: Send, status: int, code: str, field: str, message: str,

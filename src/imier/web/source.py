@@ -5,12 +5,13 @@ returns JSON-ready documents; app.py runs them in worker threads. This is the
 adapter the lead switches when the library lands:
 
 * :func:`status_all` / :func:`status_one` / :func:`status_of_body` compute the
-  documents of ``imier status --json`` with the very functions the CLI calls
-  (``cli/decide.py``: ``proposal_events``, ``Engine``, ``tally_with``,
-  ``ProposalResult.to_json``). When ``imier.api.read`` replaces them, these
-  three become one-line calls into it.
+  documents of ``imier status --json`` the way ``cli/decide.py`` does today
+  (the body's closure, ``Engine``, ``tally_with``, ``ProposalResult.to_json``;
+  ``imier.cli`` itself is not imported, since only the CLI imports the CLI).
+  When ``imier.api.read`` replaces them, these three become calls into the
+  one function that builds the CLI's ``--json`` document.
 * :func:`intake` is the one way a posted event comes in. Until the store's
-  intake (DECISIONS.md s.9) is merged it does what ``cli/carry.py``'s
+  intake (docs/rules.md s.9) is merged it does what ``cli/carry.py``'s
   ``import_bundle`` does for one event: ``decode_event`` then ``Store.ingest``
   (``local=True``, so the daemon publishes it).
 """
@@ -44,18 +45,33 @@ class NotFound(Exception):
 
 
 def now_ms() -> int:
-    """The node's clock, as the CLI reads it (``IMIER_NOW`` for tests and rehearsals)."""
-    fixed = os.environ.get("IMIER_NOW")
-    if fixed:
-        if fixed.isdigit():
-            return int(fixed)
-        from ..cli.context import parse_time
+    """The node's clock, read as the CLI reads it: ``IMIER_NOW`` (ms since the epoch,
+    ISO 8601, or ``+DURATION`` from now) for tests and rehearsals, else the wall clock.
+    (Not imported from ``imier.cli``: only the CLI imports the CLI.)"""
+    real = int(time.time() * 1000)
+    fixed = os.environ.get("IMIER_NOW", "").strip()
+    if not fixed:
+        return real
+    if fixed.isdigit():
+        return int(fixed)
+    if fixed.startswith("+"):
+        from ..protocol.charter import parse_duration_ms
 
-        return parse_time(fixed, int(time.time() * 1000))
-    return int(time.time() * 1000)
+        return real + parse_duration_ms(fixed[1:], field="IMIER_NOW")
+    from datetime import datetime, timezone
+
+    dt = datetime.fromisoformat(fixed)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1000)
 
 
 # -- status: the documents of `imier status --json` ---------------------------------
+
+
+def proposal_events(store: Store, body: bytes) -> list[Event]:
+    """What ``cli/decide.py``'s ``proposal_events`` reads: the body's closure."""
+    return store.events_for_bodies(store.closure(body))
 
 
 def body_names(store: Store) -> dict[bytes, str]:
@@ -65,7 +81,6 @@ def body_names(store: Store) -> dict[bytes, str]:
 def status_of_body(store: Store, body: bytes, as_of: int,
                    names: dict[bytes, str] | None = None) -> list[dict[str, Any]]:
     """The status documents of every proposal of ``body`` (as ``imier status`` lists them)."""
-    from ..cli.decide import proposal_events
     from ..consensus import Engine, NotAProposal, Record, tally_with
 
     names = body_names(store) if names is None else names
@@ -92,7 +107,6 @@ def status_all(store: Store, as_of: int) -> dict[str, Any]:
 
 def status_one(store: Store, proposal: bytes, as_of: int) -> dict[str, Any]:
     """``imier status PROPOSAL --json``."""
-    from ..cli.decide import proposal_events
     from ..consensus import Engine, NotAProposal, Record, tally_with
 
     prop = store.get(proposal)
@@ -109,7 +123,7 @@ def status_one(store: Store, proposal: bytes, as_of: int) -> dict[str, Any]:
 
 
 def next_for(store: Store, author: bytes, body: bytes, now: int) -> dict[str, Any]:
-    """What a device needs to sign its next event in ``body`` (DECISIONS.md s.8, s.9.4):
+    """What a device needs to sign its next event in ``body`` (docs/rules.md s.8, s.9.4):
     its own next ``seq``, the heads to name in ``prev`` (never one timestamped after
     the node's clock; always its own previous event), and the least timestamp allowed."""
     if store.state(body) != ACCEPTED:
@@ -157,12 +171,21 @@ def intake(store: Store, raw: bytes, *, now: int, max_skew_ms: int) -> Intake:
     """Verify one signed event and store it; :class:`Rejected` (code, field) and nothing
     written when it is refused.
 
-    Switch point: once ``imier.store``'s intake lands (DECISIONS.md s.9: admission,
+    Switch point: once ``imier.store``'s intake lands (docs/rules.md s.9: admission,
     bounded pending), this body becomes a call into it with the same answer.
     """
     ev = decode_event(raw)  # size, shape, canonical form, signature
     if ev.body is not None and store.state(ev.body) != ACCEPTED:
         raise Rejected("unknown_body", "this node does not hold that body", field="body")
+    if ev.body is not None:
+        # Two tabs of one phone signing from the same /api/next answer would fork the
+        # person's chain (docs/rules.md s.8): the node takes the first and refuses the
+        # second, so the page signs it again. (Sync still stores forks as evidence.)
+        row = store.conn.execute("SELECT id FROM events WHERE body = ? AND author = ? AND seq = ?",
+                                 (ev.body, ev.author, ev.seq)).fetchone()
+        if row is not None and row[0] != ev.id:
+            raise Rejected("seq_taken", f"this key already signed its event {ev.seq} in this body "
+                           f"({row[0].hex()[:12]}); ask /api/next again and sign anew", field="seq")
     res = store.ingest([ev], now_ms=now, max_skew_ms=max_skew_ms, local=True)
     if res.deferred:
         raise Rejected("future", f"timestamped more than {max_skew_ms // 1000} s after this node's "
@@ -173,7 +196,7 @@ def intake(store: Store, raw: bytes, *, now: int, max_skew_ms: int) -> Intake:
     return Intake(ev, state, new=ev.id in res.new)
 
 
-# -- people: names and devices (DECISIONS.md s.11) ------------------------------------------
+# -- people: names and devices (docs/rules.md s.11) ------------------------------------------
 
 
 def display(key: bytes, name: str | None) -> str:

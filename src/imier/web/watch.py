@@ -10,7 +10,8 @@
   the pending set (a pending event is one with ``prev`` edges, rule 6 of
   store/db.py); the proposals to recompute are those of every body whose
   closure holds a touched body (a vote in a town changes its municipality's
-  verdict too);
+  verdict too). The bodies and their closures are read again only when a
+  founding or a part event arrives;
 * a proposal's status also changes with time alone (a window closes, a
   mandate expires): each document's next such moment is kept, and the
   proposal is recomputed once the clock passes it (at least every
@@ -75,16 +76,22 @@ class Watcher:
         self.docs: dict[str, tuple[str, dict[str, Any]]] = {}  # proposal hex -> (key, doc)
         self.due: dict[str, tuple[int, bytes]] = {}  # proposal hex -> (next change, body)
         self.ticks = 0
+        self.bodies: list[bytes] = []
+        self.names: dict[bytes, str] = {}
+        self.closures: dict[bytes, set[bytes]] = {}
 
     def current(self) -> list[dict[str, Any]]:
         return [d for _, d in self.docs.values()]
 
-    def _touched(self) -> set[bytes] | None:
-        """Bodies with new accepted events since the last look; None: look at all."""
+    def _touched(self) -> tuple[set[bytes], bool] | None:
+        """Bodies with new accepted events since the last look, and whether any of
+        them can change which bodies sit under which (a founding, a part, or an event
+        leaving the pending set); None: look at everything."""
         c = self.store.conn
         try:
             n = c.execute("SELECT coalesce(max(n), 0) FROM events").fetchone()[0]
-            fresh = {r[0] for r in c.execute("SELECT DISTINCT body FROM events WHERE n > ?", (self.last_n,))}
+            rows = c.execute("SELECT DISTINCT body, kind IN ('found', 'part') FROM events WHERE n > ?",
+                             (self.last_n,)).fetchall()
         except Exception:  # the table changed shape: recompute everything, correct if slower
             log.debug("watch: no rowid on events; recomputing every proposal", exc_info=True)
             return None
@@ -98,30 +105,41 @@ class Watcher:
         first = self.last_n < 0
         self.last_n = n
         self.pending = pending
-        return None if first else fresh | left
+        if first:
+            return None
+        return {r[0] for r in rows} | left, bool(left) or any(r[1] for r in rows)
+
+    def _structure(self) -> None:
+        """The bodies held, their names and closures (read again only when they may change)."""
+        store = self.store
+        self.bodies = [b.id for b in store.bodies()]
+        self.names = source.body_names(store)
+        self.closures = {b: store.closure(b) for b in self.bodies}
 
     def tick(self, now: int) -> list[dict[str, Any]]:
-        """The status documents that changed since the last tick (all of them at the first)."""
+        """The status documents that changed since the last tick (all of them at the first).
+
+        With nothing committed and no window passed, a tick is one PRAGMA."""
         self.ticks += 1
         store = self.store
         version = store.conn.execute("PRAGMA data_version").fetchone()[0]
-        bodies_now = store.bodies()
         recompute: set[bytes] = set()
         if version != self.version:
             self.version = version
-            touched = self._touched()
-            for b in bodies_now:
-                if touched is None or store.closure(b.id) & touched:
-                    recompute.add(b.id)
+            seen = self._touched()
+            if seen is None or seen[1] or not self.closures:
+                self._structure()
+            for b in self.bodies:
+                if seen is None or self.closures[b] & seen[0]:
+                    recompute.add(b)
         for _, (t, body) in list(self.due.items()):
             if t <= now:
                 recompute.add(body)
         if not recompute:
             return []
-        names = source.body_names(store)
         changed: list[dict[str, Any]] = []
         for body in sorted(recompute):
-            for doc in source.status_of_body(store, body, now, names):
+            for doc in source.status_of_body(store, body, now, self.names):
                 pid = doc["id"]
                 k = _key(doc)
                 old = self.docs.get(pid)
