@@ -159,6 +159,13 @@ def test_a_slowloris_with_many_streams_does_not_stop_a_good_peers_sync(tmp_path)
                 assert json.loads(r.stdout)["new"] in (181, 0)
         assert results == [0, 0, 0], results
         assert same_sets([a, b])
+
+        def counted() -> bool:  # the handshake deadline (10 s) ends the dripping streams
+            peers = a.json("peers")["peers"]
+            return any(o["code"] in ("too_many_streams", "slow_handshake")
+                       for p in peers for o in p.get("recent_offences", []))
+
+        wait_until(counted, 30, "the slowloris to be counted")
         slow.kill()
         out, _ = slow.communicate(timeout=10)
         strangers = [p for p in a.json("peers")["peers"] if p["offences"]]
