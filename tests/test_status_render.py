@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from imier.cli.render import Namer, at, pct, until
+from imier.api.render import Namer, at, pct, until
 from imier.protocol.events import Profile, decode_event, sign_event
 from imier.store.home import Home
 

@@ -32,7 +32,7 @@ import io
 import pickle
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..protocol.errors import LocalError
 from ..protocol.events import Event, Found, Propose, Seal, decode_stored
@@ -520,3 +520,36 @@ def tally_events(store: "Store", proposal: Event) -> list[Event]:
             seen.add(e.id)
             out.append(e)
     return out
+
+
+def turnout_json(d: Detail) -> list[dict[str, Any]]:
+    """Who could vote in each round, per base body, and how each voter voted (hex keys)."""
+    return [{"round": t.round, "body": t.body.hex(), "eligible": len(t.eligible),
+             "voted": {k.hex(): c for k, c in t.choices},
+             "not_voted": [k.hex() for k in t.eligible if k not in dict(t.choices)]}
+            for t in d.turnout]
+
+
+def document(store: "Store", res: "ProposalResult", as_of: int, names: Mapping[bytes, str],
+             detail_of: "Detail | None" = None) -> dict[str, Any]:
+    """One proposal's ``imier status --json`` document (the page's ``/api/status`` too)."""
+    from .render import facts
+
+    doc: dict[str, Any] = res.to_json(names)
+    doc.update(facts(res, as_of))
+    if detail_of is not None:
+        doc["turnout"] = turnout_json(detail_of)
+    return doc
+
+
+def documents(store: "Store", as_of: int, bodies: Iterable[bytes] | None = None) -> dict[str, Any]:
+    """``imier status --json`` without a proposal: every proposal of ``bodies`` (default: all held)."""
+    names = body_names(store)
+    return {"as_of": as_of, "proposals": [document(store, r, as_of, names)
+                                          for r in statuses(store, as_of, bodies)]}
+
+
+def proposal_document(store: "Store", proposal_id: bytes, as_of: int) -> dict[str, Any]:
+    """``imier status PROPOSAL --json``; raises :class:`Void` if it is not a valid proposal."""
+    d = detail(store, proposal_id, as_of)
+    return document(store, d.result, as_of, body_names(store), d)

@@ -61,7 +61,7 @@ def proposal_events(store: "Store", body: bytes) -> list[Event]:
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     from ..api import read
-    from .render import Namer, facts, render_detail, render_short
+    from .render import Namer, render_detail, render_short
 
     store = ctx.store
     now = ctx.now_ms()
@@ -93,12 +93,7 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     if ctx.json:
         docs = []
         for r in results:
-            doc = r.to_json(names)
-            doc.update(facts(r, as_of))
-            d = details.get(r.id)
-            if d is not None:
-                doc["turnout"] = _turnout_json(d)
-            docs.append(doc)
+            docs.append(read.document(store, r, as_of, names, details.get(r.id)))
         if args.proposal:
             out = docs[0]
         else:
@@ -129,13 +124,6 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
         else:
             ctx.console.print(f"Verify: all {len(results)} result(s) match the tally from scratch.")
     return 1 if bad else 0
-
-
-def _turnout_json(d: Any) -> list[dict[str, Any]]:
-    return [{"round": t.round, "body": t.body.hex(), "eligible": len(t.eligible),
-             "voted": {k.hex(): c for k, c in t.choices},
-             "not_voted": [k.hex() for k in t.eligible if k not in dict(t.choices)]}
-            for t in d.turnout]
 
 
 def cmd_simulate(ctx: Context, args: argparse.Namespace) -> int:

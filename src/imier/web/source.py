@@ -81,41 +81,28 @@ def body_names(store: Store) -> dict[bytes, str]:
 def status_of_body(store: Store, body: bytes, as_of: int,
                    names: dict[bytes, str] | None = None) -> list[dict[str, Any]]:
     """The status documents of every proposal of ``body`` (as ``imier status`` lists them)."""
-    from ..consensus import Engine, NotAProposal, Record, tally_with
+    from ..api import read
 
-    names = body_names(store) if names is None else names
-    eng = Engine(Record(proposal_events(store, body)))
-    out: list[dict[str, Any]] = []
-    for p in sorted(eng.record.proposals.values(), key=lambda e: e.order_key):
-        if p.body_id != body or p.ts > as_of:
-            continue
-        try:
-            out.append(tally_with(eng, p.id, as_of).to_json(names))
-        except NotAProposal:
-            continue  # not a member's proposal: nothing to show
-    return out
+    return list(read.documents(store, as_of, [body])["proposals"])
 
 
 def status_all(store: Store, as_of: int) -> dict[str, Any]:
     """``imier status --json``: every proposal of the bodies this node holds."""
-    names = body_names(store)
-    docs: list[dict[str, Any]] = []
-    for body in store.bodies():
-        docs.extend(status_of_body(store, body.id, as_of, names))
-    return {"as_of": as_of, "proposals": docs}
+    from ..api import read
+
+    return read.documents(store, as_of)
 
 
 def status_one(store: Store, proposal: bytes, as_of: int) -> dict[str, Any]:
-    """``imier status PROPOSAL --json``."""
-    from ..consensus import Engine, NotAProposal, Record, tally_with
+    """``imier status PROPOSAL --json`` (the same document, from the same library call)."""
+    from ..api import read
 
     prop = store.get(proposal)
     if prop is None or prop.kind != "propose" or store.state(proposal) != ACCEPTED:
         raise NotFound("unknown_proposal", "proposal", "this node holds no such proposal")
     try:
-        eng = Engine(Record(proposal_events(store, prop.body_id)))
-        return tally_with(eng, prop.id, as_of).to_json(body_names(store))
-    except NotAProposal as exc:
+        return read.proposal_document(store, prop.id, as_of)
+    except read.Void as exc:
         raise NotFound("not_a_proposal", "proposal", f"not a valid proposal: {exc}") from None
 
 
