@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..api.carry import MAX_BUNDLE_BYTES, import_bundle
+from ..api.carry import MAX_BUNDLE_BYTES
 from .context import Context, add_json
 
 __all__ = ["register", "MAX_BUNDLE_BYTES"]
