@@ -131,7 +131,7 @@ def test_without_gossip_sync_alone_converges(tmp_path) -> None:  # type: ignore[
         a.run("vote", prop, "no", "--category", "noise", IMIER_NOW=str(t0 + 10 * S))
         a.start("--no-gossip", "--sync-interval", "1s", "--listen", listen)
         assert a.addr() == before  # same key, same peer id across restarts
-        wait_until(lambda: same_sets([a, b, d]) and len(b.event_ids()) == 6, 75, "b to reconnect to a")
+        wait_until(lambda: same_sets([a, b, d]) and len(b.event_ids()) == 6, 120, "b to reconnect to a")
         blog = b.log_path.read_text()
         assert "disconnected from a" in blog and blog.count("imier.discovery: connected to") >= 2
     finally:
