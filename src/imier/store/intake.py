@@ -210,6 +210,7 @@ def take(
     deferred: DeferredQueue | None = None,
     expect: set[bytes] | None = None,
     bodies: set[bytes] | None = None,
+    local: bool = False,
 ) -> IntakeReport:
     """Decode, check and ingest events from outside; one report, nothing raised for bad data.
 
@@ -218,7 +219,8 @@ def take(
     asked for; any other event is refused ``unrequested`` (found ones are
     removed from the set). ``bodies``: the bodies of this exchange; others are
     refused ``wrong_body``. Future-dated events go to ``deferred`` when given
-    (else they are only reported, to be brought again). ``limits`` bound the
+    (else they are only reported, to be brought again). ``local``: signed on this
+    node's page (they go to the outbox, for the daemon to publish). ``limits`` bound the
     pending events of ``source`` and of the node (default: the node defaults).
     Errors of the store itself (a full disk) raise :class:`~imier.store.db.StoreError`,
     with nothing written.
@@ -250,7 +252,7 @@ def take(
         if not good:
             return rep
         res = store.ingest(good, now_ms=now_ms, max_skew_ms=max_skew_ms, source=source,
-                           pending_limits=limits.pending())
+                           pending_limits=limits.pending(), local=local)
     rep.new, rep.held, rep.pending, rep.accepted = res.new, res.held, res.pending, res.accepted
     rep.dropped = list(res.dropped)
     rep.refused.extend(Refused(r.id, r.code, r.field, r.message) for r in res.refusals)

@@ -158,8 +158,7 @@ def intake(store: Store, raw: bytes, *, now: int, max_skew_ms: int) -> Intake:
     """Verify one signed event and store it; :class:`Rejected` (code, field) and nothing
     written when it is refused.
 
-    Switch point: once ``imier.store``'s intake lands (docs/rules.md s.9: admission,
-    bounded pending), this body becomes a call into it with the same answer.
+    Through the store's one intake (docs/rules.md s.9: admission, bounded pending).
     """
     ev = decode_event(raw)  # size, shape, canonical form, signature
     if ev.body is not None and store.state(ev.body) != ACCEPTED:
@@ -173,12 +172,18 @@ def intake(store: Store, raw: bytes, *, now: int, max_skew_ms: int) -> Intake:
         if row is not None and row[0] != ev.id:
             raise Rejected("seq_taken", f"this key already signed its event {ev.seq} in this body "
                            f"({row[0].hex()[:12]}); ask /api/next again and sign anew", field="seq")
-    res = store.ingest([ev], now_ms=now, max_skew_ms=max_skew_ms, local=True)
+    from ..store.intake import take  # the one way in, as for bundles, sync and gossip
+
+    res = take(store, [ev], source="web", now_ms=now, max_skew_ms=max_skew_ms, local=True)
     if res.deferred:
         raise Rejected("future", f"timestamped more than {max_skew_ms // 1000} s after this node's "
                        "clock; sign it again with the node's time (GET /api/now)", field="ts")
-    if res.rejected:
-        raise Rejected("causality", res.rejected[0][1], field="prev")
+    if res.refused:
+        r = res.refused[0]
+        raise Rejected(r.code, r.message, field=r.field or "event")
+    if res.dropped:
+        raise Rejected("busy", "this node holds too many events waiting for earlier ones; "
+                       "try again later", field="prev")
     state = "accepted" if store.state(ev.id) == ACCEPTED else "pending"
     return Intake(ev, state, new=ev.id in res.new)
 
