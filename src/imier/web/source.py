@@ -83,14 +83,14 @@ def status_of_body(store: Store, body: bytes, as_of: int,
     """The status documents of every proposal of ``body`` (as ``imier status`` lists them)."""
     from ..api import read
 
-    return list(read.documents(store, as_of, [body])["proposals"])
+    return list(read.fresh_documents(store, as_of, [body])["proposals"])
 
 
 def status_all(store: Store, as_of: int) -> dict[str, Any]:
     """``imier status --json``: every proposal of the bodies this node holds."""
     from ..api import read
 
-    return read.documents(store, as_of)
+    return read.fresh_documents(store, as_of)
 
 
 def status_one(store: Store, proposal: bytes, as_of: int) -> dict[str, Any]:
@@ -101,7 +101,7 @@ def status_one(store: Store, proposal: bytes, as_of: int) -> dict[str, Any]:
     if prop is None or prop.kind != "propose" or store.state(proposal) != ACCEPTED:
         raise NotFound("unknown_proposal", "proposal", "this node holds no such proposal")
     try:
-        return read.proposal_document(store, prop.id, as_of)
+        return read.fresh_document(store, prop.id, as_of)
     except read.Void as exc:
         raise NotFound("not_a_proposal", "proposal", f"not a valid proposal: {exc}") from None
 
