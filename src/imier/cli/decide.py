@@ -68,7 +68,7 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     as_of = parse_time(args.as_of, now) if args.as_of else now
     names = read.body_names(store)
     local = ctx.names()
-    details: dict[bytes, Any] = {}
+    details: dict[bytes, read.Detail] = {}
     results: list[ProposalResult] = []
     if args.proposal:
         prop = ctx.resolve_event(args.proposal, kinds=("propose",), what="proposal")
@@ -109,14 +109,14 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
         render_short(ctx.console, results, names, as_of)
     else:
         for r in results:
-            d = details.get(r.id)
-            profiles = d.names if d is not None else read.names_in(store, r.body)
+            dr = details.get(r.id)
+            profiles = dr.names if dr is not None else read.names_in(store, r.body)
             original = None
-            if d is not None:
+            if dr is not None:
                 p = store.get(r.id)
                 original = getattr(p.data, "text", None) if p is not None else None
             render_detail(ctx.console, r, names, Namer(profiles, local), as_of,
-                          d.turnout if d is not None else (), full=d is not None, original=original)
+                          dr.turnout if dr is not None else (), full=dr is not None, original=original)
     if args.verify:
         if bad:
             ctx.console.print(f"[red]Verify: {len(bad)} of {len(results)} kept result(s) differ from "

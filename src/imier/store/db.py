@@ -414,9 +414,9 @@ class Store(Reads):
         out = resolve(cand, known, adm if self.check_admission else None)
         if not self.check_admission:  # still record who is a person, as a node would
             for e in out.accepted:
-                c = cand[e]
-                if c.grants or c.names:
-                    adm.grow(c.body, c.grants, c.names)
+                ce = cand[e]
+                if ce.grants or ce.names:
+                    adm.grow(ce.body, ce.grants, ce.names)
         accepted, refusals = out.accepted, out.refused
         c = self.conn
         gone = [(r.id,) for r in refusals if r.id in stored]
