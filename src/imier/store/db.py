@@ -121,10 +121,10 @@ def _target(ev: Event) -> bytes | None:
     return None if name is None else getattr(ev.data, name)
 
 
-def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+def _connect(path: Path, *, read_only: bool = False, threads: bool = False) -> sqlite3.Connection:
     if read_only:
         return sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30.0)
-    return sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+    return sqlite3.connect(str(path), isolation_level=None, timeout=30.0, check_same_thread=not threads)
 
 
 class Store(Reads):
@@ -144,7 +144,9 @@ class Store(Reads):
     # -- opening ---------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path) -> "Store":
+    def open(cls, path: str | Path, *, threads: bool = False) -> "Store":
+        """The store at ``path``, migrated. ``threads``: the connection may be used from
+        other threads than this one (one at a time, e.g. a pool of worker threads)."""
         path = Path(path)
         if not path.parent.is_dir():
             raise LocalError(f"no such directory {path.parent}", hint="run 'imier init' first")
@@ -152,7 +154,7 @@ class Store(Reads):
             raise StoreError(f"{path} is not a file", hint="move it away; it should be the node's store")
         conn: sqlite3.Connection | None = None
         try:
-            conn = _connect(path)
+            conn = _connect(path, threads=threads)
             for pragma in PRAGMAS:
                 conn.execute(pragma)
             return cls(conn, path=path)

@@ -28,7 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..protocol.errors import Rejected
-from ..store.db import PRAGMAS, Store
+from ..store.db import Store
 from ..store.home import Home
 from ..store.requests import Requests
 from . import source
@@ -48,10 +48,7 @@ for _ext, _type in ((".js", "text/javascript"), (".mjs", "text/javascript"), (".
 
 
 def _connect(path: Path) -> Store:
-    conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0, check_same_thread=False)
-    for pragma in PRAGMAS:
-        conn.execute(pragma)
-    return Store(conn)
+    return Store.open(path, threads=True)  # one connection, used by one worker thread at a time
 
 
 def _err(status: int, code: str, field: str | None, message: str) -> JSONResponse:

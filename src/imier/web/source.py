@@ -133,12 +133,9 @@ def next_for(store: Store, author: bytes, body: bytes, now: int) -> dict[str, An
     if not prev:
         # Every head is from the future: name the newest event at or before the clock
         # (an older event is a valid prev; the future ones will name it too).
-        row = store.conn.execute(
-            "SELECT id, ts FROM events WHERE body = ? AND state = 1 AND ts <= ? "
-            "ORDER BY ts DESC, id DESC LIMIT 1", (body, now)).fetchone()
-        if row is not None:
-            prev.append(row[0])
-            ts_min = max(ts_min, row[1])
+        for ts, eid in store.recent(body, at_or_before=now, limit=1):
+            prev.append(eid)
+            ts_min = max(ts_min, ts)
     if not prev:
         raise NotFound("no_heads", "body", "this node holds no event of that body at or before its clock")
     return {"seq": seq, "prev": sorted(p.hex() for p in prev), "ts_min": ts_min}
@@ -167,11 +164,10 @@ def intake(store: Store, raw: bytes, *, now: int, max_skew_ms: int) -> Intake:
         # Two tabs of one phone signing from the same /api/next answer would fork the
         # person's chain (docs/rules.md s.8): the node takes the first and refuses the
         # second, so the page signs it again. (Sync still stores forks as evidence.)
-        row = store.conn.execute("SELECT id FROM events WHERE body = ? AND author = ? AND seq = ?",
-                                 (ev.body, ev.author, ev.seq)).fetchone()
-        if row is not None and row[0] != ev.id:
+        taken = store.ids_at_seq(ev.body, ev.author, ev.seq)
+        if taken and ev.id not in taken:
             raise Rejected("seq_taken", f"this key already signed its event {ev.seq} in this body "
-                           f"({row[0].hex()[:12]}); ask /api/next again and sign anew", field="seq")
+                           f"({taken[0].hex()[:12]}); ask /api/next again and sign anew", field="seq")
     from ..store.intake import take  # the one way in, as for bundles, sync and gossip
 
     res = take(store, [ev], source="web", now_ms=now, max_skew_ms=max_skew_ms, local=True)
