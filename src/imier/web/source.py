@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ..protocol.errors import Rejected
-from ..protocol.events import Event, Found, Link, Profile, Unlink, decode_event
+from ..protocol.events import Event, Found, decode_event
 from ..protocol.limits import MAX_PREV
 from ..store.db import ACCEPTED, Store
 
@@ -193,37 +193,28 @@ def display(key: bytes, name: str | None) -> str:
 
 
 class People:
-    """Persons, devices and names in a set of records, by s.11 (link/unlink by a person's
-    keys, the latest profile by ``(ts, id)`` names the person).
+    """Persons, devices and names in ``body`` at ``now``, as the decision procedure
+    reads them (docs/decisions.md 40-41): who a key acts for is consensus's
+    :class:`~imier.consensus.Devices` (links, unlinks, recoveries), a person's name
+    :func:`~imier.consensus.profile_names`; ``local`` names this node gave keys."""
 
-    Switch point: when consensus exposes persons and names, use those instead.
-    """
+    def __init__(self, events: Iterable[Event], body: bytes, now: int,
+                 local: dict[bytes, str] | None = None) -> None:
+        from ..consensus import Engine, Record, profile_names
 
-    def __init__(self, events: Iterable[Event], local: dict[bytes, str] | None = None) -> None:
-        self.person_of: dict[bytes, bytes] = {}  # device -> person (first key)
-        self.devices: dict[bytes, set[bytes]] = {}
-        named: dict[bytes, tuple[int, bytes, str]] = {}
-        evs = sorted(events, key=lambda e: e.order_key)
-        for ev in evs:
-            who = self.person(ev.author)
-            if isinstance(ev.data, Link) and ev.data.device != who:
-                self.person_of[ev.data.device] = who
-                self.devices.setdefault(who, set()).add(ev.data.device)
-            elif isinstance(ev.data, Unlink):
-                if self.person_of.get(ev.data.device) == who:
-                    del self.person_of[ev.data.device]
-                    self.devices.get(who, set()).discard(ev.data.device)
-        for ev in evs:
-            if isinstance(ev.data, Profile):
-                who = self.person(ev.author)
-                prior = named.get(who)
-                if prior is None or (ev.ts, ev.id) > (prior[0], prior[1]):
-                    named[who] = (ev.ts, ev.id, ev.data.name)
-        self.names = {k: v[2] for k, v in named.items()}
+        evs = list(events)
+        self.now = now
+        self._dev = Engine(Record(evs)).devices(body, now + 1)  # as consensus.person_of
+        self.names = profile_names(evs, body, now)
         self.local = local or {}
 
     def person(self, key: bytes) -> bytes:
-        return self.person_of.get(key, key)
+        """The person ``key`` acts for (itself when it is no linked device)."""
+        return self._dev.person(key, self.now) or key
+
+    def devices(self, person: bytes) -> set[bytes]:
+        """The keys linked to ``person`` now, the person's own key aside."""
+        return {d for d in self._dev.devices_of(person, self.now) if d != person}
 
     def name(self, key: bytes) -> str | None:
         p = self.person(key)
@@ -253,7 +244,7 @@ def bodies_doc(store: Store, now: int, local: dict[bytes, str]) -> list[dict[str
     out: list[dict[str, Any]] = []
     for b in store.bodies():
         events = store.events_for_bodies(store.closure(b.id))
-        people = People(events, local)
+        people = People(events, b.id, now, local)
         members = sorted(members_at(events, b.id, now))
         doc = _body_info(b)
         assert isinstance(b.data, Found)
@@ -281,13 +272,13 @@ def person_doc(store: Store, key: bytes, now: int, local: dict[bytes, str]) -> d
         if b.data.body_kind in ("municipality", "region", "collective"):
             continue
         events = store.events_for_bodies(store.closure(b.id))
-        people = People(events, local)
+        people = People(events, b.id, now, local)
         p = people.person(key)
         if p in members_at(events, b.id, now):
             bodies.append(_body_info(b))
             person = p
             name = name or people.name(p)
-            devices |= people.devices.get(p, set())
+            devices |= people.devices(p)
     if name is None:
         name = local.get(person)
     return {"key": key.hex(), "person": person.hex(), "name": name, "display": display(person, name),
