@@ -24,13 +24,15 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from rich.markup import escape
 
+from .resolve import short
+
 if TYPE_CHECKING:
     from ..api.read import Turnout
     from ..consensus import ProposalResult, RoundResult
     from ..consensus.share import Share
 
 __all__ = ["Namer", "pct", "share", "at", "until", "render_detail", "render_short", "render_plain",
-           "ROUND_NAMES", "short_line", "facts"]
+           "ROUND_NAMES", "short_line", "facts", "render_result"]
 
 ROUND_NAMES = {1: "temperature check", 2: "minor grievances", 3: "deal-breakers"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -345,3 +347,102 @@ def render_plain(console: Any, res: "ProposalResult", body_names: Mapping[bytes,
                  now: int) -> None:
     """`imier simulate`: the same words, without per-person lists."""
     render_detail(console, res, body_names, who, now, (), full=False)
+
+
+# -- tables: `imier simulate` (no person is named in a scenario) --------------------------------
+
+
+def _who(key: bytes | None, people: Mapping[bytes, str]) -> str:
+    if key is None:
+        return "none"
+    return people.get(key) or short(key)
+
+
+def _round_table(r: "RoundResult", names: Mapping[bytes, str]) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    v = r.verdict
+    title = f"Round {r.round}" + (" (open)" if r.open else "")
+    if v is None:  # an amendment window is open; the round's vote has not begun
+        return f"{title}: its vote opens after the amendment window"
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for c in ("body", "eligible", "voted", "yes", "no", "abstain", "support", "needs", "passed"):
+        t.add_column(c, justify="left" if c == "body" else "right", no_wrap=True)
+    for depth, x in _walk(v):
+        name = ("  " * depth) + escape(names.get(x.body) or short(x.body))
+        verdict = "yes" if x.passed else ("no quorum" if not x.quorum else "no")
+        t.add_row(name, str(x.eligible), str(x.participation), str(x.yes), str(x.no),
+                  str(x.abstain), str(x.support), f"{x.threshold}", verdict)
+    return t
+
+
+def render_result(console: Any, r: "ProposalResult", names: Mapping[bytes, str],
+                  people: Mapping[bytes, str], *, detail: bool) -> None:
+    """A result as tables (`imier simulate`): each round's verdict body by body, its
+    amendments, the contention, draws, mandates and recalls; with ``detail``, the open
+    window, forks and what was not counted. ``names``: body id -> name; ``people``:
+    key -> name (else a short id)."""
+    from rich import box
+    from rich.table import Table
+
+    from ..consensus.result import when
+
+    head = f"[bold]{escape(r.title)}[/bold]"
+    if detail:
+        head += f"  {short(r.id)} in {names.get(r.body) or short(r.body)} ({r.kind})"
+    console.print(head)
+    console.print(f"State: [bold]{r.state}[/bold], text version {r.version}")
+    console.print(f"Why: {escape(r.explain())}")
+    for rr in r.rounds:
+        console.print(_round_table(rr, names))
+        if rr.verdict is not None:
+            modes = [f"{names.get(x.body) or short(x.body)} by {x.combine}"
+                     for _, x in _walk(rr.verdict) if x.combine and x.combine != "verdicts"]
+            if modes:
+                console.print("  combined: " + escape(", ".join(modes)))
+        if rr.grievances:
+            console.print("  grievances: " + "; ".join(
+                f"{g.category} ({g.severity}, {g.count}), delegate {_who(g.delegate, people)}"
+                for g in rr.grievances))
+        if rr.amendments:
+            t = Table(title=f"Round {rr.round} amendments", title_justify="left", box=box.SIMPLE_HEAD)
+            for c in ("amendment", "text", "voted", "support", "needs", "adopted"):
+                t.add_column(c)
+            for a in rr.amendments:
+                text = escape(a.text if len(a.text) <= 60 else a.text[:57] + "...")
+                outcome = "open" if a.open else ("yes" if a.adopted else "no")
+                t.add_row(short(a.id), text, str(a.verdict.participation), str(a.verdict.support),
+                          f"> {a.verdict.threshold}", outcome)
+            console.print(t)
+    if r.contention is not None:
+        ct = r.contention
+        console.print(f"Contention: support {ct.start} at the pass, {ct.now} now "
+                      f"(lowest {ct.lowest}, floor {ct.floor}), {ct.changes} standing change(s)")
+    if detail and r.window is not None:
+        console.print(f"Open: {r.open_phase} until {when(r.window[1])}")
+    if r.draw is not None:
+        console.print(f"Draw: seed {r.draw.seed.hex()}, {r.draw.k} of {len(r.draw.candidates)}: "
+                      + ", ".join(_who(k, people) for k in r.draw.chosen))
+    for m in r.mandates:
+        status = "active" if m.active(r.as_of) else ("recalled" if m.ended else "expired")
+        console.print(f"Mandate: {_who(m.holder, people)}: {escape(m.task)} ({status}; "
+                      f"{when(m.start)} to {when(m.expires)})")
+    for rc in r.recalls:
+        outcome = "open" if rc.open else ("recalled" if rc.passed else "not recalled")
+        console.print(f"Recall {short(rc.id)} of {_who(rc.holder, people)}: {outcome} "
+                      f"({rc.verdict.support} support, {rc.verdict.participation} took part)")
+    if detail:
+        for author, first, second in r.forks:
+            console.print(f"[red]Fork:[/red] {_who(author, people)} signed two events with one "
+                          f"sequence number ({short(first)}, {short(second)}); their votes from then on "
+                          "are not counted")
+        if r.ignored:
+            t = Table(title="Not counted", title_justify="left", box=box.SIMPLE_HEAD)
+            for c in ("event", "kind", "author", "reason"):
+                t.add_column(c)
+            for i in r.ignored:
+                t.add_row(short(i.id), i.kind, _who(i.author, people), escape(i.reason))
+            console.print(t)
+    console.print()
+
