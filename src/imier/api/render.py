@@ -352,10 +352,8 @@ def render_plain(console: Any, res: "ProposalResult", body_names: Mapping[bytes,
 # -- tables: `imier simulate` (no person is named in a scenario) --------------------------------
 
 
-def _who(key: bytes | None, people: Mapping[bytes, str]) -> str:
-    if key is None:
-        return "none"
-    return people.get(key) or short(key)
+def _key(key: bytes | None) -> str:
+    return "none" if key is None else short(key)
 
 
 def _round_table(r: "RoundResult", names: Mapping[bytes, str]) -> Any:
@@ -377,21 +375,15 @@ def _round_table(r: "RoundResult", names: Mapping[bytes, str]) -> Any:
     return t
 
 
-def render_result(console: Any, r: "ProposalResult", names: Mapping[bytes, str],
-                  people: Mapping[bytes, str], *, detail: bool) -> None:
-    """A result as tables (`imier simulate`): each round's verdict body by body, its
-    amendments, the contention, draws, mandates and recalls; with ``detail``, the open
-    window, forks and what was not counted. ``names``: body id -> name; ``people``:
-    key -> name (else a short id)."""
+def render_result(console: Any, r: "ProposalResult", names: Mapping[bytes, str]) -> None:
+    """A scenario's result as tables (`imier simulate`): each round's verdict body by
+    body (``names``: body id -> name), its grievances and amendments, and the
+    contention. A scenario's proposal is a general one with no person named: draws,
+    mandates, recalls, forks and what was not counted are :func:`render_detail`'s."""
     from rich import box
     from rich.table import Table
 
-    from ..consensus.result import when
-
-    head = f"[bold]{escape(r.title)}[/bold]"
-    if detail:
-        head += f"  {short(r.id)} in {names.get(r.body) or short(r.body)} ({r.kind})"
-    console.print(head)
+    console.print(f"[bold]{escape(r.title)}[/bold]")
     console.print(f"State: [bold]{r.state}[/bold], text version {r.version}")
     console.print(f"Why: {escape(r.explain())}")
     for rr in r.rounds:
@@ -403,7 +395,7 @@ def render_result(console: Any, r: "ProposalResult", names: Mapping[bytes, str],
                 console.print("  combined: " + escape(", ".join(modes)))
         if rr.grievances:
             console.print("  grievances: " + "; ".join(
-                f"{g.category} ({g.severity}, {g.count}), delegate {_who(g.delegate, people)}"
+                f"{g.category} ({g.severity}, {g.count}), delegate {_key(g.delegate)}"
                 for g in rr.grievances))
         if rr.amendments:
             t = Table(title=f"Round {rr.round} amendments", title_justify="left", box=box.SIMPLE_HEAD)
@@ -419,30 +411,5 @@ def render_result(console: Any, r: "ProposalResult", names: Mapping[bytes, str],
         ct = r.contention
         console.print(f"Contention: support {ct.start} at the pass, {ct.now} now "
                       f"(lowest {ct.lowest}, floor {ct.floor}), {ct.changes} standing change(s)")
-    if detail and r.window is not None:
-        console.print(f"Open: {r.open_phase} until {when(r.window[1])}")
-    if r.draw is not None:
-        console.print(f"Draw: seed {r.draw.seed.hex()}, {r.draw.k} of {len(r.draw.candidates)}: "
-                      + ", ".join(_who(k, people) for k in r.draw.chosen))
-    for m in r.mandates:
-        status = "active" if m.active(r.as_of) else ("recalled" if m.ended else "expired")
-        console.print(f"Mandate: {_who(m.holder, people)}: {escape(m.task)} ({status}; "
-                      f"{when(m.start)} to {when(m.expires)})")
-    for rc in r.recalls:
-        outcome = "open" if rc.open else ("recalled" if rc.passed else "not recalled")
-        console.print(f"Recall {short(rc.id)} of {_who(rc.holder, people)}: {outcome} "
-                      f"({rc.verdict.support} support, {rc.verdict.participation} took part)")
-    if detail:
-        for author, first, second in r.forks:
-            console.print(f"[red]Fork:[/red] {_who(author, people)} signed two events with one "
-                          f"sequence number ({short(first)}, {short(second)}); their votes from then on "
-                          "are not counted")
-        if r.ignored:
-            t = Table(title="Not counted", title_justify="left", box=box.SIMPLE_HEAD)
-            for c in ("event", "kind", "author", "reason"):
-                t.add_column(c)
-            for i in r.ignored:
-                t.add_row(short(i.id), i.kind, _who(i.author, people), escape(i.reason))
-            console.print(t)
     console.print()
 

@@ -136,5 +136,5 @@ def cmd_simulate(ctx: Context, args: argparse.Namespace) -> int:
     else:
         from ..api.render import render_result
 
-        render_result(ctx.console, sim.result, sim.names, {}, detail=False)
+        render_result(ctx.console, sim.result, sim.names)
     return 0
