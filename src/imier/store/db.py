@@ -467,9 +467,6 @@ class Store(Reads):
         with self.atomic() as c:
             c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
-    def integrity_ok(self) -> bool:
-        return bool(self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
-
 
 def open_read_only(path: str | Path) -> Store:
     """A store opened read-only (no migration, no write): for watching another
