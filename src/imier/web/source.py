@@ -1,19 +1,17 @@
 """What the HTTP face reads and writes, in one place (synchronous, one Store each call).
 
 Every function here takes a :class:`~imier.store.db.Store` and plain values and
-returns JSON-ready documents; app.py runs them in worker threads. This is the
-adapter the lead switches when the library lands:
+returns JSON-ready documents; app.py runs them in worker threads. Nothing here
+decides: it calls the library the CLI calls.
 
-* :func:`status_all` / :func:`status_one` / :func:`status_of_body` compute the
-  documents of ``imier status --json`` the way ``cli/decide.py`` does today
-  (the body's closure, ``Engine``, ``tally_with``, ``ProposalResult.to_json``;
-  ``imier.cli`` itself is not imported, since only the CLI imports the CLI).
-  When ``imier.api.read`` replaces them, these three become calls into the
-  one function that builds the CLI's ``--json`` document.
-* :func:`intake` is the one way a posted event comes in. Until the store's
-  intake (docs/rules.md s.9) is merged it does what ``cli/carry.py``'s
-  ``import_bundle`` does for one event: ``decode_event`` then ``Store.ingest``
-  (``local=True``, so the daemon publishes it).
+* :func:`status_all` / :func:`status_one` / :func:`status_of_body`: the documents
+  of ``imier status --json``, from :func:`imier.api.read.fresh_documents` (tallied
+  from scratch: a long-running process must not serve a kept result).
+* :func:`intake`: a posted event goes through the store's one intake
+  (:func:`imier.store.intake.take`, ``local=True`` so the daemon publishes it),
+  after the page's own checks (the body is held, the seq is not taken).
+* :class:`People`: persons, devices and names as consensus reads them
+  (docs/decisions.md 40-41).
 """
 
 from __future__ import annotations
