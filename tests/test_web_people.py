@@ -27,3 +27,12 @@ def test_a_recovery_moves_the_person_to_the_new_key_and_strands_the_old_devices(
     assert [b["id"] for b in new["bodies"]] == [body.hex()] and new["devices"] == [pub("new0").hex()]
     phone = source.person_doc(w.store, pub("phone"), carried, {})
     assert phone["person"] == pub("phone").hex() and phone["bodies"] == [] and phone["name"] is None
+
+
+def test_inside_is_the_members_and_their_linked_devices_now() -> None:
+    w = World()
+    w.body("north", 2)
+    body = w.ids["north"]
+    w.emit("north0", body, Link(device=pub("phone")), T0 - 100)
+    assert source.inside(w.store, body, T0) == {pub("north0"), pub("north1"), pub("phone")}
+    assert source.inside(w.store, body, T0 - 101) == {pub("north0"), pub("north1")}

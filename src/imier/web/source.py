@@ -28,7 +28,7 @@ from ..store.db import ACCEPTED, Store
 
 __all__ = [
     "now_ms", "status_all", "status_one", "status_of_body", "body_names", "next_for", "intake",
-    "Intake", "NotFound", "members", "bodies_doc", "person_doc", "display", "People",
+    "Intake", "NotFound", "members", "inside", "bodies_doc", "person_doc", "display", "People",
 ]
 
 
@@ -228,6 +228,17 @@ def members(store: Store, body: bytes, now: int) -> set[bytes]:
     from ..consensus import members_at
 
     return members_at(store.events_for_bodies([body]), body, now)
+
+
+def inside(store: Store, body: bytes, now: int) -> set[bytes]:
+    """The keys that need no admission into ``body``: its members, and the devices
+    linked to them (s.11.1). A join request from one of these is no longer waiting."""
+    from ..consensus import members_at
+
+    events = store.events_for_bodies(store.closure(body))
+    people = People(events, body, now)
+    held = members_at(events, body, now)
+    return held | {d for p in held for d in people.devices(p)}
 
 
 def _body_info(ev: Event) -> dict[str, Any]:
