@@ -74,11 +74,11 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     if args.proposal:
         prop = ctx.resolve_event(args.proposal, kinds=("propose",), what="proposal")
         try:
-            d = read.detail(store, prop.id, as_of)
+            one = read.detail(store, prop.id, as_of)
         except read.Void as exc:
             raise LocalError(f"{short(prop.id)} is not a valid proposal: {exc}") from None
-        details[prop.id] = d
-        results.append(d.result)
+        details[prop.id] = one
+        results.append(one.result)
     else:
         bodies = None
         if args.body:
@@ -110,14 +110,14 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
         render_short(ctx.console, results, names, as_of)
     else:
         for r in results:
-            dr = details.get(r.id)
-            profiles = dr.names if dr is not None else read.names_in(store, r.body)
+            d = details.get(r.id)
+            profiles = d.names if d is not None else read.names_in(store, r.body)
             original = None
-            if dr is not None:
+            if d is not None:
                 p = store.get(r.id)
                 original = getattr(p.data, "text", None) if p is not None else None
             render_detail(ctx.console, r, names, Namer(profiles, local), as_of,
-                          dr.turnout if dr is not None else (), full=dr is not None, original=original)
+                          d.turnout if d is not None else (), full=d is not None, original=original)
     if args.verify:
         if bad:
             ctx.console.print(f"[red]Verify: {len(bad)} of {len(results)} kept result(s) differ from "
