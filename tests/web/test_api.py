@@ -250,6 +250,27 @@ def test_unknown_api_path_and_method(node: dict[str, Any]) -> None:
     assert c.delete("/api/status").status_code == 405
 
 
+def test_qr_code_of_a_link(node: dict[str, Any]) -> None:
+    import re
+
+    import qrcode  # type: ignore[import-untyped]
+
+    c = node["client"]
+    text = f"{c.base_url}/#link={node['ana']}"
+    r = c.get("/api/qr", params={"text": text})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
+    assert r.headers["cache-control"] == "no-store"
+    q = qrcode.QRCode(border=4, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    q.add_data(text)
+    q.make(fit=True)
+    want = {(x, y) for y, row in enumerate(q.get_matrix()) for x, v in enumerate(row) if v}
+    got = {(int(x), int(y)) for x, y in re.findall(r"M(\d+) (\d+)h1v1h-1z", r.text)}
+    assert got == want
+    for params, field in (({}, "text"), ({"text": " "}, "text"), ({"text": "x" * 513}, "text")):
+        r = c.get("/api/qr", params=params)
+        assert r.status_code == 400 and r.json()["field"] == field
+
+
 def test_security_headers_and_no_cookies(node: dict[str, Any]) -> None:
     c = node["client"]
     for path in ("/api/now", "/api/status", "/api/nothing"):

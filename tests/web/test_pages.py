@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from imier.store.requests import join_code
+
 from .test_api import Home, Server, wait_until
 
 pytestmark = pytest.mark.integration
@@ -259,15 +261,47 @@ def _consensus_counts_devices() -> bool:
 
 @pytest.mark.xfail(not _consensus_counts_devices(), strict=True,
                    reason="consensus does not count linked devices yet (docs/rules.md s.11)")
-def test_a_second_device_votes_and_the_person_counts_once(world: dict[str, Any]) -> None:
+def test_a_second_device_votes_and_the_person_counts_once(world: dict[str, Any], tmp_path: Path) -> None:
     if "pid" not in world:
         pytest.skip("needs the two phones of the test before")
     dana, pid = world["dana"], world["pid"]
-    tablet = phone(world, "Dana")
-    tablet_key = tablet.start()
-    code = tablet.ask_to_join("North")
-    # On Dana's first phone: link the device whose code matches.
+    # Dana's first phone shows the link: a QR code of the address the new phone opens, and
+    # the link code to type instead.
     dana.page.click("text=My name and devices")
+    qr = dana.page.locator("#linkqr")
+    qr.wait_for(timeout=WAIT_MS)
+    link = str(qr.get_attribute("data-link"))
+    assert link == f"{world['url']}/#link={world['dana_key']}"
+    dana.page.wait_for_function("() => document.getElementById('linkqr').naturalWidth > 0", timeout=WAIT_MS)
+    assert _qr_modules(world["url"] + str(qr.get_attribute("src"))) == _qr_of(link)  # it encodes the link
+    link_code = str(dana.page.text_content("#linkcode")).strip()
+    assert link_code == join_code(bytes.fromhex(world["dana_key"]))
+    dana.page.evaluate("() => { document.getElementById('notice').hidden = true; }")
+    dana.page.locator("#link").screenshot(path=str(shots_dir(tmp_path) / "member-link.png"))
+
+    # A phone that types the link code finds Dana (and goes back: it is not hers).
+    other = phone(world, "someone")
+    other.open()
+    other.page.wait_for_selector("#name", timeout=WAIT_MS)
+    other.page.click("#bycode summary")
+    other.page.fill("#linkcode-input", link_code.replace("-", ""))
+    other.page.click("#linkcode-go")
+    other.shows("#linkhere", f"Dana ({world['dana_key'][:4]})")
+    other.page.click("text=No, go back")
+    other.page.wait_for_selector("#name", timeout=WAIT_MS)
+    other.close()
+    world["phones"].remove(other)
+
+    # The tablet opens the link (as its camera would), agrees, and shows its own code.
+    tablet = phone(world, "Dana")
+    tablet.page.goto(link)
+    tablet.shows("#linkhere", f"Dana ({world['dana_key'][:4]})")
+    tablet.page.click("#linkthis")
+    tablet.page.wait_for_selector("#joincode", timeout=WAIT_MS)
+    code = str(tablet.page.text_content("#joincode")).strip()
+    tablet_key = tablet.key
+    assert code == join_code(bytes.fromhex(tablet_key))
+    # On Dana's first phone: link the device whose code matches.
     req = dana.page.locator(f"#link .request[data-key='{tablet_key}']")
     req.wait_for(timeout=WAIT_MS)
     assert code in str(req.text_content())
@@ -287,6 +321,31 @@ def test_a_second_device_votes_and_the_person_counts_once(world: dict[str, Any])
     assert (n["yes"], n["no"], n["abstain"], n["eligible"]) == (0, 1, 1, 3)
     world["hall"].shows("#counts [data-body='North'] .numbers", "1 abstain")
     assert world["hall"].page.evaluate("() => window.__notReloaded") is True
+
+
+def _qr_modules(url: str) -> list[list[bool]]:
+    """The dark modules of a QR code drawn as /api/qr draws it (one path of unit squares)."""
+    import re
+
+    import httpx
+
+    r = httpx.get(url, timeout=30)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
+    n = int(re.search(r'viewBox="0 0 (\d+) \d+"', r.text).group(1))  # type: ignore[union-attr]
+    grid = [[False] * n for _ in range(n)]
+    for x, y in re.findall(r"M(\d+) (\d+)h1v1h-1z", r.text):
+        grid[int(y)][int(x)] = True
+    return grid
+
+
+def _qr_of(text: str) -> list[list[bool]]:
+    """What a reader decodes ``text`` from: the QR code of it, by the qrcode package."""
+    import qrcode  # type: ignore[import-untyped]
+
+    q = qrcode.QRCode(border=4, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    q.add_data(text)
+    q.make(fit=True)
+    return [[bool(v) for v in row] for row in q.get_matrix()]
 
 
 def _person(world: dict[str, Any], key: str) -> dict[str, Any]:

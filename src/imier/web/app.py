@@ -312,6 +312,19 @@ class Web:
         return FileResponse(path, media_type="text/html; charset=utf-8",
                             headers={"cache-control": "no-cache"})
 
+    async def qr(self, request: Request) -> Response:
+        """``GET /api/qr?text=...``: the QR code of ``text`` as SVG (the member page's link
+        for a second phone); at most qr.MAX_TEXT bytes."""
+        from . import qr
+
+        text = request.query_params.get("text", "")
+        if not text.strip():
+            return _err(400, "missing_field", "text", "give the text to encode: ?text=...")
+        if len(text.encode()) > qr.MAX_TEXT:
+            return _err(400, "too_long", "text", f"at most {qr.MAX_TEXT} bytes")
+        picture = await trio.to_thread.run_sync(qr.svg, text)
+        return Response(picture, media_type="image/svg+xml", headers={"cache-control": "no-store"})
+
     async def api_missing(self, request: Request) -> Response:
         return _err(404, "unknown_endpoint", None, f"no endpoint {request.url.path} (see docs/web.md)")
 
@@ -339,6 +352,7 @@ class Web:
             Route("/api/now", self.now, methods=["GET"]),
             Route("/api/join", self.post_join, methods=["POST"]),
             Route("/api/join", self.list_join, methods=["GET"]),
+            Route("/api/qr", self.qr, methods=["GET"]),
             Route("/api/{rest:path}", self.api_missing),
             Route("/", self.page, methods=["GET"]),
             Route("/meeting", self.page, methods=["GET"]),
