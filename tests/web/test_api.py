@@ -615,8 +615,17 @@ def test_linked_device_shows_its_person(node: dict[str, Any]) -> None:
     person = bytes(phone.verify_key).hex()
     laptop = SigningKey.generate()
     device = bytes(laptop.verify_key).hex()
+    # The new device asks first (as the member page's link flow does): a join request
+    # from an outsider, until the person's phone links it.
+    assert c.post("/api/join", json={"body": node["body"], "key": device, "name": "Cleo"}).status_code == 201
+    assert device in [q["key"] for q in c.get("/api/join", params={"body": node["body"]}).json()]
+    assert device in [q["key"] for q in node["home"].json("member", "requests", "North")]
     r = _post(c, _sign_next(c, phone, node["body"], Link(device=bytes.fromhex(device))))
     assert r.status_code == 201 and r.json()["state"] == "accepted", r.text
+    # Linked, it is no longer asking to join: not on the page, not on the command line.
+    assert device not in [q["key"] for q in c.get("/api/join", params={"body": node["body"]}).json()]
+    assert device not in [q["key"] for q in node["home"].json("member", "requests", "North")]
+    assert device[:12] not in node["home"].run("member", "requests", "North").stdout
     doc = c.get("/api/person", params={"key": device}).json()
     assert doc["person"] == person and [b["id"] for b in doc["bodies"]] == [node["body"]]
     assert device in doc["devices"]

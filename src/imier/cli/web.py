@@ -201,11 +201,11 @@ def cmd_member_requests(ctx: Context, args: argparse.Namespace) -> int:
             reqs = r.current(body.id if body else None, now_ms=ctx.now_ms())
         finally:
             r.close()
-    if reqs:  # those admitted since are no longer waiting
-        from ..web.source import members
+    if reqs:  # those admitted, or linked as a member's device, since are no longer waiting
+        from ..web.source import inside
 
-        inside = {b: members(store, b, ctx.now_ms()) for b in {q.body for q in reqs}}
-        reqs = [q for q in reqs if q.key not in inside[q.body]]
+        taken = {b: inside(store, b, ctx.now_ms()) for b in {q.body for q in reqs}}
+        reqs = [q for q in reqs if q.key not in taken[q.body]]
     names = {b.id: b.data.name for b in store.bodies() if isinstance(b.data, Found)}
     doc = [{**q.to_json(), "body_name": names.get(q.body)} for q in reqs]
 

@@ -257,9 +257,9 @@ class Web:
         body = _hex32(request.query_params.get("body"), "body")
         now = self.clock()
         reqs = await self._write(lambda: self._requests.current(body, now_ms=now))
-        if reqs:  # those admitted since are no longer waiting
-            inside = await self._read(source.members, body, now)
-            reqs = [r for r in reqs if r.key not in inside]
+        if reqs:  # those admitted, or linked as a member's device, since are no longer waiting
+            taken = await self._read(source.inside, body, now)
+            reqs = [r for r in reqs if r.key not in taken]
         return _ok([{"key": r.key.hex(), "name": r.name, "code": r.code} for r in reqs])
 
     async def stream(self, request: Request) -> Response:

@@ -245,6 +245,17 @@ def members(store: Store, body: bytes, now: int) -> set[bytes]:
     return members_at(store.events_for_bodies([body]), body, now)
 
 
+def inside(store: Store, body: bytes, now: int) -> set[bytes]:
+    """The keys that need no admission into ``body``: its members, and the devices
+    linked to them (s.11.1). A join request from one of these is no longer waiting."""
+    from ..consensus import members_at
+
+    events = store.events_for_bodies(store.closure(body))
+    people = People(events)
+    held = members_at(events, body, now)
+    return held | {d for d, p in people.person_of.items() if p in held}
+
+
 def _body_info(ev: Event) -> dict[str, Any]:
     assert isinstance(ev.data, Found)
     return {"id": ev.id.hex(), "name": ev.data.name, "kind": ev.data.body_kind}
