@@ -251,16 +251,6 @@ def _bodies(world: dict[str, Any]) -> dict[str, Any]:
     return {b["name"]: b for b in httpx.get(world["url"] + "/api/bodies", timeout=30).json()}
 
 
-def _consensus_counts_devices() -> bool:
-    """Whether this tree's consensus follows link events (docs/rules.md s.11.1): until the
-    consensus work lands, a linked device's vote is not counted for its person."""
-    from imier.consensus import record
-
-    return getattr(record, "Link", None) is not None
-
-
-@pytest.mark.xfail(not _consensus_counts_devices(), strict=True,
-                   reason="consensus does not count linked devices yet (docs/rules.md s.11)")
 def test_a_second_device_votes_and_the_person_counts_once(world: dict[str, Any], tmp_path: Path) -> None:
     if "pid" not in world:
         pytest.skip("needs the two phones of the test before")
