@@ -158,6 +158,7 @@ def test_two_phones_join_vote_and_the_meeting_follows(world: dict[str, Any], tmp
     # Dana is let in from the CLI, by the code her phone shows.
     code = dana.ask_to_join("North")
     assert len(code) == 7 and code[3] == "-"
+    dana.page.screenshot(path=str(shots_dir(tmp_path) / "member-join.png"), full_page=True)
     pending = home.run("member", "requests", "North").stdout
     assert code in pending and "Dana" in pending
     home.run("member", "admit", "North", code, IMIER_AS="ana")
@@ -267,6 +268,7 @@ def test_a_second_device_votes_and_the_person_counts_once(world: dict[str, Any],
     link_code = str(dana.page.text_content("#linkcode")).strip()
     assert link_code == join_code(bytes.fromhex(world["dana_key"]))
     dana.page.evaluate("() => { document.getElementById('notice').hidden = true; }")
+    dana.page.screenshot(path=str(shots_dir(tmp_path) / "member-devices.png"), full_page=True)
     dana.page.locator("#link").screenshot(path=str(shots_dir(tmp_path) / "member-link.png"))
 
     # A phone that types the link code finds Dana (and goes back: it is not hers).
@@ -274,6 +276,7 @@ def test_a_second_device_votes_and_the_person_counts_once(world: dict[str, Any],
     other.open()
     other.page.wait_for_selector("#name", timeout=WAIT_MS)
     other.page.click("#bycode summary")
+    other.page.screenshot(path=str(shots_dir(tmp_path) / "member-welcome.png"), full_page=True)
     other.page.fill("#linkcode-input", link_code.replace("-", ""))
     other.page.click("#linkcode-go")
     other.shows("#linkhere", f"Dana ({world['dana_key'][:4]})")
@@ -286,6 +289,7 @@ def test_a_second_device_votes_and_the_person_counts_once(world: dict[str, Any],
     tablet = phone(world, "Dana")
     tablet.page.goto(link)
     tablet.shows("#linkhere", f"Dana ({world['dana_key'][:4]})")
+    tablet.page.screenshot(path=str(shots_dir(tmp_path) / "member-link-new.png"), full_page=True)
     tablet.page.click("#linkthis")
     tablet.page.wait_for_selector("#joincode", timeout=WAIT_MS)
     code = str(tablet.page.text_content("#joincode")).strip()

@@ -328,8 +328,8 @@ function joinView() {
       el('p', { class: 'code', id: 'joincode' }, state.joining.code),
       el('p', {}, 'They see your name and the same code on their phone, compare it with yours, and let you in. '
         + 'This page moves on by itself.'),
-      el('p', { class: 'hint' }, 'Is this your second phone? On your first phone, open "My name and devices", '
-        + 'then "Link a phone", and compare this code.'),
+      el('p', { class: 'hint' }, 'Is this your second phone? On your first phone, open "My name and devices": '
+        + 'scan the picture there with this phone, or link this phone there when this code appears.'),
       el('button', { class: 'quiet', onclick: () => { state.joining = null; render(); } }, 'Choose another group'))];
   }
   const groups = state.bodies.filter((b) => !b.kind || ['community', 'workplace', 'committee'].includes(b.kind));
