@@ -295,6 +295,14 @@ def test_a_second_device_votes_and_the_person_counts_once(world: dict[str, Any],
     code = str(tablet.page.text_content("#joincode")).strip()
     tablet_key = tablet.key
     assert code == join_code(bytes.fromhex(tablet_key))
+    # Asking under Dana's name, it is offered to Dana for linking, not for letting in, and
+    # Eli is warned that Dana is in already (letting it in would count Dana twice).
+    world["eli"].shows(f".request[data-key='{tablet_key}'] .warn", "already in")
+    dana.page.click("button:has-text('Back')")
+    own = dana.page.locator(f".request.own[data-key='{tablet_key}']")
+    own.wait_for(timeout=WAIT_MS)
+    assert own.locator("button.primary.admit").count() == 0
+    own.locator("text=Link my other phone").click()
     # On Dana's first phone: link the device whose code matches.
     req = dana.page.locator(f"#link .request[data-key='{tablet_key}']")
     req.wait_for(timeout=WAIT_MS)

@@ -368,9 +368,25 @@ function bodyView(b) {
   if (reqs.length) {
     const sec = el('section', { class: 'card requests' }, el('h3', {}, 'Asking to join'),
       el('p', { class: 'hint' }, 'Let someone in only when the code on their phone is the same as here.'));
+    const same = (x, y) => (x || '').trim().toLowerCase() === (y || '').trim().toLowerCase();
     for (const r of reqs) {
+      // A second phone asks under its person's name: it is to be linked by that person,
+      // not let in as somebody new (that would count the person twice).
+      if (same(r.name, state.me.name)) {
+        sec.append(el('div', { class: 'request own', 'data-key': r.key },
+          el('p', {}, el('strong', {}, shown(r.name, r.key)), ' shows the code ', el('span', { class: 'code small' }, r.code)),
+          el('p', { class: 'hint' }, 'Is it your other phone? Link it, so that you still count once.'),
+          el('button', { class: 'big primary', onclick: () => { state.view = 'devices'; render(); } }, 'Link my other phone'),
+          el('details', {}, el('summary', {}, 'No: it is somebody else with my name'),
+            el('button', { class: 'big admit', onclick: () => act(`Letting ${r.name} in`, b.id, 'admit', payload.admit(r.key)) },
+              `The codes match: let this ${r.name} in`))));
+        continue;
+      }
+      const namesake = membersOf(b.id).find((m) => same(m.name, r.name));
       sec.append(el('div', { class: 'request', 'data-key': r.key },
         el('p', {}, el('strong', {}, shown(r.name, r.key)), ' shows the code ', el('span', { class: 'code small' }, r.code)),
+        namesake ? el('p', { class: 'hint warn' }, `${shown(namesake.name, namesake.key)} is already in. If this is their `
+          + 'other phone, they link it from their own phone; let it in only if it is somebody else.') : null,
         el('button', {
           class: 'big primary admit', onclick: () => act(`Letting ${r.name} in`, b.id, 'admit', payload.admit(r.key)),
         }, `The codes match: let ${r.name} in`),
