@@ -324,6 +324,19 @@ def test_a_second_device_votes_and_the_person_counts_once(world: dict[str, Any],
     world["hall"].shows("#counts [data-body='North'] .numbers", "1 abstain")
     assert world["hall"].page.evaluate("() => window.__notReloaded") is True
 
+    # The tablet is lost: Dana unlinks it from her first phone, and it acts for nobody.
+    dana.page.once("dialog", lambda d: d.accept())  # "Stop this device from voting for you?"
+    if dana.page.query_selector("#link") is None:  # still on "My name and devices" after linking
+        dana.page.click("text=My name and devices")
+    row = dana.page.locator(f".device[data-key='{tablet_key}']")
+    row.wait_for(timeout=WAIT_MS)
+    row.locator("button.unlink").click()
+    dana.said("Unlinking the device", "done")
+    wait_until(lambda: not _person(world, tablet_key)["bodies"], 30, "the unlink to count")
+    assert tablet_key not in _person(world, world["dana_key"])["devices"]
+    dana.page.wait_for_selector(f".device[data-key='{tablet_key}']", state="detached", timeout=WAIT_MS)
+    dana.page.click("button:has-text('Back')")
+
 
 def _qr_modules(url: str) -> list[list[bool]]:
     """The dark modules of a QR code drawn as /api/qr draws it (one path of unit squares)."""
@@ -547,3 +560,24 @@ def test_the_pages_ask_nothing_of_any_other_address(world: dict[str, Any]) -> No
     paths = {urlsplit(u).path for u in asked}
     assert {"/", "/meeting", "/codec.js", "/api/events", "/api/stream", "/api/next", "/api/now",
             "/vendor/noble-ed25519-3.2.0/index.js", "/vendor/noble-hashes-2.4.0/sha2.js"} <= paths
+
+
+def test_the_meeting_page_comes_back_after_its_stream_is_refused(world: dict[str, Any]) -> None:
+    """With every stream of the node taken, the meeting page's EventSource is refused (a
+    browser does not retry that by itself); once one is free, the page is live again."""
+    import httpx
+
+    server = Server(world["home"], "--streams", "1", "--rate", "200", "--burst", "400")
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c, c.stream("GET", "/api/stream") as held:
+            assert held.status_code == 200
+            hall = Phone(world["browser"], server.url, "hall", [], PROJECTOR)
+            try:
+                hall.open("/meeting")
+                hall.shows("#livetext", "reconnecting")
+                held.close()
+                hall.shows("#livetext", "live")
+            finally:
+                hall.close()
+    finally:
+        server.stop()

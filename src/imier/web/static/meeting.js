@@ -174,8 +174,18 @@ function follow() {
   // initial=1: the stream first sends every proposal as it stands, so a vote that landed
   // between the first load and the stream's opening (or during a reconnect) is not missed.
   const es = new EventSource('/api/stream?initial=1');
+  state.stream = es;
   es.onopen = () => { live.className = 'dot on'; liveText.textContent = 'live'; };
-  es.onerror = () => { live.className = 'dot off'; liveText.textContent = 'reconnecting…'; };
+  es.onerror = () => {
+    live.className = 'dot off';
+    liveText.textContent = 'reconnecting…';
+    // The browser retries by itself after a dropped connection, but gives up for good on
+    // a refusal (the node's streams all taken, 503/429): then start again in a while.
+    if (es.readyState === EventSource.CLOSED && state.stream === es) {
+      state.stream = null;
+      setTimeout(() => { refresh().catch(() => {}); follow(); }, 5000);
+    }
+  };
   es.addEventListener('status', (e) => {
     let doc = null;
     try { doc = JSON.parse(e.data); } catch (_) { return; }
@@ -204,6 +214,8 @@ async function start() {
   follow();
   window.addEventListener('hashchange', () => refresh());
   setInterval(tick, 1000);
+  // Without a live stream (refused, or reconnecting), ask now and then: never stay stale.
+  setInterval(() => { if (live.className !== 'dot on') refresh().catch(() => {}); }, 10000);
   setInterval(() => loadNames(), 30000);
 }
 

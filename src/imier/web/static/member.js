@@ -617,7 +617,7 @@ function devicesView() {
   const sec = el('section', { class: 'card' }, el('h2', {}, 'Your devices'),
     el('p', {}, 'This phone: ', el('strong', {}, shown(state.me.name, state.me.pub))));
   for (const d of devs) {
-    sec.append(el('div', { class: 'device row' }, el('span', {}, shown(d.name || 'a device', d.key)),
+    sec.append(el('div', { class: 'device row', 'data-key': d.key }, el('span', {}, shown(d.name || 'a device', d.key)),
       el('button', {
         class: 'quiet unlink', onclick: async () => {
           if (!confirm('Stop this device from voting for you?')) return;
