@@ -626,6 +626,8 @@ def test_linked_device_shows_its_person(node: dict[str, Any]) -> None:
     assert device not in [q["key"] for q in c.get("/api/join", params={"body": node["body"]}).json()]
     assert device not in [q["key"] for q in node["home"].json("member", "requests", "North")]
     assert device[:12] not in node["home"].run("member", "requests", "North").stdout
+    r = node["home"].run("member", "admit", "North", join_code(bytes.fromhex(device)), ok=False, IMIER_AS="ana")
+    assert r.returncode == 1 and "already in North" in r.stderr, r.stderr
     doc = c.get("/api/person", params={"key": device}).json()
     assert doc["person"] == person and [b["id"] for b in doc["bodies"]] == [node["body"]]
     assert device in doc["devices"]
