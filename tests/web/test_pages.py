@@ -9,8 +9,9 @@ votes, and the person counts once. A tampered event posted from a page is
 refused with a reason and the store is unchanged. No page asks any address
 but the node's (from the browser's own request log).
 
-Screenshots go to tmp; with IMIER_SCREENSHOTS=DIR (e.g. docs/img) they are
-written there, which is how docs/img/*.png were made.
+Screenshots go to tmp; with IMIER_SCREENSHOTS=DIR (e.g. docs/img) the three
+of the README (member-phone, meeting-projector, member-link) are written
+there, which is how docs/img/*.png were made; the other views stay in tmp.
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def test_two_phones_join_vote_and_the_meeting_follows(world: dict[str, Any], tmp
     # Dana is let in from the CLI, by the code her phone shows.
     code = dana.ask_to_join("North")
     assert len(code) == 7 and code[3] == "-"
-    dana.page.screenshot(path=str(shots_dir(tmp_path) / "member-join.png"), full_page=True)
+    dana.page.screenshot(path=str(tmp_path / "member-join.png"), full_page=True)
     pending = home.run("member", "requests", "North").stdout
     assert code in pending and "Dana" in pending
     home.run("member", "admit", "North", code, IMIER_AS="ana")
@@ -210,6 +211,7 @@ def test_two_phones_join_vote_and_the_meeting_follows(world: dict[str, Any], tmp
     form.wait_for(timeout=WAIT_MS)
     form.locator("select.category").select_option("cost")
     form.locator("select.delegate").select_option(dana_key)
+    eli.page.screenshot(path=str(tmp_path / "member-objection.png"), full_page=True)
     form.locator("button[type=submit]").click()
     eli.said("Your no", "done")
     hall.shows(turnout, "2 of 3")
@@ -268,7 +270,7 @@ def test_a_second_device_votes_and_the_person_counts_once(world: dict[str, Any],
     link_code = str(dana.page.text_content("#linkcode")).strip()
     assert link_code == join_code(bytes.fromhex(world["dana_key"]))
     dana.page.evaluate("() => { document.getElementById('notice').hidden = true; }")
-    dana.page.screenshot(path=str(shots_dir(tmp_path) / "member-devices.png"), full_page=True)
+    dana.page.screenshot(path=str(tmp_path / "member-devices.png"), full_page=True)
     dana.page.locator("#link").screenshot(path=str(shots_dir(tmp_path) / "member-link.png"))
 
     # A phone that types the link code finds Dana (and goes back: it is not hers).
@@ -276,7 +278,7 @@ def test_a_second_device_votes_and_the_person_counts_once(world: dict[str, Any],
     other.open()
     other.page.wait_for_selector("#name", timeout=WAIT_MS)
     other.page.click("#bycode summary")
-    other.page.screenshot(path=str(shots_dir(tmp_path) / "member-welcome.png"), full_page=True)
+    other.page.screenshot(path=str(tmp_path / "member-welcome.png"), full_page=True)
     other.page.fill("#linkcode-input", link_code.replace("-", ""))
     other.page.click("#linkcode-go")
     other.shows("#linkhere", f"Dana ({world['dana_key'][:4]})")
@@ -289,7 +291,7 @@ def test_a_second_device_votes_and_the_person_counts_once(world: dict[str, Any],
     tablet = phone(world, "Dana")
     tablet.page.goto(link)
     tablet.shows("#linkhere", f"Dana ({world['dana_key'][:4]})")
-    tablet.page.screenshot(path=str(shots_dir(tmp_path) / "member-link-new.png"), full_page=True)
+    tablet.page.screenshot(path=str(tmp_path / "member-link-new.png"), full_page=True)
     tablet.page.click("#linkthis")
     tablet.page.wait_for_selector("#joincode", timeout=WAIT_MS)
     code = str(tablet.page.text_content("#joincode")).strip()
