@@ -137,6 +137,7 @@ class Store(Reads):
         # (outsiders' events), to test consensus's own defences; causality still holds.
         self.check_admission = admission
         self._depth = 0
+        self._snap = False
         self._adm: Admission | None = None
         self._adm_dv = -1
         migrate(self)
@@ -180,6 +181,35 @@ class Store(Reads):
         self.close()
 
     @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One consistent view for a series of reads: a deferred read transaction,
+        so every read inside sees the store as it was at the first one, whatever
+        other processes write meanwhile (a command's checks read the draft's
+        ``seq`` and the events it is tallied with from the same state).
+
+        :meth:`atomic` ends it before it writes (a write always starts from the
+        newest state). Nested calls, and calls inside :meth:`atomic`, do nothing.
+        """
+        if self._snap or self._depth or self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        self._snap = True
+        try:
+            yield
+        finally:
+            self._end_snapshot()
+
+    def _end_snapshot(self) -> None:
+        if self._snap:
+            self._snap = False
+            if self.conn.in_transaction:
+                try:
+                    self.conn.execute("COMMIT")  # nothing was written: this only ends the read
+                except sqlite3.Error:
+                    pass
+
+    @contextmanager
     def atomic(self) -> Iterator[sqlite3.Connection]:
         """One transaction (``BEGIN IMMEDIATE``: the write lock from the start);
         nested calls become savepoints.
@@ -190,6 +220,8 @@ class Store(Reads):
         becomes one :class:`StoreError` saying what to do.
         """
         name = f"sp{self._depth}"
+        if self._depth == 0:
+            self._end_snapshot()
         try:
             if self._depth == 0:
                 self.conn.execute("BEGIN IMMEDIATE")
@@ -480,5 +512,6 @@ def open_read_only(path: str | Path) -> Store:
         raise translate(exc, path) or StoreError(f"cannot read the store {path}: {exc}") from None
     st = Store.__new__(Store)
     st.conn, st.path, st._depth, st._adm, st._adm_dv = conn, path, 0, None, -1
+    st._snap = False
     st.check_admission = True
     return st
