@@ -372,6 +372,11 @@ def cmd_member_admit(ctx: Context, args: argparse.Namespace) -> int:
 
         found = resolve_member(ctx.home.path, body.id, args.pubkey, now_ms=ctx.now_ms())
         if found is not None:
+            from ..web.source import inside  # members and their linked devices
+
+            if found in inside(ctx.store, body.id, ctx.now_ms()):
+                raise LocalError(f"the phone with code {args.pubkey.strip()} is already in {body.data.name} "
+                                 "(a member, or a device linked to one): nothing to admit")
             member = found.hex()
     return ctx.wrote(ctx.clerk.admit(args.body, member))
 
