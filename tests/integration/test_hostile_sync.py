@@ -211,6 +211,54 @@ def test_replayed_sketches_stay_within_a_work_budget(tmp_path) -> None:  # type:
         _stop(a)
 
 
+def _set_limits(node: Node, **limits: int) -> None:
+    from imier.store.home import Config
+
+    path = node.home / "config.toml"
+    cfg = Config.load(path)
+    for k, v in limits.items():
+        setattr(cfg, k, v)
+    path.write_text(cfg.to_toml(), encoding="utf-8")
+
+
+def test_a_deferred_flood_stays_within_its_byte_bound(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Future-dated 58 KB events pushed by sync, a fresh peer id every session: the
+    daemon's deferred queue (read from its control socket) stays within its bound."""
+    a, b = Node(tmp_path, "a"), Node(tmp_path, "b")
+    a.init("ana")
+    b.init("ben")
+    bound, per_peer = 2 * 1024 * 1024, 512 * 1024
+    _set_limits(a, deferred_max_bytes=bound, deferred_peer_bytes=per_peer)
+    body, evs, _, _ = _history(60, 0, 0)
+    _fill(a, body, evs)
+    _fill(b, body, evs[:20])
+    try:
+        a.start("--sync-interval", "3600s", "--no-gossip")
+        before = stored(a)
+        flood = attack(a, "future", "--body", body.hex(), "--mb", "12", "--per-session", "20",
+                       "--seconds", "90")
+        seen: list[tuple[int, int]] = []
+        for _ in range(400):  # sample while it runs (bounded)
+            doc = a.json("peers")
+            seen.append((doc["deferred"], doc["deferred_bytes"]))
+            if flood.poll() is not None:
+                break
+        r = result(flood)
+        doc = a.json("peers")
+        seen.append((doc["deferred"], doc["deferred_bytes"]))
+        print(f"future flood: {r}; deferred (count, bytes) samples {seen[:3]} ... {seen[-3:]}")
+        assert r["sent_bytes"] >= 5 * bound, r  # the flood was several times the bound
+        assert all(size <= bound for _, size in seen), seen
+        # counted as raw bytes + overhead: the count agrees with the bytes
+        assert all(n * 58_000 <= size for n, size in seen), seen
+        assert doc["deferred"] > 0 and doc["deferred_bytes"] > per_peer, doc  # kept, from several peer ids
+        assert stored(a) == before  # nothing future-dated was written
+        stats = b.json("sync", a.addr())  # a good peer still syncs
+        assert stats["new"] == 41 and same_sets([a, b])
+    finally:
+        _stop(a)
+
+
 def test_a_listen_port_in_use_is_an_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     a, b = Node(tmp_path, "a"), Node(tmp_path, "b")
     a.init("ana")
