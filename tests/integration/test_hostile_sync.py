@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from imier.protocol.events import Found, Propose, Vote
+from imier.protocol.events import Admit, Found, Propose, Vote
 from imier.store.author import author_event
 from imier.store.db import Store
 from imier.store.home import Home
@@ -136,6 +136,48 @@ def test_an_outsider_federation_is_not_held_until_our_community_carries_federate
 
         wait_until(synced, 30, "a to hold the federation its community joined")
         assert muni.id.hex() in json.dumps(a.json("body", "list"))
+    finally:
+        _stop(a, o)
+
+
+def test_a_strangers_body_admitting_our_person_is_held_only_once_followed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Anyone can found a body and admit our person: until one of our people follows it,
+    our node holds nothing of it (an invitation), whatever the stranger writes there."""
+    a, o = Node(tmp_path, "a"), Node(tmp_path, "o")
+    ana = a.init("ana")
+    o.init("oz")
+    oz = _person(o, "oz")
+    now = int(time.time() * 1000)
+    st = Store.open(o.home / "store.sqlite3")
+    try:
+        s = author_event(st, oz, body=None, ts=now - 9 * DAY, data=Found(body_kind="community", name="Lure"))
+        author_event(st, oz, body=s.id, ts=now - 9 * DAY + 1, data=Admit(member=bytes.fromhex(ana)))
+        for i in range(40):
+            author_event(st, oz, body=s.id, ts=now - 8 * DAY + i, data=Propose(title=f"p{i}", text="x" * 20_000))
+    finally:
+        st.close()
+    try:
+        a.start("--sync-interval", "3600s", "--no-gossip")
+        o.start("--sync-interval", "3600s", "--no-gossip")
+        before = stored(a)
+        a.json("sync", o.addr())
+        o.json("sync", a.addr())
+        assert stored(a) == before == (0, 0)
+        invs = a.json("body", "invitations")
+        assert [(i["body"], i["name"], i["member"]) for i in invs] == [(s.id.hex(), "Lure", ana)], invs
+        assert s.id.hex() not in json.dumps(a.json("body", "list"))
+        assert "1 invitation" in a.run("body", "list").stdout
+        assert all(p["offences"] == 0 for p in a.json("peers")["peers"])  # an invitation is no offence
+        # ana accepts: a holds Lure and stores its record
+        a.run("body", "follow", "Lure")
+        assert a.json("body", "invitations") == []
+
+        def synced() -> bool:
+            a.json("sync", o.addr())
+            return stored(a)[0] == 42
+
+        wait_until(synced, 30, "a to hold the body it followed")
+        assert s.id.hex() in json.dumps(a.json("body", "list"))
     finally:
         _stop(a, o)
 
