@@ -21,6 +21,7 @@ Invariants:
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any, Callable, Mapping, Sequence, TypeVar, cast
 
 from nacl.signing import SigningKey
@@ -51,9 +52,16 @@ from ..protocol.events import (
 )
 from ..store.author import author_event
 from ..store.db import Store
+from ..store.invitations import Invitation, Invitations
 from . import checks, resolve
 from .resolve import Ref, short
 from .written import Written
+
+
+def _wall_ms() -> int:
+    """Invitations expire by the machine's clock, not the record's (IMIER_NOW)."""
+    return int(time.time() * 1000)
+
 
 __all__ = ["Clerk", "Signer", "PROPOSAL_OPTIONS"]
 
@@ -222,7 +230,11 @@ class Clerk:
                               "body_kind": kind, "name": name})
 
     def follow(self, body: Ref) -> bytes:
-        """Hold a body's record here without being a member (a full id need not be held yet)."""
+        """Hold a body's record here without being a member (a full id need not be held yet).
+
+        A name or id prefix is looked up among the bodies held, then among the
+        invitations (store/invitations.py): following accepts an invitation."""
+        book = Invitations.beside(self.store.path)
         if isinstance(body, str) and len(body.strip()) == 64:
             t = body.strip().lower()
             if not resolve.is_hex(t):
@@ -231,9 +243,23 @@ class Clerk:
         elif isinstance(body, bytes) and len(body) == 32:
             body_id = body
         else:
-            body_id = self.resolve_body(body).id
+            try:
+                body_id = self.resolve_body(body).id
+            except Rejected as exc:
+                inv = (book.find(body, _wall_ms())
+                       if book is not None and isinstance(body, str) and exc.code == "unknown_body" else None)
+                if inv is None:
+                    raise
+                body_id = inv.body
         self.store.follow(body_id)
+        if book is not None:
+            book.remove(body_id)
         return body_id
+
+    def invitations(self) -> list[Invitation]:
+        """Admissions of this node's people learnt from peers, in bodies not held (not expired)."""
+        book = Invitations.beside(self.store.path)
+        return [] if book is None else book.list(_wall_ms())
 
     @_one_view
     def admit(self, body: Ref, member: Ref) -> Written:
