@@ -190,3 +190,48 @@ def test_a_late_vote_in_a_sealed_round_is_ignored_and_not_warned_about(told: Ass
     assert doc["rounds"] == before["rounds"] and doc["state"] == before["state"]
     assert doc["late"] == []
     assert any(i["author"] == told.keys["cid"] and "after the close" in i["reason"] for i in doc["ignored"])
+
+
+# -- imier seal ---------------------------------------------------------------------------------
+
+
+def test_seal_by_a_teller_then_refusals_in_one_line(told: Assembly) -> None:
+    h = told.hall
+    pid, close = _proposal(told)
+    r = h("seal", pid, as_="ana", ok=False)
+    assert r.code == 1 and len(r.err.strip().splitlines()) == 1
+    assert r.err.startswith(f"error: nothing to seal for {pid[:12]}: a window of it has not closed yet")
+    h.now = close + 10 * S
+    before = h.store_digest()
+    r = h("seal", pid, as_="dan", ok=False)
+    assert r.code == 1 and len(r.err.strip().splitlines()) == 1
+    assert "you are not a teller of its body at the close of r1" in r.err
+    assert "its 2 tellers are the holders of in-force 'teller' mandates" in r.err
+    assert h.store_digest() == before  # a refusal writes nothing
+
+    doc = h("seal", pid, "--window", "r1", "--json", as_="ana").json()
+    assert [(s["window"], s["proposal"]) for s in doc["sealed"]] == [("r1", pid)]
+    assert doc["sealed"][0]["heads"] >= 1 and len(doc["sealed"][0]["id"]) == 64
+    r = h("seal", pid, as_="ana", ok=False)
+    assert r.code == 1 and "you have already sealed r1" in r.err
+    human = h("seal", pid, as_="ben").out
+    assert human.startswith(f"sealed r1 of {pid[:12]} (")
+    assert _seal_of(h("status", pid, "--json").json(), "r1")["sealed_by"] == 2
+
+    # --window: contention is still open; once closed, only the window named is sealed
+    r = h("seal", pid, "--window", "c", as_="ana", ok=False)
+    assert r.code == 1 and "window c of it has not closed yet" in r.err
+    h.now = close + 2 * 60 * S
+    assert h("status", pid, "--json").json()["state"] == "carried"
+    doc = h("seal", pid, "--window", "c", "--json", as_="ana").json()
+    assert [s["window"] for s in doc["sealed"]] == ["c"]
+    seals = {s["window"]: s for s in h("status", pid, "--json").json()["seals"]}
+    assert (seals["r1"]["sealed_by"], seals["c"]["sealed_by"]) == (2, 1)
+
+
+def test_seal_past_the_seal_window_is_refused(told: Assembly) -> None:
+    h = told.hall
+    pid, close = _proposal(told)
+    h.now = close + 25 * H  # seal_window is one day by default
+    r = h("seal", pid, "--window", "r1", as_="ana", ok=False)
+    assert r.code == 1 and "r1 closed more than the charter's seal_window ago" in r.err
