@@ -92,3 +92,85 @@ def test_a_daemon_seals_by_itself_after_seal_delay(tmp_path) -> None:  # type: i
         assert len(a.event_ids()) == n
     finally:
         a.kill()
+
+
+def test_three_daemons_seal_and_a_backdated_vote_changes_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue #11's integration test: tellers drawn by lot among three nodes' people, round 1
+    sealed by the daemons themselves, then dan's vote backdated into round 1 is delivered by
+    a bundle (to a) and by sync (to c): no node's verdict moves, every node says sealed."""
+    a, b, c = Node(tmp_path, "a"), Node(tmp_path, "b"), Node(tmp_path, "c")
+    d = Node(tmp_path, "d")  # dan's laptop: no daemon
+    ana, ben, cid, dan = a.init("ana"), b.init("ben"), c.init("cid"), d.init("dan")
+    nodes = [a, b, c]
+    for n in nodes:
+        _short_seal_delay(n)
+    north = a.run("body", "found", "community", "North", *CHARTER).stdout.strip()
+    for k in (ben, cid):
+        a.run("member", "admit", "North", k)
+    try:
+        a.start(*_listen(a), *DAEMON)
+        for n in (b, c):
+            n.start(*_listen(n), "--bootstrap", a.addr(), *DAEMON)
+        wait_until(lambda: all(any(x["id"] == north for x in n.json("body", "list")) for n in (b, c)),
+                   30, "b and c to hold North")
+        # two tellers drawn by lot among ana, ben and cid (dan is admitted after the draw)
+        draw = a.run("propose", "North", "--title", "Tellers", "--text", "Two tellers by lot.",
+                     "--kind", "draw", "--task", "teller", "--seats", "2", "--all-members").stdout.strip()
+        wait_until(lambda: all(_holds(n, draw) for n in nodes), 20, "the draw to reach every node")
+        a.run("member", "admit", "North", dan)
+        _phase(a, draw, "vote", 30, "the draw's vote to open")
+        for n in nodes:
+            _phase(n, draw, "vote", 20, f"the draw's vote to open on {n.name}")
+            n.run("vote", draw, "yes")
+        got = wait_until(lambda: (x := _status(a, draw))["state"] == "carried" and x, 60, "the draw to carry", 0.5)
+        tellers = set(got["draw"]["chosen"])
+        assert len(tellers) == 2 and tellers <= {ana, ben, cid}
+
+        pid = b.run("propose", "North", "--title", "Benches", "--text", "Benches in the square.").stdout.strip()
+        wait_until(lambda: all(_holds(n, pid) for n in nodes), 20, "the proposal to reach every node")
+        # dan's laptop takes the record by a bundle before round 1 opens
+        before = tmp_path / "before.bundle"
+        a.run("export", str(before))
+        d.run("import", str(before))
+        for n in nodes:
+            _phase(n, pid, "vote", 30, f"round 1 to open on {n.name}")
+            n.run("vote", pid, "yes")
+        for n in nodes:
+            wait_until(lambda n=n: (x := _status(n, pid)) and (s := _seal(x, "r1")) and s["sealed"],
+                       90, f"round 1 sealed on {n.name}", 0.5)
+        docs = [_status(n, pid) for n in nodes]
+        r1 = docs[0]["rounds"][0]
+        assert r1["passed"] is True and r1["support"] == "3/3"
+        assert all(_seal(x, "r1")["sealed_by"] == 2 and _seal(x, "r1")["tellers"] == 2 for x in docs)
+        close = int(docs[0]["rounds_plain"][0]["closes"])
+        held = len(a.event_ids())
+
+        # dan signs a blocking `no` stamped inside round 1, its prev from before the close
+        d.run("vote", pid, "no", "--blocking", IMIER_NOW=str(close - 3 * S))
+        late = d.json("status", pid, IMIER_NOW=str(close - 2 * S))["turnout"][0]["voted"]
+        assert late[dan] == "no"
+        bundle = tmp_path / "late.bundle"
+        d.run("export", str(bundle))
+        assert a.json("import", str(bundle))["rejected"] == []  # delivered by a bundle to a
+        # ... and by a sync from dan's laptop to c (a temporary host: d runs no daemon)
+        d.run("vote", pid, "no", "--minor", "--category", "cost", IMIER_NOW=str(close - 2 * S))
+        assert d.json("sync", c.addr())["via"] == "temporary host"
+        wait_until(lambda: all(len(n.event_ids()) >= held + 2 for n in nodes) and
+                   all(n.event_ids() == a.event_ids() for n in (b, c)), 60, "dan's votes to reach every node")
+
+        for n, old in zip(nodes, docs, strict=True):
+            doc = wait_until(lambda n=n: (x := _status(n, pid))["state"] == "carried" and x, 60,
+                             f"contention to close on {n.name}", 0.5)
+            assert doc["rounds"][0] == old["rounds"][0], f"{n.name}: round 1 moved"
+            assert _seal(doc, "r1")["sealed"] is True
+            mine = [i for i in doc["ignored"] if i["author"] == dan]
+            assert len(mine) == 2 and all("reached the tellers after the close" in i["reason"] for i in mine)
+            assert doc["late"] == []  # sealed: nothing late counts, nothing to warn about
+            assert "sealed 2/2" in " ".join(n.run("status", pid).stdout.split())
+        everything = [n.json("status", pid) for n in nodes]
+        for x in everything:
+            x.pop("as_of"), x.pop("can_do"), x.pop("summary"), x.pop("explain")
+        assert everything[0] == everything[1] == everything[2]
+    finally:
+        for n in nodes:
+            n.kill()
