@@ -29,6 +29,8 @@ from .resolve import short
 if TYPE_CHECKING:
     from ..api.read import Turnout
     from ..consensus import ProposalResult, RoundResult
+    from ..consensus.result import SealInfo
+    from .late import Late
     from ..consensus.share import Share
 
 __all__ = ["Namer", "pct", "share", "at", "until", "render_detail", "render_short", "render_plain",
@@ -135,6 +137,14 @@ def _verdict_word(v: Any, is_open: bool) -> str:
     return "passed" if v.passed else "failed"
 
 
+def seal_line(s: "SealInfo") -> str:
+    """A closed window's seal in plain words (docs/rules.md s.10.4): ``sealed k/n`` and what
+    that means, or ``unsealed ...`` and what that means."""
+    if s.sealed:
+        return f"{s.text()}: an event that reached the tellers after the close does not count"
+    return s.text()
+
+
 def _walk(v: Any, depth: int = 0) -> list[tuple[int, Any]]:
     out = [(depth, v)]
     for p in v.parts:
@@ -234,8 +244,9 @@ def render_short(console: Any, results: Sequence["ProposalResult"], body_names: 
 
 def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes, str], who: Namer,
                   now: int, turnout: Sequence["Turnout"] = (), *, full: bool = True,
-                  original: str | None = None) -> None:
-    """One proposal as a meeting reads it."""
+                  original: str | None = None, late_events: Sequence["Late"] = ()) -> None:
+    """One proposal as a meeting reads it; ``late_events``: this node's warnings about events
+    that count in a closed unsealed window but reached it after the close (imier.api.late)."""
     bname = body_names.get(res.body) or res.body.hex()[:8]
     console.print(f"[bold]{escape(res.title)}[/bold]  {res.id.hex()[:12]}")
     console.print(f"A {res.kind} proposal in {escape(bname)} by {escape(who(res.proposer))}, "
@@ -263,6 +274,8 @@ def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes
                 console.print("    changed: " + escape(_word_diff(_before(res, original, a.id), a.text)))
             elif full:
                 console.print("    text: " + escape(a.text if len(a.text) <= 200 else a.text[:197] + "..."))
+        if r.amend_seal is not None:
+            console.print("  amendment window " + escape(seal_line(r.amend_seal)))
         v = r.verdict
         if v is None:
             console.print(f"  its vote opens {until(r.vote_window[0], now)}")
@@ -270,6 +283,8 @@ def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes
         closes = "Closes" if r.open else "Closed"
         console.print(f"  {_count_line(v)}. {closes} {until(r.vote_window[1], now)}: "
                       f"{_verdict_word(v, r.open)}.")
+        if r.seal is not None:
+            console.print("  " + escape(seal_line(r.seal)))
         for depth, x in _walk(v)[1:] if not v.base else []:
             if not full and depth > 1:
                 continue
@@ -303,6 +318,8 @@ def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes
         console.print(f"[bold]Contention[/bold] (planning): support {share(ct.start)} at the pass, "
                       f"{share(ct.now)} now, lowest {share(ct.lowest)}; tabled below "
                       f"{share(ct.floor)}. {ct.changes} standing change(s).")
+        if res.contention_seal is not None:
+            console.print("  contention " + escape(seal_line(res.contention_seal)))
     if res.draw is not None:
         d = res.draw
         console.print(f"Draw: seed {d.seed.hex()}, {d.k} of {len(d.candidates)}: "
@@ -315,6 +332,10 @@ def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes
         outcome = "open" if rc.open else ("recalled" if rc.passed else "not recalled")
         console.print(f"Recall {rc.id.hex()[:8]} of {escape(who(rc.holder))}: {outcome} "
                       f"(support {share(rc.verdict.support)}, {share(rc.verdict.participation)} took part)")
+        if rc.seal is not None:
+            console.print("  recall vote " + escape(seal_line(rc.seal)))
+    for late in late_events:
+        console.print("[yellow]Late:[/yellow] " + escape(late.text(who)))
     if full:
         for author, first, second in res.forks:
             console.print(f"[red]Fork:[/red] {escape(who(author))} signed two events with one "

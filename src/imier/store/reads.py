@@ -71,6 +71,16 @@ class Reads:
             if r[1] is not None
         }
 
+    def arrived_after(self, targets: Iterable[bytes], after_ms: int) -> list[tuple[Event, int]]:
+        """``(event, arrived_ms)`` of the accepted events aimed at any of ``targets`` that
+        reached this node after ``after_ms`` (imier.api.late: nothing is decoded when none did)."""
+        out: list[tuple[Event, int]] = []
+        for t in targets:
+            out.extend((decode_stored(r[0]), int(r[1])) for r in self.conn.execute(
+                "SELECT raw, arrived_ms FROM events WHERE target = ? AND state = 1 AND arrived_ms > ?",
+                (t, after_ms)))
+        return out
+
     def find_prefix(self, prefix: bytes) -> list[bytes]:
         """Ids starting with ``prefix`` (for short ids typed by people)."""
         hi = prefix + b"\xff" * (32 - len(prefix))
