@@ -126,9 +126,16 @@ class _Loader(pickle.Unpickler):
         if (module.startswith("imier.consensus.") or module == __name__) and name[:1].isupper():
             import importlib
 
+            from enum import Enum
+
             obj = getattr(importlib.import_module(module), name)
-            if isinstance(obj, type) and hasattr(obj, "__dataclass_fields__"):
-                return obj
+            if isinstance(obj, type) and (hasattr(obj, "__dataclass_fields__") or issubclass(obj, Enum)
+                                          or (issubclass(obj, tuple) and hasattr(obj, "_fields"))):
+                return obj  # the consensus dataclasses, StrEnums (states) and NamedTuples (windows)
+        if module == "fractions" and name == "Fraction":
+            from fractions import Fraction
+
+            return Fraction
         raise pickle.UnpicklingError(f"not a kept result: {module}.{name}")
 
 
