@@ -163,9 +163,8 @@ def test_the_walker_finds_a_circle(tmp_path: Path) -> None:
 SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|PRAGMA|CREATE|ALTER|DROP|WITH|BEGIN|COMMIT"
                  r"|ROLLBACK|SAVEPOINT|RELEASE|VACUUM|ATTACH|DETACH|ANALYZE|REINDEX)\b")
 SQL_CALLS = frozenset({"execute", "executemany", "executescript"})
-# api/read.py still holds three queries: they move to store/ with the "status" work
-# (issue #12), which owns that file. The lead removes this entry when that lands.
-SQL_ALLOWED = {"imier/api/read.py"}
+# Nothing is allowed: every query is a named read in store/.
+SQL_ALLOWED: set[str] = set()
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
