@@ -140,6 +140,8 @@ def test_a_strangers_body_admitting_our_person_is_not_held(tmp_path) -> None:  #
         trio.run(_session, a, b)
     assert _ids(b) == set() and held_bodies(b.store, b.people()) == set()
     assert [i.body for i in Invitations.beside(b.store.path).list(f.ts)] == [f.id]  # type: ignore[union-attr]
+    _, sb = trio.run(_session, a, b)  # a known invitation: its events are not kept or tried again
+    assert sb.candidates_dropped == len(evs) and sb.new == 0 and b.peer("A").offence_count == 0
     b.store.follow(f.id)  # accepted: now it is held, and synced
     trio.run(_session, a, b)
     assert _ids(b) == {e.id for e in evs}

@@ -174,3 +174,48 @@ def _toml(text: str) -> dict[str, Any]:
     import tomllib
 
     return tomllib.loads(text)
+
+
+def _page_post(store: Store, ev: Any) -> str:
+    """The page's path (web/source.intake, as POST /api/events): 'ok' or the refusal's code."""
+    from imier.protocol.errors import Rejected
+    from imier.web.source import intake
+
+    try:
+        intake(store, ev.raw, now=NOW, max_skew_ms=300_000)
+    except Rejected as exc:
+        return exc.code
+    return "ok"
+
+
+def test_the_page_takes_a_founding_only_from_a_member_of_a_body_here() -> None:
+    """Anyone who reaches the page could post foundings of new bodies (and then anything in
+    them, as their founder): a disk filled by strangers. A found through the page is taken
+    only from a key admitted (or linked) in a body this node has, or a founder here, and
+    at most MAX_PAGE_FOUNDINGS from one key."""
+    from imier.store.intake import MAX_PAGE_FOUNDINGS
+
+    s = Store.memory()
+    _body(s)  # KEYS[0] founded N and admitted KEYS[1]
+    before = s.count()
+    for n in range(50):  # a stranger's flood
+        f = sign_event(KEYS[5], body=None, ts=NOW - 5_000 + n, seq=1, prev=[],
+                       data=Found(body_kind="community", name=f"junk{n}", parts=()))
+        assert _page_post(s, f) == "not_admitted"
+    assert s.count() == before
+    # a member of N founds a committee-like body of their own: taken
+    mine = sign_event(KEYS[1], body=None, ts=NOW - 4_000, seq=1, prev=[],
+                      data=Found(body_kind="community", name="Garden"))
+    assert _page_post(s, mine) == "ok" and s.has(mine.id)
+    # and the founder of N (a key of this node) too
+    assert _page_post(s, sign_event(KEYS[0], body=None, ts=NOW - 3_900, seq=1, prev=[],
+                                    data=Found(body_kind="community", name="Market"))) == "ok"
+    # a member's foundings are bounded too
+    codes = [_page_post(s, sign_event(KEYS[1], body=None, ts=NOW - 3_000 + n, seq=1, prev=[],
+                                      data=Found(body_kind="community", name=f"g{n}")))
+             for n in range(MAX_PAGE_FOUNDINGS + 3)]
+    assert codes.count("ok") == MAX_PAGE_FOUNDINGS - 1 and codes[-1] == "too_many_bodies"
+    # sync, gossip and bundles are not the page: their own rules apply (holding.py)
+    stranger = sign_event(KEYS[5], body=None, ts=NOW - 2_000, seq=1, prev=[],
+                          data=Found(body_kind="community", name="elsewhere"))
+    assert take(s, [stranger.raw], source="peer", now_ms=NOW).new == [stranger.id]

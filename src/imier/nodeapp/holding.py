@@ -75,7 +75,7 @@ def invited_bodies(store: Store, people: Iterable[bytes]) -> set[bytes]:
 def admitted(store: Store, body: bytes, people: Iterable[bytes]) -> bool:
     """True when ``body``'s record holds an *accepted* admit naming one of ``people``.
 
-    This is what a node checks before it keeps the events of a body a peer
+    This is what a node checks before it records an invitation to a body a peer
     offered because one of its people was admitted there (sync.py): the admit
     is accepted only with its whole chain back to the body's founding, so
     the body is real and the admission is in its record.

@@ -274,8 +274,19 @@ class _Candidates:
         self.invited: set[bytes] = set()  # recorded as invitations this session
         self.people = set(node.people())
         self.limit = hs.candidate_limit
+        # Bodies already known as invitations: their events are not kept or tried again
+        # each session (the invitation stands until followed or expired).
+        book = Invitations.beside(node.store.path)
+        try:
+            known = {i.body for i in book.list(int(time.time() * 1000))} if book is not None else set()
+        except LocalError:
+            known = set()
+        self.known = (known & self.open) - set(node.store.follows())
 
     def take(self, body: bytes, ev: Event) -> None:
+        if body in self.known:
+            self.dropped += 1
+            return
         if not self.admits and self.bytes + len(ev.raw) > self.limit:
             raise RemoteError("unheld_body", f"more than {self.limit} bytes of events of bodies "
                               "this node does not hold", field="ev")

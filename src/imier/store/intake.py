@@ -10,6 +10,14 @@ new, already held, pending, deferred, dropped for the bounds, and refused
 It never raises for bad data; peer policy (rate limits, offences, bans)
 stays in ``nodeapp/`` and reads the report.
 
+The page (``local``): a ``found`` needs no admission in the record (a founder
+is its body's first member), so anyone who reaches the page could found
+bodies without end and then write in them as their founder: the node would
+store it all and publish it. A ``found`` signed on the page is taken only
+from a key that is a member here (named by an accepted ``admit`` or
+``link`` in a body of this store, or the founder of one) and at most
+``MAX_PAGE_FOUNDINGS`` from one key (docs/decisions.md 45-47).
+
 Bounds (docs/rules.md s.9.3): pending events are bounded in bytes per source
 and in total in the store (:class:`~imier.store.db.PendingLimits`); deferred
 ones in memory by :class:`DeferredQueue`, which keeps them indexed by the
@@ -28,17 +36,20 @@ from typing import Any, Iterable, NamedTuple
 from ..protocol.bundle import read_bundle
 from ..protocol.errors import Rejected
 from ..protocol.events import Event, decode_event, decode_stored
-from .db import DEFAULT_MAX_SKEW_MS, PendingLimits, Store
+from .db import ACCEPTED, DEFAULT_MAX_SKEW_MS, PendingLimits, Store
 from .reads import bulk
 
 __all__ = [
     "take", "IntakeReport", "Refused", "IntakeLimits", "DeferredQueue", "import_bundle",
-    "UNDECODABLE", "UNREQUESTED", "WRONG_BODY",
+    "UNDECODABLE", "UNREQUESTED", "WRONG_BODY", "MAX_PAGE_FOUNDINGS",
 ]
 
 UNREQUESTED = "unrequested"
 WRONG_BODY = "wrong_body"
 UNDECODABLE = "undecodable"  # the code family of decode errors is the Rejected code itself
+NOT_A_MEMBER = "not_admitted"  # a page founding by a key that is no member of a body here
+TOO_MANY_BODIES = "too_many_bodies"
+MAX_PAGE_FOUNDINGS = 16  # bodies one key may found through the page
 
 # Bytes a deferred entry costs beyond its raw bytes (the entry, the id, the
 # heap and index slots), so the bound holds for many small events too.
@@ -202,6 +213,26 @@ def _decode(raw: bytes, index: int) -> Event | Refused:
         return Refused(hashlib.sha256(raw).digest(), exc.code, exc.field, str(exc), index)
 
 
+def _page_founding(store: Store, ev: Event) -> Refused | None:
+    """Why a ``found`` signed on the page is refused (None: taken). See the module's text."""
+    c = store.conn
+    founded = int(c.execute("SELECT count(*) FROM events WHERE kind = 'found' AND author = ?",
+                            (ev.author,)).fetchone()[0])
+    if founded >= MAX_PAGE_FOUNDINGS:
+        return Refused(ev.id, TOO_MANY_BODIES, "author",
+                       f"this key has founded {founded} bodies here; a node takes at most "
+                       f"{MAX_PAGE_FOUNDINGS} from one key through its page")
+    if founded:
+        return None  # the founder of a body here (first of all its member)
+    for (raw,) in c.execute("SELECT raw FROM events WHERE state = ? AND kind IN ('admit', 'link')",
+                            (ACCEPTED,)):
+        d = decode_stored(raw).data
+        if getattr(d, "member", None) == ev.author or getattr(d, "device", None) == ev.author:
+            return None
+    return Refused(ev.id, NOT_A_MEMBER, "author",
+                   "a body is founded through this node's page only by a member of a body it holds")
+
+
 def take(
     store: Store,
     items: Iterable[bytes | Event],
@@ -251,6 +282,11 @@ def take(
                 rep.refused.append(Refused(ev.id, WRONG_BODY, "body",
                                            "event of a body not in this exchange"))
                 continue
+            if local and ev.kind == "found":
+                why = _page_founding(store, ev)
+                if why is not None:
+                    rep.refused.append(why)
+                    continue
             good.append(ev)
         if not good:
             return rep
