@@ -60,6 +60,8 @@ def test_kept_equals_scratch_for_any_arrival_order(plan: Any, rnd: random.Random
         for t in CHECKPOINTS + [CHECKPOINTS[i] + 1 for i in asks]:
             assert _mine(store, pid, t) == _scratch(store, pid, t), t
             assert _mine(store, pid, t) == _scratch(store, pid, t), t  # kept now
+            row = read._Reader(store).reads.kept(pid)
+            assert row is None or read._load(row[4]) is not None  # a kept row loads
     if store.state(pid) == 1:
         checks = read.verify(store, [pid], CHECKPOINTS[-1])
         assert checks == [(pid, True)]
@@ -106,3 +108,24 @@ def test_verify_reports_a_match_for_every_proposal() -> None:
     w.votes("north", a, R1[0], yes=3)
     assert read.verify(w.store, [a, b], R2[1]) == [(a, True), (b, True)]
     assert [r.id for r in read.statuses(w.store, R2[1])] == [a, b]
+
+
+def test_a_kept_result_is_read_back_and_used(monkeypatch: Any) -> None:
+    """Kept rows must load (states are StrEnums): a row that fails to load is recomputed
+    every time, silently, and every status costs a full tally."""
+    w = World()
+    w.body("north", 4)
+    pid = w.propose("north")
+    w.votes("north", pid, R1[0], yes=3)
+    s = w.store
+    first = read.status(s, pid, R2[0])
+    row = read._Reader(s).reads.kept(pid)
+    assert row is not None
+    assert read._load(row[4]) == first
+
+    def no_tally(*a: Any, **k: Any) -> Any:
+        raise AssertionError("tallied although a kept result holds")
+
+    monkeypatch.setattr(read, "_compute", no_tally)
+    assert read.status(s, pid, R2[0] + 7).as_of == R2[0] + 7
+    assert read.detail(s, pid, R2[0] + 8).result.as_of == R2[0] + 8

@@ -75,6 +75,13 @@ def wait_phase(node: DemoHome, prop: str, phase: str, rnd: int | None, what: str
     return wait_for(ok, 30, what, interval=0.3)
 
 
+def wait_state(node: DemoHome, prop: str, state: str, timeout: float, what: str) -> Any:
+    def ok() -> bool:
+        return bool(status(node, prop)["state"] == state)
+
+    return wait_for(ok, timeout, what)
+
+
 def run(root: Path) -> int:
     north = DemoHome(root, "north", "ana", "North")
     east = DemoHome(root, "east", "ben", "East")
@@ -106,7 +113,7 @@ def run(root: Path) -> int:
     say(f"  Riverside founded ({muni[:12]}): discussion 3s, votes 5s, amendments 5s, contention 3s")
     say("  naming a community is only an invitation: East and West do not hold Riverside yet")
     say("Each community consents to Riverside by carrying a 'federate' proposal (docs/rules.md s.9.2)")
-    joins = []
+    joins: list[tuple[DemoHome, str]] = []
     for n in nodes:
         jp = n.imier("propose", n.town, "--kind", "federate", "--federation", muni,
                      "--title", "Join Riverside", "--text", f"{n.town} joins Riverside.")
@@ -115,7 +122,7 @@ def run(root: Path) -> int:
         wait_phase(n, jp, "vote", 1, f"{n.town}'s round 1 to open")
         n.imier("vote", jp, "yes")
     for n, jp in joins:
-        wait_for(lambda n=n, jp=jp: status(n, jp)["state"] == "carried", 30, f"{n.town}'s consent")
+        wait_state(n, jp, "carried", 30, f"{n.town}'s consent")
         say(f"  {n.town}: carried")
     wait_for(lambda: all(n.holds(muni) for n in nodes), 40, "the municipality to reach every node")
     say("  every node now holds Riverside (a federation its community joined)")

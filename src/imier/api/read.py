@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..protocol.errors import LocalError
 from ..protocol.events import Event, Found, Propose, Seal, decode_stored
-from ..store.index import Reads, digest
+from ..store.index import Reads, aimed_after, digest, kind_events
 
 if TYPE_CHECKING:
     from ..consensus import Engine, ProposalResult
@@ -126,9 +126,16 @@ class _Loader(pickle.Unpickler):
         if (module.startswith("imier.consensus.") or module == __name__) and name[:1].isupper():
             import importlib
 
+            from enum import Enum
+
             obj = getattr(importlib.import_module(module), name)
-            if isinstance(obj, type) and hasattr(obj, "__dataclass_fields__"):
-                return obj
+            if isinstance(obj, type) and (hasattr(obj, "__dataclass_fields__") or issubclass(obj, Enum)
+                                          or (issubclass(obj, tuple) and hasattr(obj, "_fields"))):
+                return obj  # the consensus dataclasses, StrEnums (states) and NamedTuples (windows)
+        if module == "fractions" and name == "Fraction":
+            from fractions import Fraction
+
+            return Fraction
         raise pickle.UnpicklingError(f"not a kept result: {module}.{name}")
 
 
@@ -346,15 +353,12 @@ def _results(store: "Store", props: Sequence[Event], as_of: int, *, keep: bool =
 def names_in(store: "Store", body: bytes) -> dict[bytes, str]:
     """Person key -> the name of their latest ``profile`` (by ``(ts, id)``) in the body's closure."""
     best: dict[bytes, tuple[int, bytes, str]] = {}
-    for b in sorted(store.closure(body)):
-        for r in store.conn.execute(
-                "SELECT raw FROM events WHERE body = ? AND kind = 'profile' AND state = 1", (b,)):
-            e = decode_stored(r[0])
-            name = getattr(e.data, "name", None)
-            if isinstance(name, str):
-                old = best.get(e.author)
-                if old is None or (e.ts, e.id) > old[:2]:
-                    best[e.author] = (e.ts, e.id, name)
+    for e in kind_events(store.conn, store.closure(body), "profile"):
+        name = getattr(e.data, "name", None)
+        if isinstance(name, str):
+            old = best.get(e.author)
+            if old is None or (e.ts, e.id) > old[:2]:
+                best[e.author] = (e.ts, e.id, name)
     return {k: v[2] for k, v in best.items()}
 
 
@@ -395,9 +399,7 @@ def proposal_ids(store: "Store", bodies: Iterable[bytes] | None = None, as_of: i
     for f in store.bodies():
         if wanted is not None and f.id not in wanted:
             continue
-        for r in store.conn.execute(
-                "SELECT raw FROM events WHERE body = ? AND kind = 'propose' AND state = 1", (f.id,)):
-            e = decode_stored(r[0])
+        for e in kind_events(store.conn, [f.id], "propose"):
             if as_of is None or e.ts <= as_of:
                 out.append(e)
     out.sort(key=lambda e: e.order_key)
@@ -450,8 +452,7 @@ def _fast_phase(rd: _Reader, p: Event, row: tuple[bytes, bytes, int, int, bytes]
     if len(old) != 6:
         return None
     c1, s1, m1 = old[:3]
-    new = rd.store.conn.execute(
-        "SELECT kind, ts, n FROM events WHERE target = ? AND state = 1 AND n > ?", (p.id, m1)).fetchall()
+    new = aimed_after(rd.store.conn, p.id, m1)
     if c1 + len(new) != afp[0] or s1 + sum(r[2] for r in new) != afp[1]:
         return None  # an older event was accepted late: recount
     for kind, ts, _ in new:

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from rich.markup import escape
 
+from .resolve import short
+
 if TYPE_CHECKING:
     from ..api.read import Turnout
     from ..consensus import ProposalResult, RoundResult
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
     from ..consensus.share import Share
 
 __all__ = ["Namer", "pct", "share", "at", "until", "render_detail", "render_short", "render_plain",
-           "ROUND_NAMES", "short_line", "facts"]
+           "ROUND_NAMES", "short_line", "facts", "render_result"]
 
 ROUND_NAMES = {1: "temperature check", 2: "minor grievances", 3: "deal-breakers"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -366,3 +368,69 @@ def render_plain(console: Any, res: "ProposalResult", body_names: Mapping[bytes,
                  now: int) -> None:
     """`imier simulate`: the same words, without per-person lists."""
     render_detail(console, res, body_names, who, now, (), full=False)
+
+
+# -- tables: `imier simulate` (no person is named in a scenario) --------------------------------
+
+
+def _key(key: bytes | None) -> str:
+    return "none" if key is None else short(key)
+
+
+def _round_table(r: "RoundResult", names: Mapping[bytes, str]) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    v = r.verdict
+    title = f"Round {r.round}" + (" (open)" if r.open else "")
+    if v is None:  # an amendment window is open; the round's vote has not begun
+        return f"{title}: its vote opens after the amendment window"
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for c in ("body", "eligible", "voted", "yes", "no", "abstain", "support", "needs", "passed"):
+        t.add_column(c, justify="left" if c == "body" else "right", no_wrap=True)
+    for depth, x in _walk(v):
+        name = ("  " * depth) + escape(names.get(x.body) or short(x.body))
+        verdict = "yes" if x.passed else ("no quorum" if not x.quorum else "no")
+        t.add_row(name, str(x.eligible), str(x.participation), str(x.yes), str(x.no),
+                  str(x.abstain), str(x.support), f"{x.threshold}", verdict)
+    return t
+
+
+def render_result(console: Any, r: "ProposalResult", names: Mapping[bytes, str]) -> None:
+    """A scenario's result as tables (`imier simulate`): each round's verdict body by
+    body (``names``: body id -> name), its grievances and amendments, and the
+    contention. A scenario's proposal is a general one with no person named: draws,
+    mandates, recalls, forks and what was not counted are :func:`render_detail`'s."""
+    from rich import box
+    from rich.table import Table
+
+    console.print(f"[bold]{escape(r.title)}[/bold]")
+    console.print(f"State: [bold]{r.state}[/bold], text version {r.version}")
+    console.print(f"Why: {escape(r.explain())}")
+    for rr in r.rounds:
+        console.print(_round_table(rr, names))
+        if rr.verdict is not None:
+            modes = [f"{names.get(x.body) or short(x.body)} by {x.combine}"
+                     for _, x in _walk(rr.verdict) if x.combine and x.combine != "verdicts"]
+            if modes:
+                console.print("  combined: " + escape(", ".join(modes)))
+        if rr.grievances:
+            console.print("  grievances: " + "; ".join(
+                f"{g.category} ({g.severity}, {g.count}), delegate {_key(g.delegate)}"
+                for g in rr.grievances))
+        if rr.amendments:
+            t = Table(title=f"Round {rr.round} amendments", title_justify="left", box=box.SIMPLE_HEAD)
+            for c in ("amendment", "text", "voted", "support", "needs", "adopted"):
+                t.add_column(c)
+            for a in rr.amendments:
+                text = escape(a.text if len(a.text) <= 60 else a.text[:57] + "...")
+                outcome = "open" if a.open else ("yes" if a.adopted else "no")
+                t.add_row(short(a.id), text, str(a.verdict.participation), str(a.verdict.support),
+                          f"> {a.verdict.threshold}", outcome)
+            console.print(t)
+    if r.contention is not None:
+        ct = r.contention
+        console.print(f"Contention: support {ct.start} at the pass, {ct.now} now "
+                      f"(lowest {ct.lowest}, floor {ct.floor}), {ct.changes} standing change(s)")
+    console.print()
+

@@ -50,6 +50,8 @@ __all__ = [
     "ensure",
     "base_kinds",
     "aimed_ids",
+    "aimed_after",
+    "kind_events",
     "Reads",
 ]
 
@@ -131,6 +133,22 @@ def aimed_ids(conn: sqlite3.Connection, target: bytes) -> list[bytes]:
         (target,))]
 
 
+def kind_events(conn: sqlite3.Connection, bodies: Iterable[bytes], kind: str) -> list[Event]:
+    """Accepted events of one kind in these bodies (their profiles, their proposals), by body
+    in sorted order (no cache, no index created: any command may call it)."""
+    out: list[Event] = []
+    for b in sorted(set(bodies)):
+        out.extend(decode_stored(r[0]) for r in conn.execute(
+            "SELECT raw FROM events WHERE body = ? AND kind = ? AND state = 1", (b, kind)))
+    return out
+
+
+def aimed_after(conn: sqlite3.Connection, target: bytes, n: int) -> list[tuple[str, int, int]]:
+    """``(kind, ts, n)`` of the accepted events aimed at ``target`` stored after rowid ``n``."""
+    return [(r[0], int(r[1]), int(r[2])) for r in conn.execute(
+        "SELECT kind, ts, n FROM events WHERE target = ? AND state = 1 AND n > ?", (target, n))]
+
+
 class Reads:
     """The targeted reads of one store, with the fingerprints of what they read."""
 
@@ -175,11 +193,7 @@ class Reads:
 
     def kind_events(self, bodies: Iterable[bytes], kind: str) -> list[Event]:
         """Accepted events of one kind in these bodies (e.g. their proposals)."""
-        out: list[Event] = []
-        for b in sorted(set(bodies)):
-            out.extend(decode_stored(r[0]) for r in self.conn.execute(
-                "SELECT raw FROM events WHERE body = ? AND kind = ? AND state = 1", (b, kind)))
-        return out
+        return kind_events(self.conn, bodies, kind)
 
     def aimed_events(self, targets: Sequence[bytes]) -> list[Event]:
         out: list[Event] = []
