@@ -109,7 +109,8 @@ def _candidates(store: Store, body: bytes, mine: set[bytes], now: int, seal_dela
                 t = (target, str(name), k)
                 if t in sealed or t in skip:
                     continue
-                if k in devices or any(m.holder == k and m.active(w.end) for m in held):
+                # tellers at a close: as the record stood 1 ms before it (docs/decisions.md 30)
+                if k in devices or any(m.holder == k and m.active(w.end - 1) for m in held):
                     out.add(t)
     return out
 
