@@ -107,6 +107,8 @@ def test_three_daemons_seal_and_a_backdated_vote_changes_nothing(tmp_path) -> No
     north = a.run("body", "found", "community", "North", *CHARTER).stdout.strip()
     for k in (ben, cid):
         a.run("member", "admit", "North", k)
+    for n in (b, c):  # ben and cid know North's id: following it by id needs no invitation
+        n.run("body", "follow", north)
     try:
         a.start(*_listen(a), *DAEMON)
         for n in (b, c):
@@ -131,6 +133,7 @@ def test_three_daemons_seal_and_a_backdated_vote_changes_nothing(tmp_path) -> No
         # dan's laptop takes the record by a bundle before round 1 opens
         before = tmp_path / "before.bundle"
         a.run("export", str(before))
+        d.run("body", "follow", north)
         d.run("import", str(before))
         for n in nodes:
             _phase(n, pid, "vote", 30, f"round 1 to open on {n.name}")
