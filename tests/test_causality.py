@@ -168,3 +168,23 @@ def test_admission_only_grows() -> None:
     v = adm.version
     adm.grow(BODY, grants=[PEOPLE[1]])  # again: nothing new
     assert adm.version == v and adm.admits(BODY, PEOPLE[1])
+
+
+def test_a_seal_waits_for_the_heads_it_names() -> None:
+    """docs/rules.md s.10.2: a seal is accepted only once every head it names is held
+    and accepted (its view is their causal past); until then it is pending, and it is
+    decided when the head arrives, whatever the order."""
+    found = eid(1)
+    head = eid(2)
+    seal = eid(3)
+    f = Cand(BODY, PEOPLE[0], 1, 10, (), "found", (PEOPLE[0],))
+    h = Cand(BODY, PEOPLE[0], 2, 20, (found,), "vote")
+    s = Cand(BODY, PEOPLE[1], 1, 30, (found,), "seal", wait=(head,))  # names a head not in its prev
+    assert s.deps == (found, head)
+    known: dict[bytes, Known] = {found: (ACCEPTED, BODY, PEOPLE[0], 1, 10)}
+    alone = resolve({seal: s}, dict(known), Admission(lambda b: ((PEOPLE[0], PEOPLE[1]), ())))
+    assert alone.accepted == [] and alone.refused == []  # pending: the head is not held
+    both = resolve({seal: s, head: h}, dict(known), Admission(lambda b: ((PEOPLE[0], PEOPLE[1]), ())))
+    assert both.accepted == [head, seal] and both.refused == []
+    assert resolve({seal: s, head: h, found: f}, {}, None).accepted == [found, head, seal]
+    assert resolve({seal: s, found: f}, {}, None).accepted == [found]

@@ -159,3 +159,27 @@ def test_a_snapshot_reads_one_state_and_a_write_ends_it(tmp_path) -> None:  # ty
     with a.snapshot():
         pass
     assert not a.conn.in_transaction
+
+
+def test_a_seal_is_pending_until_the_heads_it_names_are_held() -> None:
+    """docs/rules.md s.10.2: everything in a seal's view must be held for the seal to
+    be accepted. A seal whose head is missing waits (pending), sync is told to fetch
+    the head, and the seal is accepted when the head arrives."""
+    from imier.protocol.events import Seal
+    from imier.testing import T0, World
+
+    w = World()
+    north = w.body("North", 3)
+    ana, bob, carl = w.people("North")
+    pid = w.propose("North", at=T0)
+    x = w.emit(carl, north, Vote(target=pid, choice="yes"), T0 + 1000)
+    seal = w.late(bob, north, Seal(proposal=pid, window="r1", heads=(x.id,)), T0 + 2000, names=[pid])
+    assert x.id not in seal.prev
+    rest = [e for e in w.events() if e.id not in (x.id, seal.id)]
+    s = Store.memory()
+    s.ingest(rest)
+    first = s.ingest([seal])
+    assert seal.id in first.pending and seal.id not in first.accepted
+    assert x.id in s.missing_prevs()  # what sync asks peers for
+    then = s.ingest([x])
+    assert set(then.accepted) == {x.id, seal.id}

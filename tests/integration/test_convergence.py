@@ -11,11 +11,9 @@ import signal
 import time
 from datetime import datetime, timezone
 
-from typing import Any
-
 import pytest
 
-from .nodes import Node, free_port, same_sets, wait_until
+from .nodes import Node, free_port, same_sets, shared, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -34,14 +32,6 @@ def _iso(ms: int) -> str:
 
 def _holds(node: Node, body: str) -> bool:
     return any(b["id"] == body for b in node.json("body", "list"))
-
-
-def _shared(doc: Any) -> Any:
-    """A status document without ``late``: when each event reached each node is that node's
-    own record (docs/decisions.md 49); everything else must be identical."""
-    if "proposals" in doc:
-        return {**doc, "proposals": [_shared(p) for p in doc["proposals"]]}
-    return {k: v for k, v in doc.items() if k != "late"}
 
 
 def _accept(node: Node, body: str, name: str) -> None:
@@ -92,10 +82,10 @@ def test_three_nodes_late_joiner_and_partition(tmp_path) -> None:  # type: ignor
         wait_until(lambda: same_sets([a, b, c]), 30, "b to heal after the partition")
 
         as_of = _iso(t0 + 10 * 60 * S)
-        docs = [_shared(n.json("status", prop, "--as-of", as_of)) for n in (a, b, c)]
+        docs = [shared(n.json("status", prop, "--as-of", as_of)) for n in (a, b, c)]
         assert docs[0] == docs[1] == docs[2]
         assert docs[0]["id"] == prop
-        everything = [_shared(n.json("status", "--as-of", as_of)) for n in (a, b, c)]
+        everything = [shared(n.json("status", "--as-of", as_of)) for n in (a, b, c)]
         assert everything[0] == everything[1] == everything[2]
 
         via_daemon = b.json("sync", a.addr())  # one-shot, through b's running daemon
@@ -141,13 +131,13 @@ def test_without_gossip_sync_alone_converges(tmp_path) -> None:  # type: ignore[
         b.run("vote", prop, "yes", IMIER_NOW=str(t0 + 9 * S))
         wait_until(lambda: same_sets([a, b]) and len(a.event_ids()) == 5, 20, "convergence without gossip")
         as_of = _iso(t0 + 10 * 60 * S)
-        assert _shared(a.json("status", prop, "--as-of", as_of)) == _shared(b.json("status", prop, "--as-of", as_of))
+        assert shared(a.json("status", prop, "--as-of", as_of)) == shared(b.json("status", prop, "--as-of", as_of))
         assert "gossip from" not in a.log() + b.log()
         # `imier body follow` by id on a node that holds nothing of North yet
         d.run("body", "follow", north)
         d.start("--no-gossip", "--sync-interval", "1s", "--bootstrap", b.addr())
         wait_until(lambda: same_sets([a, b, d]), 20, "the observer to fetch North's record")
-        assert _shared(d.json("status", prop, "--as-of", as_of)) == _shared(a.json("status", prop, "--as-of", as_of))
+        assert shared(d.json("status", prop, "--as-of", as_of)) == shared(a.json("status", prop, "--as-of", as_of))
         # a restarts on the same address: b redials it (backoff) and gets what a wrote offline
         before = a.addr()
         a.stop()

@@ -31,11 +31,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, NamedTuple, Sequence
 
-from ..protocol.events import Admit, Event, Found, Part, Propose
+from ..protocol.events import Admit, Event, Found, Part, Propose, Seal
 
 __all__ = [
     "PENDING", "ACCEPTED", "Cand", "Known", "Refusal", "Resolution", "Admission", "resolve",
-    "CAUSALITY", "NOT_ADMITTED", "cand_of", "grants_of",
+    "CAUSALITY", "NOT_ADMITTED", "cand_of", "grants_of", "deps_of", "waits_for",
 ]
 
 PENDING = 0
@@ -55,6 +55,12 @@ class Cand(NamedTuple):
     kind: str = ""
     grants: tuple[bytes, ...] = ()  # keys that become persons of ``body`` once it is accepted
     names: tuple[bytes, ...] = ()  # bodies ``body`` names as its parts once it is accepted
+    wait: tuple[bytes, ...] = ()  # more ids it waits for, beyond ``prev``: a seal's heads
+
+    @property
+    def deps(self) -> Sequence[bytes]:
+        """Every id that must be accepted before this one is decided."""
+        return self.prev if not self.wait else (*self.prev, *self.wait)
 
 
 # (state, body, author, seq, ts) of a held event outside the candidates.
@@ -238,7 +244,7 @@ def _pass(
     rest: list[bytes] = []
     get = known.get
     for eid in sorted(ids, key=lambda e: (cand[e].ts, e)):
-        for p in cand[eid].prev:
+        for p in cand[eid].deps:
             m = get(p)
             if m is None or m[0] != ACCEPTED:
                 rest.append(eid)  # a prev undecided, missing, pending or refused
@@ -254,7 +260,7 @@ def _pass(
     for eid in rest:
         n = 0
         blocked = False
-        for p in cand[eid].prev:
+        for p in cand[eid].deps:
             m = get(p)
             if m is not None and m[0] == ACCEPTED:
                 continue
@@ -303,9 +309,28 @@ def grants_of(ev: Event) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
 _GRANTING = frozenset({"admit", "found", "part", "link", "propose"})
 
 
+def waits_for(ev: Event) -> tuple[bytes, ...]:
+    """What ``ev`` waits for beyond its ``prev``: a seal is pending until every head it
+    names is held and accepted, since the teller's view is their causal past
+    (docs/rules.md s.10.2); nothing for any other kind."""
+    d = ev.data
+    if isinstance(d, Seal):
+        prev = set(ev.prev)
+        return tuple(h for h in d.heads if h not in prev)
+    return ()
+
+
+def deps_of(ev: Event) -> Sequence[bytes]:
+    """Every id ``ev`` waits for: its ``prev``, and a seal's heads."""
+    extra = waits_for(ev) if ev.kind == "seal" else ()
+    return ev.prev if not extra else (*ev.prev, *extra)
+
+
 def cand_of(ev: Event) -> Cand:
     kind = ev.kind
     if kind in _GRANTING:
         grants, names = grants_of(ev)
         return Cand(ev.body_id, ev.author, ev.seq, ev.ts, ev.prev, kind, grants, names)
+    if kind == "seal":
+        return Cand(ev.body_id, ev.author, ev.seq, ev.ts, ev.prev, kind, wait=waits_for(ev))
     return Cand(ev.body_id, ev.author, ev.seq, ev.ts, ev.prev, kind)

@@ -44,7 +44,7 @@ from typing import Iterable, Iterator, Sequence
 from ..protocol.errors import LocalError
 from ..protocol.events import Amend, Event, Part, Recall, Stand, Vote, Withdraw, decode_stored
 from .causality import (
-    ACCEPTED, PENDING, Admission, Cand, Known, Refusal, cand_of, resolve,
+    ACCEPTED, PENDING, Admission, Cand, Known, Refusal, cand_of, deps_of, resolve,
 )
 from .reads import Reads, bulk
 from .schema import MIGRATIONS, PRAGMAS, migrate
@@ -358,7 +358,7 @@ class Store(Reads):
             if pend:
                 # Only pending events keep their prev edges (rule 6), and their source (rule 7).
                 c.executemany("INSERT INTO prev (id, prev) VALUES (?, ?)",
-                              [(ev.id, p) for ev in pend for p in ev.prev])
+                              [(ev.id, p) for ev in pend for p in deps_of(ev)])
                 c.executemany("INSERT INTO pending_from (id, source, size, arrived) VALUES (?, ?, ?, ?)",
                               [(ev.id, source, len(ev.raw), arrived) for ev in pend])
             if local:
@@ -443,7 +443,7 @@ class Store(Reads):
                 stored.add(r[0])
             frontier = [k for k in kids if k in stored]
         # What is known of the prevs outside the candidates.
-        known = self._meta({p for c in cand.values() for p in c.prev if p not in cand})
+        known = self._meta({p for c in cand.values() for p in c.deps if p not in cand})
         adm = self.admission()
         out = resolve(cand, known, adm if self.check_admission else None)
         if not self.check_admission:  # still record who is a person, as a node would
