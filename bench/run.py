@@ -25,7 +25,7 @@ from rich.table import Table
 
 __all__ = ["main", "BENCHES"]
 
-BENCHES = ("ingest", "tally", "sync", "gossip", "memory", "hostile", "status")
+BENCHES = ("ingest", "tally", "sync", "gossip", "memory", "hostile", "status", "autoseal")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
@@ -110,6 +110,9 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, ...]]:
              _fmt(r["all_ratio"]), "<= 5", _fmt(r["all_met"])),
             ("status RSS", f"{r['all_rss_mb']:.0f} MB", "-", "-", "<= 100 MB", _fmt(r["all_rss_met"])),
         ]
+    if name == "autoseal":
+        return [("autoseal pass", f"{r['pass_s']:.3f} s (cold {r['first_s']:.1f})",
+                 f"status P {r['status_s']:.3f} s", _fmt(r["ratio"]), "<= 3", _fmt(r["met"]))]
     return [(name, json.dumps(r)[:60], "-", "-", "-", "-")]
 
 

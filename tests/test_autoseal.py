@@ -54,3 +54,34 @@ def test_many_heads_are_split_over_several_seals() -> None:
     seals = seal_payloads(w.store, Due(body=body, proposal=pid, window="r1", close=T0, key=pub("big0")))
     assert [len(s.heads) for s in seals] == [MAX_SEAL_HEADS, n - 1 - MAX_SEAL_HEADS]
     assert sorted(h for s in seals for h in s.heads) == heads
+
+
+def test_a_pass_reads_the_whole_record_only_when_a_seal_may_be_due(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """docs/decisions.md 50: the cheap look (proposals, seals, kept results) comes first."""
+    w, tellers = world()
+    pid = proposal(w)
+    w.votes("north", pid, P_R1[0], yes=9)
+    store = w.store
+    reads: list[object] = []
+    full = store.events_for_bodies
+    monkeypatch.setattr(store, "events_for_bodies", lambda *a, **k: reads.append(a) or full(*a, **k))
+    keys = [pub(t) for t in tellers]
+    at = P_R1[1] + SEAL_DELAY_MS
+    assert due_seals(store, keys, P_R1[1] + SEAL_DELAY_MS - 1) == [] and reads == []  # too early
+    made = auto_seal(store, {pub(t): key(t) for t in tellers}, at)
+    assert len(made) == 3 and len(reads) == 1  # due: the record was read once
+    assert due_seals(store, keys, at + 1) == []  # the seals changed the kept results: recomputed once
+    reads.clear()
+    assert due_seals(store, keys, at + 2) == [] and reads == []  # all sealed: nothing read
+    # a member who is no teller never makes a pass read the record
+    assert due_seals(store, [pub(w.members["north"][-1])], at + 2) == [] and reads == []
+
+
+def test_windows_found_not_due_are_remembered() -> None:
+    w, tellers = world()
+    pid = proposal(w)
+    w.votes("north", pid, P_R1[0], yes=9)
+    skip: set[tuple[bytes, str, bytes]] = set()
+    late = P_R1[1] + DAY + 1  # past the seal window: a seal would not count
+    assert due_seals(w.store, [pub(tellers[0])], late, skip=skip) == []
+    assert (pid, "r1", pub(tellers[0])) in skip

@@ -174,6 +174,14 @@ def test_a_late_vote_in_an_unsealed_round_counts_and_this_node_warns(plain: Asse
     mine = plain.cid("status", pid, "--json").json()
     assert mine["state"] == doc["state"] and mine["rounds"] == doc["rounds"]
     assert sorted(x["author"] for x in mine["late"]) == sorted([plain.keys["ana"], plain.keys["ben"]])
+    # a node that first gets the record after the close never saw round 1 close: no warnings
+    fresh = Imier(plain.tmp / "fresh", h.capsys, h.monkeypatch)
+    fresh.now = h.now
+    fresh("init", "--name", "fresh")
+    fresh("body", "follow", doc["body"])
+    plain.carry(h, fresh, "fresh")
+    got = fresh("status", pid, "--json").json()
+    assert got["rounds"] == doc["rounds"] and got["late"] == []
 
 
 def test_a_late_vote_in_a_sealed_round_is_ignored_and_not_warned_about(told: Assembly) -> None:

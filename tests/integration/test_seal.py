@@ -133,6 +133,7 @@ def test_three_daemons_seal_and_a_backdated_vote_changes_nothing(tmp_path) -> No
         # dan's laptop takes the record by a bundle before round 1 opens
         before = tmp_path / "before.bundle"
         a.run("export", str(before))
+        d.run("body", "follow", north)
         d.run("import", str(before))
         for n in nodes:
             _phase(n, pid, "vote", 30, f"round 1 to open on {n.name}")

@@ -19,7 +19,9 @@ An event *counts in* a window when:
   window and not ignored.
 
 Sealed windows need no warning: in them an event that reached the tellers
-after the close does not count (s.10.3).
+after the close does not count (s.10.3). Nor does a window that closed before
+the proposal itself reached this node: the node never saw that count close,
+and a node that fetched an old record would otherwise warn about all of it.
 """
 
 from __future__ import annotations
@@ -109,14 +111,19 @@ def targets(res: "ProposalResult") -> list[bytes]:
     return [res.id, *(a.id for r in res.rounds for a in r.amendments), *(rc.id for rc in res.recalls)]
 
 
-def late_events(res: "ProposalResult", arrived: Iterable[tuple[Event, int]]) -> list[Late]:
+def late_events(res: "ProposalResult", arrived: Iterable[tuple[Event, int]],
+                held_from: int | None = None) -> list[Late]:
     """The events among ``arrived`` (``(event, arrived_ms)`` on this node) that count in a
-    closed, unsealed window of ``res`` and arrived after its close; pure (no clock, no I/O)."""
+    closed, unsealed window of ``res`` and arrived after its close; pure (no clock, no I/O).
+
+    ``held_from``: when the proposal reached this node. A window that closed before then
+    warns of nothing: this node never saw it close, so what came after is no news (a node
+    that fetched an old record would otherwise warn about every vote in it)."""
     ignored = {i.id for i in res.ignored}
     out: list[Late] = []
 
     def add(ev: Event, at: int, kind: str, window: str, close: int) -> None:
-        if at > close:
+        if at > close and (held_from is None or held_from <= close):
             out.append(Late(id=ev.id, author=ev.author, kind=kind, target=_target(ev), window=window,
                             close=close, ts=ev.ts, arrived=at))
 
@@ -165,11 +172,14 @@ def _target(ev: Event) -> bytes:
 def late_for(store: "Store", res: "ProposalResult") -> list[Late]:
     """:func:`late_events` of ``res`` over what reached this node: reads only the events
     aimed at the proposal (and its amendments and recalls) that arrived after the first
-    close of a closed, unsealed window; nothing when there is no such window."""
-    closes = _windows_closes(res)
+    close of a closed, unsealed window this node saw close; nothing when there is none."""
+    held_from = store.arrived_ms(res.id)
+    if held_from is None:
+        return []
+    closes = [c for c in _windows_closes(res) if held_from <= c]
     if not closes:
         return []
-    return late_events(res, store.arrived_after(targets(res), min(closes)))
+    return late_events(res, store.arrived_after(targets(res), min(closes)), held_from)
 
 
 def late_json(items: Sequence[Late]) -> list[dict[str, Any]]:

@@ -334,8 +334,10 @@ def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes
                       f"(support {share(rc.verdict.support)}, {share(rc.verdict.participation)} took part)")
         if rc.seal is not None:
             console.print("  recall vote " + escape(seal_line(rc.seal)))
-    for late in late_events:
+    for late in late_events[:LIST_AT_MOST]:
         console.print("[yellow]Late:[/yellow] " + escape(late.text(who)))
+    if len(late_events) > LIST_AT_MOST:
+        console.print(f"  and {len(late_events) - LIST_AT_MOST} more late arrivals (--json lists them all)")
     if full:
         for author, first, second in res.forks:
             console.print(f"[red]Fork:[/red] {escape(who(author))} signed two events with one "

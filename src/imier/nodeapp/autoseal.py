@@ -21,13 +21,13 @@ pure :mod:`imier.consensus` engine.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from nacl.signing import SigningKey
 
-from ..consensus import Engine, NotAProposal, Record, WindowName, tally_with
+from ..consensus import Engine, NotAProposal, ProposalResult, Record, WindowName, tally_with
 from ..consensus.ladder import Window
-from ..protocol.events import TELLER_TASK, Event, Propose, Seal
+from ..protocol.events import TELLER_TASK, Event, Link, Propose, Seal
 from ..protocol.limits import MAX_SEAL_HEADS
 from ..store.author import author_event
 from ..store.db import Store
@@ -49,52 +49,95 @@ class Due:
     key: bytes  # the teller's key held on this node
 
 
+def _windows_of(res: ProposalResult, sw: int, recall_sw: Callable[[int], int] | None = None,
+                ) -> list[tuple[bytes, str, Window, int]]:
+    """``(target, name, window, seal_window)`` of every closed window of a result."""
+    out: list[tuple[bytes, str, Window, int]] = []
+    for r in res.rounds:
+        if r.amend_window is not None and r.amend_seal is not None:
+            out.append((res.id, WindowName.amend(r.round), r.amend_window, sw))
+        if r.seal is not None:
+            out.append((res.id, WindowName.vote(r.round), r.vote_window, sw))
+    if res.contention_window is not None and res.contention_seal is not None:
+        out.append((res.id, WindowName.C, res.contention_window, sw))
+    for rc in res.recalls:
+        if rc.seal is not None:
+            out.append((rc.id, WindowName.RECALL, rc.window,
+                        sw if recall_sw is None else recall_sw(rc.window.start)))
+    return out
+
+
 def _windows(eng: Engine, p: Event, as_of: int) -> list[tuple[bytes, str, Window, int]]:
     """``(target, name, window, seal_window)`` of every window of ``p`` closed by ``as_of``."""
     try:
         res = tally_with(eng, p.id, as_of)
     except NotAProposal:
         return []
-    sw = eng.charter_at(p.body_id, p.ts).seal_window
-    out: list[tuple[bytes, str, Window, int]] = []
-    for r in res.rounds:
-        if r.amend_window is not None and r.amend_seal is not None:
-            out.append((p.id, WindowName.amend(r.round), r.amend_window, sw))
-        if r.seal is not None:
-            out.append((p.id, WindowName.vote(r.round), r.vote_window, sw))
-    if res.contention_window is not None and res.contention_seal is not None:
-        out.append((p.id, WindowName.C, res.contention_window, sw))
-    for rc in res.recalls:
-        if rc.seal is not None:
-            out.append((rc.id, WindowName.RECALL, rc.window,
-                        eng.charter_at(p.body_id, rc.window.start).seal_window))
+    return _windows_of(res, eng.charter_at(p.body_id, p.ts).seal_window,
+                       lambda t: eng.charter_at(p.body_id, t).seal_window)
+
+
+def _is_teller_task(d: object) -> bool:
+    return isinstance(d, Propose) and d.proposal_kind in ("mandate", "draw") \
+        and (d.task or d.text) == TELLER_TASK
+
+
+def _candidates(store: Store, body: bytes, mine: set[bytes], now: int, seal_delay: int,
+                skip: set[tuple[bytes, str, bytes]]) -> set[tuple[bytes, str, bytes]] | None:
+    """The cheap look (docs/performance.md, "the teller loop"): ``(target, window, key)``
+    that may be due, from the body's proposals, links and seals and the kept status
+    results (imier.api.read), without reading or tallying the whole record; None when
+    the body has no proposal that could make a teller. A window past its seal_window
+    still looks due here: the full check says not, and the caller's ``skip`` keeps it."""
+    from ..api import read
+    from ..store.index import Reads
+
+    rd = Reads(store)
+    if not any(_is_teller_task(e.data) for e in rd.kind_events([body], "propose")):
+        return None
+    devices = {e.data.device for e in rd.kind_events(store.closure(body), "link") if isinstance(e.data, Link)}
+    sealed = {(e.data.proposal, e.data.window, e.author) for e in rd.kind_events([body], "seal")
+              if isinstance(e.data, Seal)}
+    results = read.statuses(store, now, [body])
+    held = [m for r in results for m in r.mandates if m.task == TELLER_TASK]
+    out: set[tuple[bytes, str, bytes]] = set()
+    for r in results:
+        for target, name, w, _ in _windows_of(r, 0):
+            if not w.end + seal_delay <= now:
+                continue
+            for k in mine:
+                t = (target, str(name), k)
+                if t in sealed or t in skip:
+                    continue
+                # tellers at a close: as the record stood 1 ms before it (docs/decisions.md 30)
+                if k in devices or any(m.holder == k and m.active(w.end - 1) for m in held):
+                    out.add(t)
     return out
 
 
-def _has_tellers(eng: Engine, body: bytes) -> bool:
-    """Cheap test: does ``body`` hold any proposal that could make a teller?"""
-    for ev in eng.record.proposals.values():
-        d = ev.data
-        if ev.body_id == body and isinstance(d, Propose) and d.proposal_kind in ("mandate", "draw") \
-                and (d.task or d.text) == TELLER_TASK:
-            return True
-    return False
-
-
 def due_seals(store: Store, keys: Iterable[bytes], now: int, *, seal_delay: int = SEAL_DELAY_MS,
-              bodies: Iterable[bytes] | None = None) -> list[Due]:
+              bodies: Iterable[bytes] | None = None,
+              skip: set[tuple[bytes, str, bytes]] | None = None) -> list[Due]:
     """The windows that the teller keys ``keys`` (held on this node) should seal at ``now``,
-    over ``bodies`` (default: every body the store holds), oldest close first."""
+    over ``bodies`` (default: every body the store holds), oldest close first.
+
+    A body's whole record is read and tallied only when the cheap look (:func:`_candidates`)
+    finds a closed window that one of ``keys`` may still have to seal. ``skip``: the
+    caller's memory of ``(target, window, key)`` found not due (the daemon's loop keeps
+    it across passes); it gains the candidates the full check turns down."""
     mine = set(keys)
     if not mine:
         return []
     todo = [ev.id for ev in store.bodies()] if bodies is None else list(bodies)
+    memo: set[tuple[bytes, str, bytes]] = set() if skip is None else skip
     out: list[Due] = []
     for body in todo:
+        maybe = _candidates(store, body, mine, now, seal_delay, memo)
+        if not maybe:
+            continue
         events = store.events_for_bodies(store.closure(body))
         eng = Engine(Record(events))
-        if not _has_tellers(eng, body):
-            continue
+        found: list[Due] = []
         for p in sorted(eng.record.proposals.values(), key=lambda e: e.order_key):
             if p.body_id != body or p.ts > now:
                 continue
@@ -109,7 +152,9 @@ def due_seals(store: Store, keys: Iterable[bytes], now: int, *, seal_delay: int 
                 for k in sorted(mine):
                     if k in sealed or dev.person(k, now) not in tellers:
                         continue
-                    out.append(Due(body=body, proposal=target, window=str(name), close=w.end, key=k))
+                    found.append(Due(body=body, proposal=target, window=str(name), close=w.end, key=k))
+        memo |= maybe - {(d.proposal, d.window, d.key) for d in found}
+        out += found
     out.sort(key=lambda d: (d.close, d.body, d.proposal, d.window, d.key))
     return out
 
@@ -155,11 +200,12 @@ def seal_payloads(store: Store, due: Due) -> list[Seal]:
 
 
 def auto_seal(store: Store, signers: Mapping[bytes, SigningKey], now: int, *,
-              seal_delay: int = SEAL_DELAY_MS) -> list[Event]:
+              seal_delay: int = SEAL_DELAY_MS,
+              skip: set[tuple[bytes, str, bytes]] | None = None) -> list[Event]:
     """Sign and store every seal due at ``now`` for the keys in ``signers``
     (public key -> signing key); returns the new seal events (to gossip)."""
     made: list[Event] = []
-    for due in due_seals(store, signers.keys(), now, seal_delay=seal_delay):
+    for due in due_seals(store, signers.keys(), now, seal_delay=seal_delay, skip=skip):
         for payload in seal_payloads(store, due):
             made.append(author_event(store, signers[due.key], body=due.body, data=payload, ts=now))
     return made

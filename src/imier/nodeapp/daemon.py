@@ -85,6 +85,7 @@ async def _seal_loop(home: Home, node: Any) -> None:
         return
     store = node.store
     seen, last = -1, 0.0
+    skip: set[tuple[bytes, str, bytes]] = set()  # windows found not due: never looked at again
     while True:
         await trio.sleep(SEAL_CHECK_S)
         # A full look tallies the proposals of bodies with tellers: do it when the record
@@ -94,7 +95,7 @@ async def _seal_loop(home: Home, node: Any) -> None:
             continue
         seen, last = dv, time.monotonic()
         try:
-            made = auto_seal(store, signers, int(time.time() * 1000), seal_delay=cfg.seal_delay_ms)
+            made = auto_seal(store, signers, int(time.time() * 1000), seal_delay=cfg.seal_delay_ms, skip=skip)
         except ImierError as exc:
             log.warning("auto_seal: %s", exc)
             continue
