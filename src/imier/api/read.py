@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..protocol.errors import LocalError
 from ..protocol.events import Event, Found, Propose, Seal, decode_stored
-from ..store.index import Reads, aimed_after, digest, kind_events
+from ..store.index import Reads, Slim, aimed_after, digest, kind_events
 
 if TYPE_CHECKING:
     from ..consensus import Engine, ProposalResult
@@ -177,17 +177,15 @@ class _Body:
             _code(), self.bodies, reads.body_fp(self.bodies), self.structural,
             reads.target_fp(s_targets), [n for n, _ in self.forks],
         ])
-        self._events: list[Event] | None = None
 
-    def events(self) -> list[Event]:
-        """Base, structural proposals' aimed events and fork evidence (without P's own)."""
-        if self._events is None:
-            evs = self.reads.base_events(self.bodies)
-            inside = set(self.bodies)
-            evs.extend(e for e in self.reads.aimed_events(self.s_targets) if e.body_id in inside)
-            evs.extend(decode_stored(raw) for _, raw in self.forks)
-            self._events = evs
-        return self._events
+    def events(self, slim: Slim | None = None) -> list[Event]:
+        """Base, structural proposals' aimed events and fork evidence (without P's own),
+        decoded anew on each call (``slim``: for a tally; nothing is held between bodies)."""
+        evs = self.reads.base_events(self.bodies, slim)
+        inside = set(self.bodies)
+        evs.extend(e for e in self.reads.aimed_events(self.s_targets, slim) if e.body_id in inside)
+        evs.extend(decode_stored(raw) for _, raw in self.forks)  # whole: fork evidence
+        return evs
 
     def sealed(self, targets: Sequence[bytes]) -> bool:
         return any(t in self.seals for t in targets)
@@ -261,16 +259,17 @@ def _compute(rd: _Reader, props: Sequence[Event], as_of: int,
     b = rd.body(props[0].body_id)
     aimed: dict[bytes, tuple[list[bytes], tuple[int, ...]]] = {p.id: rd.aimed(p.id) for p in props}
     full = any(b.sealed(t) for t, _ in aimed.values())
+    slim = None if full else Slim(prev=bool(b.seals))
     if full:  # a teller's view is a causal past: read the whole closure
         evs = rd.store.events_for_bodies(b.bodies)
     else:
-        evs = list(b.events())
+        evs = b.events(slim)
     inside = set(b.bodies)
     own: dict[bytes, list[Event]] = {}
     for p in props:
         # Only the closure's records are read by a tally from scratch (an event aimed at P
         # from a body outside it is not held by every node that holds P).
-        mine = [e for e in rd.reads.aimed_events(aimed[p.id][0]) if e.body_id in inside]
+        mine = [e for e in rd.reads.aimed_events(aimed[p.id][0], slim) if e.body_id in inside]
         own[p.id] = mine
         if not full:
             evs.extend(mine)
