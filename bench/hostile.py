@@ -17,6 +17,15 @@ their own processes (tests/integration/hostile_peer.py).
   round, session after session, each taking a new peer id whenever refused.
   Target <= 2.
 
+* ``hostile.deferred_rss``: a second victim daemon (a small community, the
+  deferred bound ``IMIER_BENCH_HOSTILE_DEFERRED_MIB``, default the node's 64
+  MiB) while a peer pushes ``IMIER_BENCH_HOSTILE_FLOOD_MB`` (320) MB of events
+  of its body dated an hour ahead, 400 of ~58 KB a session, a fresh peer id
+  each: its RSS growth (peak ``VmHWM`` from /proc/PID/status, reset before
+  the flood, less ``VmRSS`` before) against the bound. Target: growth <= bound + 16 MiB
+  (``RSS_ALLOWANCE``: decoding buffers, the libp2p connection, the allocator).
+  ``deferred_rss_quiet`` is the same daemon's growth over good syncs alone.
+
 A sync that fails under attack counts as the attack's deadline (60 s) so the
 ratio shows it.
 """
@@ -40,6 +49,24 @@ __all__ = ["run"]
 
 TRIALS = 3
 FAILED_MS = 60_000
+MIB = 1024 * 1024
+RSS_ALLOWANCE = 16 * MIB
+
+
+def _proc_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (KiB) of a process, from /proc/PID/status."""
+    out: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        k, _, v = line.partition(":")
+        if k in ("VmRSS", "VmHWM"):
+            out[k] = int(v.split()[0])
+    return out
+
+
+def _reset_peak(pid: int) -> None:
+    """Reset the process's VmHWM to its VmRSS (Linux: ``echo 5 > clear_refs``), so the
+    peak read later is this measurement's, not the daemon's start-up."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def _stored_bytes(home: Path) -> int:
@@ -137,6 +164,91 @@ def run() -> dict[str, Any]:
             if a.proc is not None and a.proc.poll() is None:
                 a.stop()
             a.kill()
+    out.update(_deferred_flood(root_dir, attacker, Node, _fill, _history))
     out["met"] = (out["stranger_bytes_per_min"] == 0 and out["slowloris_ratio"] <= 2
-                  and out["replay_ratio"] <= 2)
+                  and out["replay_ratio"] <= 2 and out["deferred_rss_met"])
+    return out
+
+
+def _deferred_flood(root_dir: Path, attacker: Path, Node: Any, _fill: Any, _history: Any) -> dict[str, Any]:
+    """hostile.deferred_rss: a victim daemon's RSS growth under a flood of future-dated events."""
+    from imier.store.home import Config
+
+    flood_mb = env_int("IMIER_BENCH_HOSTILE_FLOOD_MB", 320)
+    # getattr: the same bench runs against the code before issue 10 (a count bound only)
+    bound_mib = env_int("IMIER_BENCH_HOSTILE_DEFERRED_MIB", getattr(Config, "deferred_max_bytes", 64 * MIB) // MIB)
+    out: dict[str, Any] = {"flood_mb": flood_mb, "deferred_bound": bound_mib * MIB}
+    with tempfile.TemporaryDirectory(prefix="imier-bench-deferred-") as tmp:
+        root = Path(tmp)
+        v, g = Node(root, "flooded"), Node(root, "good")
+        v.init("ana")
+        g.init("ben")
+        cfg_path = v.home / "config.toml"
+        cfg = Config.load(cfg_path)
+        if hasattr(cfg, "deferred_max_bytes"):
+            cfg.deferred_max_bytes = bound_mib * MIB
+            cfg.deferred_peer_bytes = min(cfg.deferred_peer_bytes, cfg.deferred_max_bytes)
+            cfg_path.write_text(cfg.to_toml(), encoding="utf-8")
+        body, evs, _, _ = _history(200, 0, 0)
+        _fill(v, body, evs)
+        _fill(g, body, evs[:150])
+        template = root / "good-store.sqlite3"
+        shutil.copyfile(g.home / "store.sqlite3", template)
+
+        def good_sync() -> None:
+            for suffix in ("-wal", "-shm"):
+                p = g.home / f"store.sqlite3{suffix}"
+                if p.exists():
+                    p.unlink()
+            shutil.copyfile(template, g.home / "store.sqlite3")
+            g.run("sync", v.addr(), "--json", timeout=90)
+
+        try:
+            v.start("--sync-interval", "3600s", "--no-gossip")
+            assert v.proc is not None
+            pid = v.proc.pid
+            good_sync()  # warm: the same work a peer's session costs, before measuring
+            _reset_peak(pid)
+            base = _proc_kib(pid)
+            for _ in range(TRIALS):
+                good_sync()
+            quiet = _proc_kib(pid)
+            out["deferred_rss_quiet"] = (quiet["VmHWM"] - base["VmRSS"]) * 1024
+            _reset_peak(pid)
+            start = _proc_kib(pid)
+            t0 = time.monotonic()
+            p = subprocess.Popen([sys.executable, str(attacker), "future", v.addr(), "--body", body.hex(),
+                                  "--mb", str(flood_mb), "--per-session", "400", "--seconds", "600"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=v.env())
+            peak_deferred = 0
+            for _ in range(3000):  # bounded: the attacker's own deadline is 600 s
+                if p.poll() is not None:
+                    break
+                time.sleep(0.5)
+                try:
+                    doc = v.json("peers")
+                    peak_deferred = max(peak_deferred, int(doc.get("deferred_bytes", -1)))
+                except Exception:
+                    pass
+            so, _ = p.communicate(timeout=60)
+            out["deferred_flood_s"] = time.monotonic() - t0
+            try:
+                out["deferred_attack"] = json.loads(so.strip().splitlines()[-1])
+            except (IndexError, json.JSONDecodeError):
+                out["deferred_attack"] = {"error": "no report"}
+            end = _proc_kib(pid)
+            doc = v.json("peers")
+            out["deferred_bytes"] = int(doc.get("deferred_bytes", -1))
+            out["deferred_count"] = int(doc["deferred"])
+            out["deferred_bytes_peak"] = max(peak_deferred, out["deferred_bytes"])
+            out["deferred_rss_before_mib"] = start["VmRSS"] / 1024
+            out["deferred_rss_after_mib"] = end["VmRSS"] / 1024
+            out["deferred_rss_peak_mib"] = end["VmHWM"] / 1024
+            out["deferred_rss"] = (end["VmHWM"] - start["VmRSS"]) * 1024
+            out["deferred_rss_met"] = out["deferred_rss"] <= out["deferred_bound"] + RSS_ALLOWANCE
+            good_sync()  # and a good peer still syncs
+        finally:
+            if v.proc is not None and v.proc.poll() is None:
+                v.stop()
+            v.kill()
     return out

@@ -95,6 +95,9 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, ...]]:
              _fmt(r["slowloris_ratio"]), "<= 2", _fmt(r["slowloris_ratio"] <= 2)),
             ("hostile.replay_ratio", f"{r['replay_ms']:.0f} ms sync", f"{r['baseline_ms']:.0f} ms alone",
              _fmt(r["replay_ratio"]), "<= 2", _fmt(r["replay_ratio"] <= 2)),
+            ("hostile.deferred_rss", f"{r['deferred_rss'] / 2**20:.0f} MiB RSS growth",
+             f"bound {r['deferred_bound'] / 2**20:.0f} MiB (+16), {r['flood_mb']} MB sent",
+             _fmt(r["deferred_rss"] / r["deferred_bound"]), "<= bound + 16 MiB", _fmt(r["deferred_rss_met"])),
         ]
     if name == "status":
         floor = f"--version {r['floor_s']:.3f} s"

@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imier.consensus import Node, Rule, judge
+from imier.consensus import VoterTree, Rule, judge
 from imier.protocol.charter import Charter
 
 EXAMPLES = int(os.environ.get("IMIER_HYPOTHESIS_EXAMPLES", "25")) * 4
@@ -30,15 +30,15 @@ PEOPLE = [bytes([i]) * 32 for i in range(12)]
 
 
 @st.composite
-def trees(draw: Any, depth: int = 0, counter: list[int] | None = None) -> Node:
+def trees(draw: Any, depth: int = 0, counter: list[int] | None = None) -> VoterTree:
     counter = counter if counter is not None else [0]
     counter[0] += 1
     body = counter[0].to_bytes(32, "big")
     if depth >= 3 or draw(st.booleans()):
         people = frozenset(draw(st.lists(st.sampled_from(PEOPLE), max_size=8)))
-        return Node(body=body, base=True, charter=draw(charters()), people=people)
+        return VoterTree(body=body, base=True, charter=draw(charters()), people=people)
     parts = tuple(draw(st.lists(trees(depth + 1, counter), max_size=3)))
-    return Node(body=body, base=False, charter=draw(charters()), parts=parts)
+    return VoterTree(body=body, base=False, charter=draw(charters()), parts=parts)
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Ref:
     support: Fraction | None
 
 
-def reference(node: Node, ballots: dict[tuple[bytes, bytes], str], key: str, strict: bool) -> Ref:
+def reference(node: VoterTree, ballots: dict[tuple[bytes, bytes], str], key: str, strict: bool) -> Ref:
     ch = node.charter
     thr = getattr(ch, key)
 
@@ -86,7 +86,7 @@ def reference(node: Node, ballots: dict[tuple[bytes, bytes], str], key: str, str
                                 st.sampled_from(["yes", "no", "abstain"]), max_size=60),
        st.sampled_from([("first_threshold", False), ("final_threshold", False),
                         ("amendment_threshold", True)]))
-def test_judge_agrees_with_the_reference(root: Node, raw: dict[tuple[int, bytes], str],
+def test_judge_agrees_with_the_reference(root: VoterTree, raw: dict[tuple[int, bytes], str],
                                          rule: tuple[str, bool]) -> None:
     ballots = {(n.to_bytes(32, "big"), p): c for (n, p), c in raw.items()}
 

@@ -20,10 +20,9 @@ from imier.protocol.events import (
     Stand,
     Vote,
     Withdraw,
-    sign_event,
 )
 
-from .test_consensus_world import DAY, T0, World, key, pub
+from .test_consensus_world import DAY, T0, World, pub
 
 # The teller draw is made at T0 and carried when its contention closes.
 DRAW_CARRIED = T0 + 3 * DAY + 2 * DAY + 7 * DAY
@@ -43,12 +42,8 @@ def world(members: int = 9, tellers: int = 3) -> tuple[World, list[str]]:
     """A community of ``members`` with ``tellers`` of them drawn as tellers."""
     w = World()
     w.body("north", members)
-    pid = w.propose("north", kind="draw", k=tellers, task="teller", all_members=True, at=T0)
-    w.votes("north", pid, T0 + 3 * DAY, yes=members)
-    res = w.tally(pid, DRAW_CARRIED)
-    assert res.state == "carried" and res.draw is not None
-    names = {pub(n): n for n in w.members["north"]}
-    chosen = [names[h] for h in res.draw.chosen]
+    chosen, carried = w.tellers("north", tellers, T0)
+    assert carried == DRAW_CARRIED and len(chosen) == tellers
     # tellers first: the last members, who cast the late events below, never seal
     w.members["north"] = chosen + [n for n in w.members["north"] if n not in chosen]
     return w, chosen
@@ -63,32 +58,18 @@ def seal(w: World, teller: str, target: bytes, window: str, at: int,
          only: tuple[bytes, ...] | None = None) -> Event:
     """A seal by ``teller``: the node's heads, plus ``extra`` (a dishonest teller adding a
     late event), minus ``drop``, or exactly ``only``."""
-    body = w.ids["north"]
-    hs = set(heads(w, body) if only is None else only) | set(extra)
+    hs = set(heads(w, w.ids["north"]) if only is None else only) | set(extra)
     hs -= set(drop)
-    # Signed by hand: its prev are its own last event and (up to 8 of) the heads it names,
-    # so its causal past is exactly what it names.
-    last = w.store.last_own(body, pub(teller))
-    prev = sorted(hs)[:7] + ([last[1]] if last else [])
-    ev = sign_event(key(teller), body=body, ts=at, seq=1 if last is None else last[0] + 1,
-                    prev=sorted(set(prev)), data=Seal(proposal=target, window=window, heads=tuple(sorted(hs))))
-    r = w.store.ingest([ev], local=False)
-    assert ev.id in r.accepted, r
-    w.t = max(w.t, at)
-    return ev
+    # Its prev are its own last event and (up to 7 of) the heads it names, so its
+    # causal past is exactly what it names.
+    return w.late(teller, w.ids["north"], Seal(proposal=target, window=window, heads=tuple(sorted(hs))),
+                  at, sorted(hs)[:7])
 
 
 def backdate(w: World, who: str, data: Payload, at: int, prev: list[bytes]) -> Event:
     """``who`` signs ``data`` stamped ``at`` with ``prev`` from before the close, as if the
     node had seen nothing since, and it is delivered now."""
-    body = w.ids["north"]
-    last = w.store.last_own(body, pub(who))
-    seq = 1 if last is None else last[0] + 1
-    ps = sorted(set(prev) | ({last[1]} if last else set()))
-    ev = sign_event(key(who), body=body, ts=at, seq=seq, prev=ps, data=data)
-    r = w.store.ingest([ev], local=False)
-    assert ev.id in r.accepted, r
-    return ev
+    return w.late(who, w.ids["north"], data, at, prev)
 
 
 def proposal(w: World) -> bytes:

@@ -4,6 +4,7 @@ peer merely offers; a federation only once our body carried ``federate`` naming 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from imier.nodeapp import holding
 from imier.nodeapp.holding import held_bodies, placeholder_consented_federations
 from imier.protocol.events import Admit, Found, Propose, Vote, sign_event
 from imier.store.author import author_event
+from imier.store.invitations import EXPIRY_MS, MAX_INVITATIONS, Invitation, Invitations
 
 from .test_sync_session import _ids, _node, _session
 
@@ -107,6 +109,65 @@ def test_an_admission_is_learnt_and_checked(tmp_path) -> None:  # type: ignore[n
     c.store.ingest([admit])  # pending: its prev is missing
     sc, sb = trio.run(_session, c, b)
     assert _ids(b) == set() and sb.new == 0
-    # the real one: the whole chain arrives, the admit is accepted, North is held
+    assert Invitations.beside(b.store.path).list(north.ts) == []  # type: ignore[union-attr]
+    # the real one: the whole chain arrives, the admit is accepted: an invitation, nothing stored
+    sa, sb = trio.run(_session, a, b)
+    assert north.id not in b.held(fresh=True) and _ids(b) == set() and sb.new == 0
+    invs = Invitations.beside(b.store.path).list(north.ts)  # type: ignore[union-attr]
+    assert [(i.body, i.name, i.member, i.admitted_by, i.admit) for i in invs] == [
+        (north.id, "N", bytes(ben.verify_key), bytes(ana.verify_key), admit.id)]
+    assert b.peer("A").offence_count == 0
+    # ben follows it: now it is held and its record stored
+    b.store.follow(north.id)
     sa, sb = trio.run(_session, a, b)
     assert north.id in b.held(fresh=True) and _ids(b) == _ids(a) and sb.new == 7
+
+
+def test_a_strangers_body_admitting_our_person_is_not_held(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A stranger founds a body and admits our person: our node does not hold it, so it
+    stores nothing the stranger writes there, until one of our people writes or follows."""
+    a, _ = _node(tmp_path, "a")
+    b, ben = _node(tmp_path, "b")
+    k = SigningKey(b"\x33" * 32)
+    f = sign_event(k, body=None, ts=1_700_000_000_000, seq=1, prev=[], data=Found(body_kind="community", name="S"))
+    evs = [f, sign_event(k, body=f.id, ts=f.ts + 1, seq=2, prev=[f.id], data=Admit(member=bytes(ben.verify_key)))]
+    for i in range(30):
+        evs.append(sign_event(k, body=f.id, ts=f.ts + 2 + i, seq=i + 3, prev=[evs[-1].id],
+                              data=Propose(title=f"p{i}", text="x" * 2000)))
+    a.store.ingest(evs)
+    a.store.follow(f.id)
+    for _ in range(2):
+        trio.run(_session, a, b)
+    assert _ids(b) == set() and held_bodies(b.store, b.people()) == set()
+    assert [i.body for i in Invitations.beside(b.store.path).list(f.ts)] == [f.id]  # type: ignore[union-attr]
+    b.store.follow(f.id)  # accepted: now it is held, and synced
+    trio.run(_session, a, b)
+    assert _ids(b) == {e.id for e in evs}
+
+
+def _bid(n: int) -> bytes:
+    return hashlib.sha256(bytes([n])).digest()
+
+
+def test_invitations_are_bounded_and_expire(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    book = Invitations(tmp_path / "invitations.sqlite3")
+    assert book.list(0) == [] and not book.path.exists()  # reading creates nothing
+    t = 1_700_000_000_000
+
+    def inv(n: int, seen: int) -> Invitation:
+        return Invitation(body=_bid(n), name=f"B{n}", kind="community", member=b"m" * 32,
+                          admitted_by=b"s" * 32, admit=b"a" * 32, peer="P", seen_ms=seen)
+
+    for n in range(MAX_INVITATIONS + 10):
+        assert book.add(inv(n, t + n), t + n)
+    assert not book.add(inv(5 + 10, t + 999), t + 999)  # first learnt wins
+    kept = book.list(t + 1000)
+    assert len(kept) == MAX_INVITATIONS and {i.name for i in kept} == {f"B{n}" for n in range(10, 74)}
+    assert book.find("B20", t + 1000) is not None and book.find("b20", t + 1000) is not None
+    assert book.find(_bid(20).hex()[:12], t + 1000) is not None
+    assert book.find("B3", t + 1000) is None  # dropped, the oldest first
+    # a lunar month after it was learnt, an invitation is gone
+    assert len(book.list(t + 10 + EXPIRY_MS)) == MAX_INVITATIONS - 1
+    assert book.list(t + 74 + EXPIRY_MS) == []
+    book.remove(_bid(70))
+    assert book.find("B70", t + 1000) is None

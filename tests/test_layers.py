@@ -8,6 +8,7 @@ The graph is read from the source (every ``import``, also inside functions;
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 
@@ -155,3 +156,73 @@ def test_the_walker_finds_a_circle(tmp_path: Path) -> None:
                               "from .a import y\n")
     (pkg / "d.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import a\n")
     assert _cycles(_graph(tmp_path, "p")) == [["p.a", "p.b", "p.c"]]
+
+
+# -- SQL only in store/ --------------------------------------------------------------------
+
+SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|PRAGMA|CREATE|ALTER|DROP|WITH|BEGIN|COMMIT"
+                 r"|ROLLBACK|SAVEPOINT|RELEASE|VACUUM|ATTACH|DETACH|ANALYZE|REINDEX)\b")
+SQL_CALLS = frozenset({"execute", "executemany", "executescript"})
+# Nothing is allowed: every query is a named read in store/.
+SQL_ALLOWED: set[str] = set()
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of the docstring nodes of a module, its classes and functions."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                out.add(id(body[0].value))
+    return out
+
+
+def _sql_outside_store(base: Path) -> list[str]:
+    """``file:line: text`` of every SQL statement written outside ``imier/store/``: a
+    string constant (or an f-string's first piece) that is not a docstring and reads
+    as SQL, or a call of a connection's ``execute``, ``executemany`` or ``executescript``."""
+    hits: list[str] = []
+    for p in sorted((base / "imier").rglob("*.py")):
+        rel = p.relative_to(base).as_posix()
+        if rel.startswith("imier/store/") or rel in SQL_ALLOWED:
+            continue
+        tree = ast.parse(p.read_text(), str(p))
+        docs = _docstrings(tree)
+        for node in ast.walk(tree):
+            text = None
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                text = node.value
+            elif isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+                text = str(node.values[0].value)
+            if text is not None and SQL.match(text):
+                hits.append(f"{rel}:{node.lineno}: {text.strip()[:60]}")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr in SQL_CALLS:
+                hits.append(f"{rel}:{node.lineno}: .{node.func.attr}(...)")
+    return sorted(set(hits))
+
+
+def test_no_sql_outside_the_store() -> None:
+    assert _sql_outside_store(SRC) == []
+
+
+def test_the_sql_check_finds_sql(tmp_path: Path) -> None:
+    """The check itself works: queries and execute calls are found, docstrings and
+    English words are not, and store/ may hold SQL."""
+    (tmp_path / "imier" / "store").mkdir(parents=True)
+    (tmp_path / "imier" / "store" / "db.py").write_text('Q = "SELECT 1"\n')
+    (tmp_path / "imier" / "web.py").write_text(
+        '"""SELECT the rows: a docstring."""\n'
+        'def f(c, t):\n'
+        '    """DELETE nothing."""\n'
+        '    msg = "update your node; delete the file"\n'
+        '    c.execute("select 1")\n'
+        '    q = f"UPDATE {t} SET x = 1"\n'
+        '    return "  PRAGMA data_version", msg, q\n')
+    assert _sql_outside_store(tmp_path) == [
+        "imier/web.py:5: .execute(...)",
+        "imier/web.py:6: UPDATE",
+        "imier/web.py:7: PRAGMA data_version",
+    ]

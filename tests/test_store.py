@@ -133,3 +133,29 @@ def test_outbox_and_migrations(tmp_path) -> None:  # type: ignore[no-untyped-def
     assert [r[0] for r in s.conn.execute("SELECT version FROM migrations")] == [v for v, _, _ in MIGRATIONS]
     assert s.integrity_ok()
     assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_snapshot_reads_one_state_and_a_write_ends_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A command's checks read one state (Store.snapshot): another process's write in
+    between is not seen until the snapshot ends, and the signing step (atomic) always
+    starts from the newest state. This is what keeps one person's concurrent votes from
+    looking like a fork of their own chain (tests/test_store_author.py)."""
+    a, b = Store.open(tmp_path / "s.sqlite3"), Store.open(tmp_path / "s.sqlite3")
+    b.conn.execute("CREATE TABLE t (x INTEGER)")
+    b.conn.execute("INSERT INTO t VALUES (1)")
+
+    def count(s: Store) -> int:
+        return int(s.conn.execute("SELECT count(*) FROM t").fetchone()[0])
+
+    with a.snapshot():
+        assert count(a) == 1
+        b.conn.execute("INSERT INTO t VALUES (2)")
+        with a.snapshot():  # nested: the same view
+            assert count(a) == 1
+        assert count(a) == 1
+        with a.atomic():  # a write ends the snapshot and sees the newest state
+            assert count(a) == 2
+    assert count(a) == 2 and not a.conn.in_transaction
+    with a.snapshot():
+        pass
+    assert not a.conn.in_transaction

@@ -22,6 +22,7 @@ from imier.protocol.errors import Rejected, RemoteError
 from imier.protocol.events import Admit, Found, Vote, sign_event
 from imier.store.author import author_event
 from imier.store.home import Home
+from imier.store.invitations import Invitations
 
 T = 1_700_000_000_000
 
@@ -78,6 +79,11 @@ def test_two_nodes_reconcile_and_a_new_member_learns_its_body(tmp_path) -> None:
     sa, sb = trio.run(_session, a, b)
     assert sa.bodies == 0 and _ids(b) == set()
     author_event(a.store, ana, body=found.id, data=Admit(member=bytes(ben.verify_key)), ts=T + 100)
+    # the admission learnt from a is an invitation (holding.py): nothing stored until followed
+    sa, sb = trio.run(_session, a, b)
+    assert _ids(b) == set() and sb.new == 0 and b.held(fresh=True) == set()
+    assert [i.body for i in Invitations.beside(b.store.path).list(T)] == [found.id]  # type: ignore[union-attr]
+    b.store.follow(found.id)
     sa, sb = trio.run(_session, a, b)
     assert _ids(a) == _ids(b) and len(_ids(b)) == 42
     assert sa.have == 42 and sb.need == 42 and sb.new == 42

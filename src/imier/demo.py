@@ -5,7 +5,9 @@ Each node is its own home and its own `imier daemon` process on 127.0.0.1
 run as a subprocess, as a person would type it. A proposal of the municipality is walked through its rounds with
 charter windows of seconds: round 1 fails on a minor objection, an amendment
 is adopted in round 2, round 2 passes, contention ends, and every node prints
-the verdict it computes itself. Then everything stops cleanly.
+the verdict it computes itself. Tellers drawn by lot beforehand let the
+daemons seal round 1 by themselves (docs/rules.md s.10): the demo prints
+``sealed k/n``. Then everything stops cleanly.
 
 Every wait has a deadline; the whole run takes well under two minutes.
 """
@@ -52,6 +54,17 @@ def status(node: DemoHome, prop: str) -> Any:
     return node.doc("status", prop)
 
 
+def _sealed(doc: Any, window: str) -> Any:
+    """The window's seal in ``doc`` if it is sealed, else None."""
+    return next((x for x in doc.get("seals", ()) if x["window"] == window and x["sealed"]), None)
+
+
+def _short_seal_delay(node: DemoHome) -> None:
+    """``seal_delay = "1s"`` in the node's config: its daemon seals 1 s after a close."""
+    cfg = node.home / "config.toml"
+    cfg.write_text(cfg.read_text().replace("[node]\n", '[node]\nseal_delay = "1s"\n', 1))
+
+
 def wait_phase(node: DemoHome, prop: str, phase: str, rnd: int | None, what: str) -> Any:
     def ok() -> Any:
         d = status(node, prop)
@@ -62,6 +75,13 @@ def wait_phase(node: DemoHome, prop: str, phase: str, rnd: int | None, what: str
     return wait_for(ok, 30, what, interval=0.3)
 
 
+def wait_state(node: DemoHome, prop: str, state: str, timeout: float, what: str) -> Any:
+    def ok() -> bool:
+        return bool(status(node, prop)["state"] == state)
+
+    return wait_for(ok, timeout, what)
+
+
 def run(root: Path) -> int:
     north = DemoHome(root, "north", "ana", "North")
     east = DemoHome(root, "east", "ben", "East")
@@ -70,6 +90,7 @@ def run(root: Path) -> int:
     say("Three neighbourhood nodes, each with its own home and one person:")
     for n in nodes:
         n.imier("init", "--name", n.name)
+        _short_seal_delay(n)
         n.pub = n.imier("key", "new", n.person)
         n.body = n.imier("body", "found", "community", n.town, *CHARTER)
         say(f"  {n.name}: {n.person} founds the community {n.town} ({n.body[:12]})")
@@ -92,7 +113,7 @@ def run(root: Path) -> int:
     say(f"  Riverside founded ({muni[:12]}): discussion 3s, votes 5s, amendments 5s, contention 3s")
     say("  naming a community is only an invitation: East and West do not hold Riverside yet")
     say("Each community consents to Riverside by carrying a 'federate' proposal (docs/rules.md s.9.2)")
-    joins = []
+    joins: list[tuple[DemoHome, str]] = []
     for n in nodes:
         jp = n.imier("propose", n.town, "--kind", "federate", "--federation", muni,
                      "--title", "Join Riverside", "--text", f"{n.town} joins Riverside.")
@@ -101,10 +122,19 @@ def run(root: Path) -> int:
         wait_phase(n, jp, "vote", 1, f"{n.town}'s round 1 to open")
         n.imier("vote", jp, "yes")
     for n, jp in joins:
-        wait_for(lambda n=n, jp=jp: status(n, jp)["state"] == "carried", 30, f"{n.town}'s consent")
+        wait_state(n, jp, "carried", 30, f"{n.town}'s consent")
         say(f"  {n.town}: carried")
     wait_for(lambda: all(n.holds(muni) for n in nodes), 40, "the municipality to reach every node")
     say("  every node now holds Riverside (a federation its community joined)")
+
+    say("Riverside draws two tellers by lot, to close its counts (docs/rules.md s.10)")
+    draw = north.imier("propose", "Riverside", "--kind", "draw", "--task", "teller", "--seats", "2",
+                       "--all-members", "--title", "Tellers", "--text", "Two tellers, drawn by lot.")
+    everywhere(nodes, draw, "the draw")
+    wait_phase(north, draw, "vote", 1, "the draw's vote to open")
+    for n in nodes:
+        n.imier("vote", draw, "yes")
+    say("  all three vote yes on the draw; it carries when its contention closes")
 
     prop = north.imier("propose", "Riverside", "--title", "Tool library",
                        "--text", "Riverside opens a tool library in the old station.")
@@ -120,6 +150,11 @@ def run(root: Path) -> int:
 
     d = wait_phase(north, prop, "amend", 2, "round 1 to close")
     say(f"  round 1: {d['rounds'][0]['support']} of the communities passed it; 9/10 needed, so round 2")
+    # the draw carried before round 1 closed: its tellers were in force at the close
+    d = wait_for(lambda: (x := status(north, draw))["state"] == "carried" and x, 20, "the draw to carry")
+    who = {n.pub: f"{n.person} ({n.name})" for n in nodes}
+    say(f"  Riverside's tellers, drawn by lot: {', '.join(who.get(k, k[:8]) for k in d['draw']['chosen'])}; "
+        "their daemons seal each window 1s after it closes")
     amend = east.imier("amend", prop, "--text",
                        "Riverside opens a tool library in the old station, paid from the "
                        "repair budget already set aside.")
@@ -148,6 +183,9 @@ def run(root: Path) -> int:
             return bool(status(n, prop)["state"] == status(north, prop)["state"])
 
         wait_for(agrees, 20, f"{n.name} to reach the same verdict")
+    r1 = wait_for(lambda: all(_sealed(status(n, prop), "r1") for n in nodes) and _sealed(status(north, prop), "r1"),
+                  30, "the tellers' daemons to seal round 1", interval=0.5)
+    say(f"Round 1 {r1['text']} (on every node: the tellers' daemons sealed it)")
     from datetime import datetime, timezone
 
     as_of = datetime.now(timezone.utc).isoformat()
@@ -158,7 +196,10 @@ def run(root: Path) -> int:
         docs.append(d)
         say(f"  {n.name:5}: {d['state'].upper()} in round {d['decided_round']}, "
             f"text version {d['version']} -- {d['explain']}")
-    same = all(json.dumps(x, sort_keys=True) == json.dumps(docs[0], sort_keys=True) for x in docs)
+    # "late" is each node's own warning (when an event reached it, docs/rules.md s.10.6):
+    # the verdicts, and everything else, must be identical
+    shared = [{k: v for k, v in x.items() if k != "late"} for x in docs]
+    same = all(json.dumps(x, sort_keys=True) == json.dumps(shared[0], sort_keys=True) for x in shared)
     say("  identical on all three nodes" if same else "  THE NODES DISAGREE")
     peers = north.doc("peers")
     say(f"north's peers: {', '.join(p['node'] or p['peer_id'][-8:] for p in peers['peers'] if p['connected'])}"

@@ -2,9 +2,10 @@
 
 There is no arithmetic here. A scenario becomes real signed events (keys
 derived from the scenario's body names, so a scenario always gives the same
-events), ingested into a throw-away :meth:`Store.memory`, and judged by the
-same :func:`imier.consensus.tally_proposal` that `imier status` uses, as of
-the end of every window.
+events), built with the shipped harness :class:`imier.testing.World` in a
+throw-away memory store, and judged by the same
+:func:`imier.consensus.tally_proposal` that `imier status` uses, as of the
+end of every window.
 
 Validation is strict and names the field: a malformed scenario raises
 :class:`ScenarioError` before anything is printed.
@@ -21,28 +22,21 @@ from typing import Any, Mapping
 
 from nacl.signing import SigningKey
 
-from .consensus import ProposalResult, tally_proposal
+from .consensus import ProposalResult
 from .consensus.ladder import Calendar, Window
 from .protocol.charter import DEFAULT_CHARTER, Charter
 from .protocol.errors import LocalError, Rejected, RemoteError
 from .protocol.events import (
     BASE_KINDS,
     BODY_KINDS,
-    Admit,
-    Amend,
-    Event,
-    Found,
     Payload,
     Propose,
-    TELLER_TASK,
-    Seal,
     Stand,
     Vote,
-    sign_event,
 )
 from .protocol.limits import MAX_TEXT, MAX_TITLE
-from .store.author import author_event
 from .store.db import Store
+from .testing import Clock, WindowFull, World
 
 __all__ = ["ScenarioError", "Scenario", "Simulation", "load", "load_file", "simulate", "BASE_TIME"]
 
@@ -393,143 +387,97 @@ class Simulation:
         return self.result.simulate_json(self.names)
 
 
-def _key(*parts: str) -> SigningKey:
-    return SigningKey(hashlib.sha256("\x00".join(("imier-simulate", *parts)).encode()).digest())
+def _key(name: str) -> SigningKey:
+    """A simulated person's key from their name (``body NUL index``, or ``organiser``)."""
+    return SigningKey(hashlib.sha256(f"imier-simulate\x00{name}".encode()).digest())
 
 
-class _Clock:
-    """Hands out increasing timestamps inside one window; refuses to overflow it."""
-
-    def __init__(self, start: int, end: int, what: str) -> None:
-        self.t, self.end, self.what = start, end, what
-
-    def next(self) -> int:
-        if self.t >= self.end:
-            raise ScenarioError(self.what, "more events than milliseconds in the window; lengthen it")
-        t = self.t
-        self.t += 1
-        return t
+def _member(body: str, i: int) -> str:
+    return f"{body}\x00{i}"
 
 
-class _Run:
+class _Replay:
+    """One scenario played in an :class:`imier.testing.World` with simulate's keys:
+    the bodies founded the day before the proposal, their consents, the tellers'
+    draw, then every window's events, seals and late arrivals."""
+
     def __init__(self, sc: Scenario) -> None:
         self.sc = sc
-        self.store = Store.memory()
-        self.ids: dict[str, bytes] = {}
-        self.people: dict[str, list[SigningKey]] = {}
-        self.ready: dict[str, int] = {}  # federation -> when its parts' consent is carried
-        self.tellers: list[SigningKey] = []
+        # Admission on, as a node: every event is by a person of its body.
+        self.w = World(admission=True, keys=_key, clock=BASE_TIME - 1)
+        self.tellers: list[str] = []
         self.voted: dict[tuple[int, str], int] = {}  # (round, body) -> members who voted
+        self.contended: dict[str, int] = {}  # body -> members standing no in the contention
 
-    def emit(self, key: SigningKey, body: bytes | None, data: Payload, ts: int) -> Event:
-        ev = author_event(self.store, key, body=body, data=data, ts=ts, local=False)
-        if ev.ts != ts:  # would move a vote out of its window: a bug here, not in the scenario
-            raise LocalError(f"simulate: event timestamp moved from {ts} to {ev.ts}")
-        return ev
+    def people(self, name: str) -> list[str]:
+        return self.w.members.get(name, [])
 
-    def under(self, name: str) -> list[SigningKey]:
-        """Everyone under body ``name``, each once, in a stable order."""
-        out: list[SigningKey] = []
-        seen: set[bytes] = set()
+    def under(self, name: str) -> list[str]:
+        """Everyone under body ``name``, each once, in the scenario's order."""
+        out: list[str] = []
         for n in self.sc.under(name):
-            for k in self.people.get(n, []):
-                if bytes(k.verify_key) not in seen:
-                    seen.add(bytes(k.verify_key))
-                    out.append(k)
+            out += [p for p in self.people(n) if p not in out]
         return out
-
-    def carry(self, body: str, data: Propose, t0: int) -> tuple[bytes, int]:
-        """``data`` proposed in ``body`` at ``t0``, everyone under it voting yes in round 1:
-        ``(proposal id, when it is carried)``."""
-        cal = Calendar.of(t0, DEFAULT_CHARTER.with_changes(self.sc.bodies[body].charter))
-        voters = self.under(body)
-        pid = self.emit(voters[0], self.ids[body], data, t0).id
-        clock = _Clock(cal.t1, cal.vote_window(1).end, f"bodies.{body}")
-        for key in voters:
-            self.emit(key, self.ids[body], Vote(target=pid, choice="yes"), clock.next())
-        return pid, cal.contention_window(1).end
 
     def found(self) -> int:
         """Found every body; each part of a federation consents to it (s.9.2) unless
         listed in its ``without_consent``. Returns when the last consent is carried."""
-        clock = _Clock(BASE_TIME, BASE_TIME + SETUP_MS, "bodies")
+        w, sc = self.w, self.sc
         order: list[str] = []
 
         def visit(n: str) -> None:
             if n in order:
                 return
-            for p in self.sc.bodies[n].parts:
+            for p in sc.bodies[n].parts:
                 visit(p)
             order.append(n)
 
-        for n in self.sc.bodies:
+        for n in sc.bodies:
             visit(n)
-        organiser = _key("organiser")
-        done = BASE_TIME + SETUP_MS
+        setup = BASE_TIME + SETUP_MS
         for n in order:
-            b = self.sc.bodies[n]
-            if b.base:
-                keys = [_key(n, str(i)) for i in range(b.members)]
-                self.people[n] = keys
-                ev = self.emit(keys[0], None, Found(body_kind=b.kind, name=n, charter=dict(b.charter)),
-                               clock.next())
-                self.ids[n] = ev.id
-                for k in keys[1:]:
-                    self.emit(keys[0], ev.id, Admit(member=bytes(k.verify_key)), clock.next())
-            else:
-                parts = tuple(sorted(self.ids[p] for p in b.parts))
-                ev = self.emit(organiser, None, Found(body_kind=b.kind, name=n, charter=dict(b.charter),
-                                                      parts=parts), clock.next())
-                self.ids[n] = ev.id
+            b = sc.bodies[n]
+            w.body(n, kind=b.kind, charter=b.charter, parts=b.parts, consent=False,
+                   people=[_member(n, i) for i in range(b.members)] if b.base else None)
+        if w.t >= setup:
+            raise WindowFull("bodies")
         # Consent, level by level (a federation's own consent waits for its parts').
+        done = setup
         for n in order:
-            b = self.sc.bodies[n]
+            b = sc.bodies[n]
             if b.base:
                 continue
-            whole = BASE_TIME + SETUP_MS
+            whole = setup
             for i, part in enumerate(b.parts):
                 if part in b.without_consent:
                     continue
-                t0 = max(BASE_TIME + SETUP_MS, self.ready.get(part, 0)) + 1 + i
-                _, at = self.carry(part, Propose(
+                t0 = max(setup, w.ready.get(part, 0)) + 1 + i
+                _, at = w.carry(part, Propose(
                     title=f"Join {n}", text=f"{part} joins {n}.", proposal_kind="federate",
-                    federation=self.ids[n], join=True), t0)
+                    federation=w.ids[n], join=True), t0, voters=self.under(part))
                 whole = max(whole, at)
-            self.ready[n] = whole
+            w.ready[n] = whole
             done = max(done, whole)
         return done
 
     def tally(self, as_of: int) -> ProposalResult:
-        events = self.store.events_for_bodies(self.store.closure(self.ids[self.sc.body]))
-        return tally_proposal(events, self.pid, as_of)
-
-    def draw_tellers(self, t0: int) -> int:
-        """Tellers drawn by lot over all members of the proposal's body; when carried."""
-        sc = self.sc
-        pid, at = self.carry(sc.body, Propose(
-            title="Tellers", text="Tellers drawn by lot.", proposal_kind="draw", k=sc.tellers,
-            task=TELLER_TASK, all_members=True), t0)
-        events = self.store.events_for_bodies(self.store.closure(self.ids[sc.body]))
-        res = tally_proposal(events, pid, at)
-        if res.state != "carried" or res.draw is None:
-            raise ScenarioError("tellers", "the draw of the tellers was not carried")
-        keys = {bytes(k.verify_key): k for k in self.under(sc.body)}
-        self.tellers = [keys[h] for h in res.draw.chosen]
-        return at
+        return self.w.tally(self.pid, as_of)
 
     def run(self) -> ProposalResult:
-        sc = self.sc
+        sc, w = self.sc, self.w
         ready = self.found()
         bases = [n for n in sc.under(sc.body) if sc.bodies[n].base]
         if not bases:
             raise ScenarioError("proposal.body", "no base body under it: nobody could vote")
-        self.proposer = self.people[bases[0]][0]
-        self.body = self.ids[sc.body]
+        self.proposer = self.people(bases[0])[0]
+        self.body = w.ids[sc.body]
         t0 = max(ready, BASE_TIME + SETUP_MS)
         if sc.tellers:
-            t0 = self.draw_tellers(t0 + 1) + 1
-        p = self.emit(self.proposer, self.body, Propose(title=sc.title, text=sc.text), t0)
-        self.pid = p.id
+            self.tellers, at = w.tellers(sc.body, sc.tellers, t0 + 1, voters=self.under(sc.body))
+            if not self.tellers:
+                raise ScenarioError("tellers", "the draw of the tellers was not carried")
+            t0 = at + 1
+        self.pid = w.propose(sc.body, self.proposer, at=t0, title=sc.title, text=sc.text)
         charter: Charter = DEFAULT_CHARTER.with_changes(sc.bodies[sc.body].charter)
         cal = Calendar.of(t0, charter)
         result = self.tally(cal.t1)
@@ -538,12 +486,12 @@ class _Run:
             spec = sc.rounds[k - 1] if k <= len(sc.rounds) else RoundSpec(votes={}, amendments=())
             aw = cal.amend_window(k)
             if aw is not None:
-                self.amendments(k, spec, _Clock(aw.start + gap, aw.end, f"rounds[{k - 1}].amendments"))
+                self.amendments(spec, Clock(aw.start + gap, aw.end, f"rounds[{k - 1}].amendments"))
                 self.close(f"a{k}", aw)
                 result = self.tally(aw.end + gap)
             vw = cal.vote_window(k)
-            self.votes(k, spec, _Clock(vw.start + (gap if aw is not None else 0),
-                                       vw.end, f"rounds[{k - 1}].votes"))
+            self.votes(k, spec, Clock(vw.start + (gap if aw is not None else 0),
+                                      vw.end, f"rounds[{k - 1}].votes"))
             self.close(f"r{k}", vw)
             result = self.tally(vw.end + gap)
             if result.state != f"round{k + 1}":
@@ -553,8 +501,8 @@ class _Run:
             assert won is not None
             cw = cal.contention_window(won)
             self.contend(sc.rounds[won - 1] if won <= len(sc.rounds) else None, won,
-                         _Clock(cw.start + gap, cw.end, "contention"))
-            self.close("c", cw, won)
+                         Clock(cw.start + gap, cw.end, "contention"))
+            self.close("c", cw)
             result = self.tally(cw.end + gap)
         return result
 
@@ -563,96 +511,86 @@ class _Run:
         that the next phase's events come after the seals."""
         return len(self.tellers) + 1 if self.tellers else 0
 
-    def close(self, name: str, w: Window, won: int | None = None) -> None:
-        """After window ``w`` closes: the honest tellers seal what they hold, then the late
-        events arrive (stamped inside ``w``, naming only events from before the close),
+    def close(self, name: str, win: Window) -> None:
+        """After window ``win`` closes: the honest tellers seal what they hold, then the late
+        events arrive (stamped inside ``win``, naming only events from before the close),
         then the dishonest tellers seal, naming the late events too."""
-        if not self.tellers and not any(lt.window == name for lt in self.sc.late):
+        sc, w = self.sc, self.w
+        if not self.tellers and not any(lt.window == name for lt in sc.late):
             return
-        before = sorted(h for _, h in self.store.heads(self.body))
-        spec = (self.sc.seals or {}).get(name) if self.sc.seals is not None else None
-        if self.sc.seals is None:
+        before = w.heads(sc.body)
+        if sc.seals is None:
             spec = SealSpec(honest=len(self.tellers), dishonest=0)
-        spec = spec or SealSpec(honest=0, dishonest=0)
-        at = w.end + 1
-        for key in self.tellers[:spec.honest]:
-            self.emit(key, self.body, Seal(proposal=self.pid, window=name, heads=tuple(before)), at)
+        else:
+            spec = sc.seals.get(name) or SealSpec(honest=0, dishonest=0)
+        at = win.end + 1
+        for who in self.tellers[:spec.honest]:
+            w.seal(who, self.pid, name, before, at)
             at += 1
         late: list[bytes] = []
-        for lt in self.sc.late:
+        for lt in sc.late:
             if lt.window == name:
-                late += self.late(lt, w, before, won)
-        for key in self.tellers[spec.honest:spec.honest + spec.dishonest]:
-            heads = tuple(sorted(set(before) | set(late)))[:1024]
-            self.emit(key, self.body, Seal(proposal=self.pid, window=name, heads=heads), at)
+                late += self.late(lt, win, before)
+        for who in self.tellers[spec.honest:spec.honest + spec.dishonest]:
+            w.seal(who, self.pid, name, sorted(set(before) | set(late))[:1024], at)
             at += 1
 
-    def late(self, lt: LateSpec, w: Window, before: list[bytes], won: int | None) -> list[bytes]:
+    def late(self, lt: LateSpec, win: Window, before: list[bytes]) -> list[bytes]:
+        """The late events of ``lt``, stamped backwards from the window's last ms, each
+        naming a few of the heads held at the close."""
         out: list[bytes] = []
-        t = w.end - 1
-
-        def send(key: SigningKey, data: Payload) -> None:
-            nonlocal t
-            last = self.store.last_own(self.body, bytes(key.verify_key))
-            prev = sorted(set(before[:7]) | ({last[1]} if last else set()))
-            ev = sign_event(key, body=self.body, ts=t, seq=1 if last is None else last[0] + 1,
-                            prev=prev, data=data)
-            t -= 1
-            r = self.store.ingest([ev], local=False)
-            if ev.id not in r.accepted:
-                raise LocalError(f"simulate: a late event was refused: {r.rejected}")
-            out.append(ev.id)
-
+        t = win.end - 1
         # Tellers who sealed wrote after the close: they are never the late authors.
-        tellers = {bytes(k.verify_key) for k in self.tellers}
+        tellers = set(self.tellers)
 
-        def free(keys: list[SigningKey]) -> list[SigningKey]:
-            return [k for k in keys if bytes(k.verify_key) not in tellers]
+        def send(who: str, data: Payload) -> None:
+            nonlocal t
+            out.append(self.w.late(who, self.body, data, t, before[:7]).id)
+            t -= 1
+
+        def free(names: list[str]) -> list[str]:
+            return [n for n in names if n not in tellers]
 
         if lt.window == "c":
             for name, n in lt.to_no.items():
                 start = self.contended.get(name, 0)
-                for key in free(self.people[name][start:])[:n]:
-                    send(key, Stand(proposal=self.pid, choice="no"))
+                for who in free(self.people(name)[start:])[:n]:
+                    send(who, Stand(proposal=self.pid, choice="no"))
             return out
         k = int(lt.window[1])
         for name, c in lt.votes.items():
             used = self.voted.get((k, name), 0)
-            for key, (choice, sev, cat) in zip(free(self.people[name][used:]), _ballots(c), strict=False):
-                send(key, _vote(self.pid, choice, sev, cat))
+            for who, (choice, sev, cat) in zip(free(self.people(name)[used:]), _ballots(c), strict=False):
+                send(who, _vote(self.pid, choice, sev, cat))
         return out
 
-    def amendments(self, k: int, spec: RoundSpec, clock: _Clock) -> None:
-        made = [self.emit(self.proposer, self.body, Amend(proposal=self.pid, text=a.text), clock.next())
-                for a in spec.amendments]
-        for a, ev in zip(spec.amendments, made, strict=True):
+    def amendments(self, spec: RoundSpec, clock: Clock) -> None:
+        w = self.w
+        made = [w.amend(self.proposer, self.pid, a.text, clock.next()) for a in spec.amendments]
+        for a, aid in zip(spec.amendments, made, strict=True):
             for name, (yes, no, abstain) in a.votes.items():
                 choices = ["yes"] * yes + ["no"] * no + ["abstain"] * abstain
-                for key, choice in zip(self.people[name], choices, strict=False):
-                    self.vote(key, ev.id, choice, "minor", "other", clock)
+                for who, choice in zip(self.people(name), choices, strict=False):
+                    w.vote(who, aid, choice, clock.next())
 
-    def vote(self, key: SigningKey, target: bytes, choice: str, severity: str, category: str,
-             clock: _Clock) -> None:
-        self.emit(key, self.body, _vote(target, choice, severity, category), clock.next())
-
-    def votes(self, k: int, spec: RoundSpec, clock: _Clock) -> None:
+    def votes(self, k: int, spec: RoundSpec, clock: Clock) -> None:
         for name, c in spec.votes.items():
             ballots = _ballots(c)
-            self.voted[(k, name)] = min(len(ballots), len(self.people[name]))
-            for key, (choice, sev, cat) in zip(self.people[name], ballots, strict=False):
-                self.vote(key, self.pid, choice, sev, cat, clock)
+            people = self.people(name)
+            self.voted[(k, name)] = min(len(ballots), len(people))
+            for who, (choice, sev, cat) in zip(people, ballots, strict=False):
+                self.w.vote(who, self.pid, choice, clock.next(), severity=sev, category=cat)
 
-    def contend(self, spec: RoundSpec | None, k: int, clock: _Clock) -> None:
-        self.contended: dict[str, int] = {}
+    def contend(self, spec: RoundSpec | None, k: int, clock: Clock) -> None:
         for name, to_no, to_yes in self.sc.contention:
             yes = spec.votes[name].yes if spec is not None and name in spec.votes else 0
             if to_no > yes:
                 raise ScenarioError(f"contention.{name}.to_no",
                                     f"{to_no} but only {yes} voted yes in round {k}, the passing round")
-            for key in self.people[name][:to_no]:
-                self.emit(key, self.body, Stand(proposal=self.pid, choice="no"), clock.next())
-            for key in self.people[name][:to_yes]:
-                self.emit(key, self.body, Stand(proposal=self.pid, choice="yes"), clock.next())
+            for who in self.people(name)[:to_no]:
+                self.w.stand(who, self.pid, "no", clock.next())
+            for who in self.people(name)[:to_yes]:
+                self.w.stand(who, self.pid, "yes", clock.next())
             self.contended[name] = to_no
 
 
@@ -673,7 +611,9 @@ def _vote(target: bytes, choice: str, severity: str, category: str) -> Vote:
 
 def simulate(sc: Scenario) -> Simulation:
     """Build the scenario's events and judge them; the result as of the last window's end."""
-    run = _Run(sc)
-    result = run.run()
-    names = {bid: name for name, bid in run.ids.items()}
-    return Simulation(result=result, names=names, store=run.store)
+    run = _Replay(sc)
+    try:
+        result = run.run()
+    except WindowFull as exc:
+        raise ScenarioError(exc.what, "more events than milliseconds in the window; lengthen it") from None
+    return Simulation(result=result, names=run.w.names(), store=run.w.store)

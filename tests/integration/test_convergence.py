@@ -34,6 +34,17 @@ def _holds(node: Node, body: str) -> bool:
     return any(b["id"] == body for b in node.json("body", "list"))
 
 
+def _accept(node: Node, body: str, name: str) -> None:
+    """Wait for the invitation to ``body`` (an admission learnt from a peer), follow it by
+    name, and wait for the node to hold the body's record."""
+    wait_until(lambda: any(i["body"] == body for i in node.json("body", "invitations")), 30,
+               f"{node.name} to learn of its admission to {name}")
+    assert not _holds(node, body)  # an invitation stores nothing
+    node.run("body", "follow", name)
+    assert node.json("body", "invitations") == []
+    wait_until(lambda: _holds(node, body), 30, f"{node.name} to hold {name}")
+
+
 def test_three_nodes_late_joiner_and_partition(tmp_path) -> None:  # type: ignore[no-untyped-def]
     t0 = _t0()
     a, b, c = Node(tmp_path, "a"), Node(tmp_path, "b"), Node(tmp_path, "c")
@@ -44,8 +55,9 @@ def test_three_nodes_late_joiner_and_partition(tmp_path) -> None:  # type: ignor
     try:
         a.start("--sync-interval", "2s")
         b.start("--bootstrap", a.addr(), "--sync-interval", "2s")
-        # b learns of its admission from a in the handshake, and holds North
-        wait_until(lambda: _holds(b, north), 20, "b to hold North")
+        # b learns of its admission from a in the handshake: an invitation (holding.py);
+        # ben accepts it by name, and from then on b holds North
+        _accept(b, north, "North")
         prop = b.run("propose", "North", "--title", "Benches", "--text", "Benches in the square.",
                      IMIER_NOW=str(t0 + 2 * S)).stdout.strip()
         wait_until(lambda: prop.encode() and bytes.fromhex(prop) in a.event_ids(), 20, "a to get the proposal")
@@ -55,6 +67,7 @@ def test_three_nodes_late_joiner_and_partition(tmp_path) -> None:  # type: ignor
         assert len(a.event_ids()) == 6
 
         # c starts after the votes: nothing to gossip, it catches up through sync alone
+        c.run("body", "follow", north)  # cid knows North's id: following it by id needs no invitation
         c.start("--bootstrap", a.addr(), "--sync-interval", "2s")
         wait_until(lambda: same_sets([a, b, c]), 30, "c to catch up")
 
@@ -110,7 +123,7 @@ def test_without_gossip_sync_alone_converges(tmp_path) -> None:  # type: ignore[
     try:
         a.start("--no-gossip", "--sync-interval", "1s", "--listen", listen)
         b.start("--no-gossip", "--sync-interval", "1s", "--bootstrap", a.addr())
-        wait_until(lambda: _holds(b, north), 20, "b to hold North")
+        _accept(b, north, "North")
         prop = a.run("propose", "North", "--title", "Lights", "--text", "Street lights.",
                      IMIER_NOW=str(t0 + 2 * S)).stdout.strip()
         wait_until(lambda: bytes.fromhex(prop) in b.event_ids(), 20, "b to get the proposal")

@@ -16,4 +16,5 @@ def test_demo_three_nodes_agree() -> None:
     out = r.stdout
     assert out.count("CARRIED in round 2") == 3
     assert "identical on all three nodes" in out and "amendment ADOPTED" in out
+    assert "Round 1 sealed 2/2" in out and "Riverside's tellers, drawn by lot" in out
     assert "offences: 0" in out and out.rstrip().endswith("done")

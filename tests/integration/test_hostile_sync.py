@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from imier.protocol.events import Found, Propose, Vote
+from imier.protocol.events import Admit, Found, Propose, Vote
 from imier.store.author import author_event
 from imier.store.db import Store
 from imier.store.home import Home
@@ -140,6 +140,48 @@ def test_an_outsider_federation_is_not_held_until_our_community_carries_federate
         _stop(a, o)
 
 
+def test_a_strangers_body_admitting_our_person_is_held_only_once_followed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Anyone can found a body and admit our person: until one of our people follows it,
+    our node holds nothing of it (an invitation), whatever the stranger writes there."""
+    a, o = Node(tmp_path, "a"), Node(tmp_path, "o")
+    ana = a.init("ana")
+    o.init("oz")
+    oz = _person(o, "oz")
+    now = int(time.time() * 1000)
+    st = Store.open(o.home / "store.sqlite3")
+    try:
+        s = author_event(st, oz, body=None, ts=now - 9 * DAY, data=Found(body_kind="community", name="Lure"))
+        author_event(st, oz, body=s.id, ts=now - 9 * DAY + 1, data=Admit(member=bytes.fromhex(ana)))
+        for i in range(40):
+            author_event(st, oz, body=s.id, ts=now - 8 * DAY + i, data=Propose(title=f"p{i}", text="x" * 20_000))
+    finally:
+        st.close()
+    try:
+        a.start("--sync-interval", "3600s", "--no-gossip")
+        o.start("--sync-interval", "3600s", "--no-gossip")
+        before = stored(a)
+        a.json("sync", o.addr())
+        o.json("sync", a.addr())
+        assert stored(a) == before == (0, 0)
+        invs = a.json("body", "invitations")
+        assert [(i["body"], i["name"], i["member"]) for i in invs] == [(s.id.hex(), "Lure", ana)], invs
+        assert s.id.hex() not in json.dumps(a.json("body", "list"))
+        assert "1 invitation" in a.run("body", "list").stdout
+        assert all(p["offences"] == 0 for p in a.json("peers")["peers"])  # an invitation is no offence
+        # ana accepts: a holds Lure and stores its record
+        a.run("body", "follow", "Lure")
+        assert a.json("body", "invitations") == []
+
+        def synced() -> bool:
+            a.json("sync", o.addr())
+            return stored(a)[0] == 42
+
+        wait_until(synced, 30, "a to hold the body it followed")
+        assert s.id.hex() in json.dumps(a.json("body", "list"))
+    finally:
+        _stop(a, o)
+
+
 def test_a_slowloris_with_many_streams_does_not_stop_a_good_peers_sync(tmp_path) -> None:  # type: ignore[no-untyped-def]
     a, b = Node(tmp_path, "a"), Node(tmp_path, "b")
     a.init("ana")
@@ -207,6 +249,54 @@ def test_replayed_sketches_stay_within_a_work_budget(tmp_path) -> None:  # type:
         codes = {o["code"] for p in attackers for o in p["recent_offences"]}
         assert "work_budget" in codes, attackers
         assert same_sets([a, b])
+    finally:
+        _stop(a)
+
+
+def _set_limits(node: Node, **limits: int) -> None:
+    from imier.store.home import Config
+
+    path = node.home / "config.toml"
+    cfg = Config.load(path)
+    for k, v in limits.items():
+        setattr(cfg, k, v)
+    path.write_text(cfg.to_toml(), encoding="utf-8")
+
+
+def test_a_deferred_flood_stays_within_its_byte_bound(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Future-dated 58 KB events pushed by sync, a fresh peer id every session: the
+    daemon's deferred queue (read from its control socket) stays within its bound."""
+    a, b = Node(tmp_path, "a"), Node(tmp_path, "b")
+    a.init("ana")
+    b.init("ben")
+    bound, per_peer = 2 * 1024 * 1024, 512 * 1024
+    _set_limits(a, deferred_max_bytes=bound, deferred_peer_bytes=per_peer)
+    body, evs, _, _ = _history(60, 0, 0)
+    _fill(a, body, evs)
+    _fill(b, body, evs[:20])
+    try:
+        a.start("--sync-interval", "3600s", "--no-gossip")
+        before = stored(a)
+        flood = attack(a, "future", "--body", body.hex(), "--mb", "12", "--per-session", "20",
+                       "--seconds", "90")
+        seen: list[tuple[int, int]] = []
+        for _ in range(400):  # sample while it runs (bounded)
+            doc = a.json("peers")
+            seen.append((doc["deferred"], doc["deferred_bytes"]))
+            if flood.poll() is not None:
+                break
+        r = result(flood)
+        doc = a.json("peers")
+        seen.append((doc["deferred"], doc["deferred_bytes"]))
+        print(f"future flood: {r}; deferred (count, bytes) samples {seen[:3]} ... {seen[-3:]}")
+        assert r["sent_bytes"] >= 5 * bound, r  # the flood was several times the bound
+        assert all(size <= bound for _, size in seen), seen
+        # counted as raw bytes + overhead: the count agrees with the bytes
+        assert all(n * 58_000 <= size for n, size in seen), seen
+        assert doc["deferred"] > 0 and doc["deferred_bytes"] > per_peer, doc  # kept, from several peer ids
+        assert stored(a) == before  # nothing future-dated was written
+        stats = b.json("sync", a.addr())  # a good peer still syncs
+        assert stats["new"] == 41 and same_sets([a, b])
     finally:
         _stop(a)
 

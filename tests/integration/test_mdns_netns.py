@@ -68,12 +68,14 @@ def test_two_laptops_find_each_other_by_mdns(tmp_path: Path, lan: list[str]) -> 
     a, b = Node(tmp_path, "a"), Node(tmp_path, "b")
     a.init("ana")
     ben = b.init("ben")
-    a.run("body", "found", "community", "North", "--charter", "discussion=5s", IMIER_NOW=str(T0))
+    north = a.run("body", "found", "community", "North", "--charter", "discussion=5s",
+                  IMIER_NOW=str(T0)).stdout.strip()
     a.run("member", "admit", "North", ben, IMIER_NOW=str(T0 + S))
+    b.run("body", "follow", north)  # an admission learnt from a peer alone is an invitation
     procs = []
     try:
         procs = [_start_in(a, lan[0]), _start_in(b, lan[1])]
-        # b learns of its admission from a (handshake), with no address given: mDNS only
+        # b finds a with no address given (mDNS only) and syncs the North it follows
         wait_until(lambda: same_sets([a, b]), 60, "b to find a on the LAN and sync North")
         prop = a.run("propose", "North", "--title", "Lights", "--text", "Street lights.",
                      IMIER_NOW=str(T0 + 2 * S)).stdout.strip()

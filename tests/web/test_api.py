@@ -250,6 +250,27 @@ def test_unknown_api_path_and_method(node: dict[str, Any]) -> None:
     assert c.delete("/api/status").status_code == 405
 
 
+def test_qr_code_of_a_link(node: dict[str, Any]) -> None:
+    import re
+
+    import qrcode  # type: ignore[import-untyped]
+
+    c = node["client"]
+    text = f"{c.base_url}/#link={node['ana']}"
+    r = c.get("/api/qr", params={"text": text})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
+    assert r.headers["cache-control"] == "no-store"
+    q = qrcode.QRCode(border=4, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    q.add_data(text)
+    q.make(fit=True)
+    want = {(x, y) for y, row in enumerate(q.get_matrix()) for x, v in enumerate(row) if v}
+    got = {(int(x), int(y)) for x, y in re.findall(r"M(\d+) (\d+)h1v1h-1z", r.text)}
+    assert got == want
+    for params, field in (({}, "text"), ({"text": " "}, "text"), ({"text": "x" * 513}, "text")):
+        r = c.get("/api/qr", params=params)
+        assert r.status_code == 400 and r.json()["field"] == field
+
+
 def test_security_headers_and_no_cookies(node: dict[str, Any]) -> None:
     c = node["client"]
     for path in ("/api/now", "/api/status", "/api/nothing"):
@@ -594,8 +615,19 @@ def test_linked_device_shows_its_person(node: dict[str, Any]) -> None:
     person = bytes(phone.verify_key).hex()
     laptop = SigningKey.generate()
     device = bytes(laptop.verify_key).hex()
+    # The new device asks first (as the member page's link flow does): a join request
+    # from an outsider, until the person's phone links it.
+    assert c.post("/api/join", json={"body": node["body"], "key": device, "name": "Cleo"}).status_code == 201
+    assert device in [q["key"] for q in c.get("/api/join", params={"body": node["body"]}).json()]
+    assert device in [q["key"] for q in node["home"].json("member", "requests", "North")]
     r = _post(c, _sign_next(c, phone, node["body"], Link(device=bytes.fromhex(device))))
     assert r.status_code == 201 and r.json()["state"] == "accepted", r.text
+    # Linked, it is no longer asking to join: not on the page, not on the command line.
+    assert device not in [q["key"] for q in c.get("/api/join", params={"body": node["body"]}).json()]
+    assert device not in [q["key"] for q in node["home"].json("member", "requests", "North")]
+    assert device[:12] not in node["home"].run("member", "requests", "North").stdout
+    r = node["home"].run("member", "admit", "North", join_code(bytes.fromhex(device)), ok=False, IMIER_AS="ana")
+    assert r.returncode == 1 and "already in North" in r.stderr, r.stderr
     doc = c.get("/api/person", params={"key": device}).json()
     assert doc["person"] == person and [b["id"] for b in doc["bodies"]] == [node["body"]]
     assert device in doc["devices"]

@@ -9,8 +9,9 @@ votes, and the person counts once. A tampered event posted from a page is
 refused with a reason and the store is unchanged. No page asks any address
 but the node's (from the browser's own request log).
 
-Screenshots go to tmp; with IMIER_SCREENSHOTS=DIR (e.g. docs/img) they are
-written there, which is how docs/img/*.png were made.
+Screenshots go to tmp; with IMIER_SCREENSHOTS=DIR (e.g. docs/img) the three
+of the README (member-phone, meeting-projector, member-link) are written
+there, which is how docs/img/*.png were made; the other views stay in tmp.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
+from imier.store.requests import join_code
 
 from .test_api import Home, Server, wait_until
 
@@ -156,6 +159,7 @@ def test_two_phones_join_vote_and_the_meeting_follows(world: dict[str, Any], tmp
     # Dana is let in from the CLI, by the code her phone shows.
     code = dana.ask_to_join("North")
     assert len(code) == 7 and code[3] == "-"
+    dana.page.screenshot(path=str(tmp_path / "member-join.png"), full_page=True)
     pending = home.run("member", "requests", "North").stdout
     assert code in pending and "Dana" in pending
     home.run("member", "admit", "North", code, IMIER_AS="ana")
@@ -207,6 +211,7 @@ def test_two_phones_join_vote_and_the_meeting_follows(world: dict[str, Any], tmp
     form.wait_for(timeout=WAIT_MS)
     form.locator("select.category").select_option("cost")
     form.locator("select.delegate").select_option(dana_key)
+    eli.page.screenshot(path=str(tmp_path / "member-objection.png"), full_page=True)
     form.locator("button[type=submit]").click()
     eli.said("Your no", "done")
     hall.shows(turnout, "2 of 3")
@@ -249,25 +254,58 @@ def _bodies(world: dict[str, Any]) -> dict[str, Any]:
     return {b["name"]: b for b in httpx.get(world["url"] + "/api/bodies", timeout=30).json()}
 
 
-def _consensus_counts_devices() -> bool:
-    """Whether this tree's consensus follows link events (docs/rules.md s.11.1): until the
-    consensus work lands, a linked device's vote is not counted for its person."""
-    from imier.consensus import record
-
-    return getattr(record, "Link", None) is not None
-
-
-@pytest.mark.xfail(not _consensus_counts_devices(), strict=True,
-                   reason="consensus does not count linked devices yet (docs/rules.md s.11)")
-def test_a_second_device_votes_and_the_person_counts_once(world: dict[str, Any]) -> None:
+def test_a_second_device_votes_and_the_person_counts_once(world: dict[str, Any], tmp_path: Path) -> None:
     if "pid" not in world:
         pytest.skip("needs the two phones of the test before")
     dana, pid = world["dana"], world["pid"]
-    tablet = phone(world, "Dana")
-    tablet_key = tablet.start()
-    code = tablet.ask_to_join("North")
-    # On Dana's first phone: link the device whose code matches.
+    # Dana's first phone shows the link: a QR code of the address the new phone opens, and
+    # the link code to type instead.
     dana.page.click("text=My name and devices")
+    qr = dana.page.locator("#linkqr")
+    qr.wait_for(timeout=WAIT_MS)
+    link = str(qr.get_attribute("data-link"))
+    assert link == f"{world['url']}/#link={world['dana_key']}"
+    dana.page.wait_for_function("() => document.getElementById('linkqr').naturalWidth > 0", timeout=WAIT_MS)
+    assert _qr_modules(world["url"] + str(qr.get_attribute("src"))) == _qr_of(link)  # it encodes the link
+    link_code = str(dana.page.text_content("#linkcode")).strip()
+    assert link_code == join_code(bytes.fromhex(world["dana_key"]))
+    dana.page.evaluate("() => { document.getElementById('notice').hidden = true; }")
+    dana.page.screenshot(path=str(tmp_path / "member-devices.png"), full_page=True)
+    dana.page.locator("#link").screenshot(path=str(shots_dir(tmp_path) / "member-link.png"))
+
+    # A phone that types the link code finds Dana (and goes back: it is not hers).
+    other = phone(world, "someone")
+    other.open()
+    other.page.wait_for_selector("#name", timeout=WAIT_MS)
+    other.page.click("#bycode summary")
+    other.page.screenshot(path=str(tmp_path / "member-welcome.png"), full_page=True)
+    other.page.fill("#linkcode-input", link_code.replace("-", ""))
+    other.page.click("#linkcode-go")
+    other.shows("#linkhere", f"Dana ({world['dana_key'][:4]})")
+    other.page.click("text=No, go back")
+    other.page.wait_for_selector("#name", timeout=WAIT_MS)
+    other.close()
+    world["phones"].remove(other)
+
+    # The tablet opens the link (as its camera would), agrees, and shows its own code.
+    tablet = phone(world, "Dana")
+    tablet.page.goto(link)
+    tablet.shows("#linkhere", f"Dana ({world['dana_key'][:4]})")
+    tablet.page.screenshot(path=str(tmp_path / "member-link-new.png"), full_page=True)
+    tablet.page.click("#linkthis")
+    tablet.page.wait_for_selector("#joincode", timeout=WAIT_MS)
+    code = str(tablet.page.text_content("#joincode")).strip()
+    tablet_key = tablet.key
+    assert code == join_code(bytes.fromhex(tablet_key))
+    # Asking under Dana's name, it is offered to Dana for linking, not for letting in, and
+    # Eli is warned that Dana is in already (letting it in would count Dana twice).
+    world["eli"].shows(f".request[data-key='{tablet_key}'] .warn", "already in")
+    dana.page.click("button:has-text('Back')")
+    own = dana.page.locator(f".request.own[data-key='{tablet_key}']")
+    own.wait_for(timeout=WAIT_MS)
+    assert own.locator("button.primary.admit").count() == 0
+    own.locator("text=Link my other phone").click()
+    # On Dana's first phone: link the device whose code matches.
     req = dana.page.locator(f"#link .request[data-key='{tablet_key}']")
     req.wait_for(timeout=WAIT_MS)
     assert code in str(req.text_content())
@@ -287,6 +325,44 @@ def test_a_second_device_votes_and_the_person_counts_once(world: dict[str, Any])
     assert (n["yes"], n["no"], n["abstain"], n["eligible"]) == (0, 1, 1, 3)
     world["hall"].shows("#counts [data-body='North'] .numbers", "1 abstain")
     assert world["hall"].page.evaluate("() => window.__notReloaded") is True
+
+    # The tablet is lost: Dana unlinks it from her first phone, and it acts for nobody.
+    dana.page.once("dialog", lambda d: d.accept())  # "Stop this device from voting for you?"
+    if dana.page.query_selector("#link") is None:  # still on "My name and devices" after linking
+        dana.page.click("text=My name and devices")
+    row = dana.page.locator(f".device[data-key='{tablet_key}']")
+    row.wait_for(timeout=WAIT_MS)
+    row.locator("button.unlink").click()
+    dana.said("Unlinking the device", "done")
+    wait_until(lambda: not _person(world, tablet_key)["bodies"], 30, "the unlink to count")
+    assert tablet_key not in _person(world, world["dana_key"])["devices"]
+    dana.page.wait_for_selector(f".device[data-key='{tablet_key}']", state="detached", timeout=WAIT_MS)
+    dana.page.click("button:has-text('Back')")
+
+
+def _qr_modules(url: str) -> list[list[bool]]:
+    """The dark modules of a QR code drawn as /api/qr draws it (one path of unit squares)."""
+    import re
+
+    import httpx
+
+    r = httpx.get(url, timeout=30)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
+    n = int(re.search(r'viewBox="0 0 (\d+) \d+"', r.text).group(1))  # type: ignore[union-attr]
+    grid = [[False] * n for _ in range(n)]
+    for x, y in re.findall(r"M(\d+) (\d+)h1v1h-1z", r.text):
+        grid[int(y)][int(x)] = True
+    return grid
+
+
+def _qr_of(text: str) -> list[list[bool]]:
+    """What a reader decodes ``text`` from: the QR code of it, by the qrcode package."""
+    import qrcode  # type: ignore[import-untyped]
+
+    q = qrcode.QRCode(border=4, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    q.add_data(text)
+    q.make(fit=True)
+    return [[bool(v) for v in row] for row in q.get_matrix()]
 
 
 def _person(world: dict[str, Any], key: str) -> dict[str, Any]:
@@ -486,3 +562,24 @@ def test_the_pages_ask_nothing_of_any_other_address(world: dict[str, Any]) -> No
     paths = {urlsplit(u).path for u in asked}
     assert {"/", "/meeting", "/codec.js", "/api/events", "/api/stream", "/api/next", "/api/now",
             "/vendor/noble-ed25519-3.2.0/index.js", "/vendor/noble-hashes-2.4.0/sha2.js"} <= paths
+
+
+def test_the_meeting_page_comes_back_after_its_stream_is_refused(world: dict[str, Any]) -> None:
+    """With every stream of the node taken, the meeting page's EventSource is refused (a
+    browser does not retry that by itself); once one is free, the page is live again."""
+    import httpx
+
+    server = Server(world["home"], "--streams", "1", "--rate", "200", "--burst", "400")
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c, c.stream("GET", "/api/stream") as held:
+            assert held.status_code == 200
+            hall = Phone(world["browser"], server.url, "hall", [], PROJECTOR)
+            try:
+                hall.open("/meeting")
+                hall.shows("#livetext", "reconnecting")
+                held.close()
+                hall.shows("#livetext", "live")
+            finally:
+                hall.close()
+    finally:
+        server.stop()

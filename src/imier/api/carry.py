@@ -1,7 +1,7 @@
 """Carrying events by hand: bundles written to and read from files.
 
-:func:`import_bundle` is the door for a bundle's bytes; it will delegate to
-the store's one intake (decode, check, ingest, one report).
+:func:`import_bundle` is the door for a bundle's bytes: the store's one intake
+(:func:`imier.store.intake.import_bundle`: decode, check, ingest, one report).
 """
 
 from __future__ import annotations

@@ -20,7 +20,9 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+import functools
+import time
+from typing import Any, Callable, Mapping, Sequence, TypeVar, cast
 
 from nacl.signing import SigningKey
 
@@ -50,9 +52,16 @@ from ..protocol.events import (
 )
 from ..store.author import author_event
 from ..store.db import Store
+from ..store.invitations import Invitation, Invitations
 from . import checks, resolve
 from .resolve import Ref, short
 from .written import Written
+
+
+def _wall_ms() -> int:
+    """Invitations expire by the machine's clock, not the record's (IMIER_NOW)."""
+    return int(time.time() * 1000)
+
 
 __all__ = ["Clerk", "Signer", "PROPOSAL_OPTIONS"]
 
@@ -85,6 +94,21 @@ PROPOSAL_OPTIONS: dict[str, frozenset[str]] = {
     "federate": frozenset({"federation", "join"}),
     "recover": frozenset({"person", "new_key"}),
 }
+
+
+_W = TypeVar("_W", bound=Callable[..., Any])
+
+
+def _one_view(method: _W) -> _W:
+    """A write's checks read one snapshot of the store (:meth:`Store.snapshot`): the
+    draft's ``seq`` and the events it is tallied with come from the same state, so a
+    concurrent command of the same person cannot look like a fork. The signing step
+    ends the snapshot and takes the write lock (``store.author``)."""
+    @functools.wraps(method)
+    def wrapper(self: "Clerk", *args: Any, **kwargs: Any) -> Any:
+        with self.store.snapshot():
+            return method(self, *args, **kwargs)
+    return cast(_W, wrapper)
 
 
 def _missing(kind: str, name: str) -> Rejected:
@@ -185,6 +209,7 @@ class Clerk:
 
     # -- bodies and members ----------------------------------------------------------------
 
+    @_one_view
     def found(self, kind: str, name: str, *, charter: Mapping[str, str] | None = None,
               parts: Sequence[Ref] = (), parent: Ref | None = None) -> Written:
         changes = dict(charter or {})
@@ -205,7 +230,11 @@ class Clerk:
                               "body_kind": kind, "name": name})
 
     def follow(self, body: Ref) -> bytes:
-        """Hold a body's record here without being a member (a full id need not be held yet)."""
+        """Hold a body's record here without being a member (a full id need not be held yet).
+
+        A name or id prefix is looked up among the bodies held, then among the
+        invitations (store/invitations.py): following accepts an invitation."""
+        book = Invitations.beside(self.store.path)
         if isinstance(body, str) and len(body.strip()) == 64:
             t = body.strip().lower()
             if not resolve.is_hex(t):
@@ -214,10 +243,25 @@ class Clerk:
         elif isinstance(body, bytes) and len(body) == 32:
             body_id = body
         else:
-            body_id = self.resolve_body(body).id
+            try:
+                body_id = self.resolve_body(body).id
+            except Rejected as exc:
+                inv = (book.find(body, _wall_ms())
+                       if book is not None and isinstance(body, str) and exc.code == "unknown_body" else None)
+                if inv is None:
+                    raise
+                body_id = inv.body
         self.store.follow(body_id)
+        if book is not None:
+            book.remove(body_id)
         return body_id
 
+    def invitations(self) -> list[Invitation]:
+        """Admissions of this node's people learnt from peers, in bodies not held (not expired)."""
+        book = Invitations.beside(self.store.path)
+        return [] if book is None else book.list(_wall_ms())
+
+    @_one_view
     def admit(self, body: Ref, member: Ref) -> Written:
         """A member vouches a person into a base body, or a body into a federation."""
         b = self.resolve_body(body)
@@ -255,6 +299,7 @@ class Clerk:
         return self._write(d, f"{self.who(d.author)} admitted {self.who(who)} to {b.data.name}",
                            verb="admitted", member=who.hex(), body_name=b.data.name)
 
+    @_one_view
     def leave(self, body: Ref) -> Written:
         b = self.resolve_body(body)
         assert isinstance(b.data, Found)
@@ -266,6 +311,7 @@ class Clerk:
 
     # -- proposals -------------------------------------------------------------------------
 
+    @_one_view
     def propose(self, body: Ref, *, title: str, text: str, kind: str = "general",
                 charter: Mapping[str, str] | None = None, holder: Ref | None = None,
                 task: str | None = None, term: str | int | None = None, scope: Ref | None = None,
@@ -384,6 +430,7 @@ class Clerk:
         if term is not None:
             extra["term_ms"] = _duration(term, "term")
 
+    @_one_view
     def amend(self, proposal: Ref, text: str) -> Written:
         prop = self.resolve_event(proposal, kinds=("propose",), what="proposal", field="proposal")
         d = self._draft(prop.body_id, Amend(proposal=prop.id, text=text))
@@ -395,6 +442,7 @@ class Clerk:
                            verb="amended", title=r.title, proposal=prop.id.hex(), round=r.round,
                            closes=r.window[1])
 
+    @_one_view
     def vote(self, target: Ref, choice: str, *, severity: str | None = None,
              category: str | None = None, delegate: Ref | None = None) -> Written:
         """Vote on a proposal's open round, an open amendment or an open recall."""
@@ -448,6 +496,7 @@ class Clerk:
                            target=tgt.id.hex(), target_kind=tgt.kind, title=r.title,
                            proposal=prop.id.hex(), round=r.round, closes=closes)
 
+    @_one_view
     def stand(self, proposal: Ref, choice: str) -> Written:
         if choice not in ("yes", "no"):
             raise Rejected("bad_field", f"{choice!r} is not yes or no", field="choice")
@@ -465,6 +514,7 @@ class Clerk:
                            verb="stood", choice=choice, title=r.title, proposal=prop.id.hex(),
                            closes=r.window[1])
 
+    @_one_view
     def withdraw(self, proposal: Ref) -> Written:
         prop = self.resolve_event(proposal, kinds=("propose",), what="proposal", field="proposal")
         d = self._draft(prop.body_id, Withdraw(proposal=prop.id))
@@ -473,6 +523,7 @@ class Clerk:
         return self._write(d, note=note, sentence=f"{self.who(d.author)} withdrew {r.title!r}",
                            verb="withdrew", title=r.title, proposal=prop.id.hex())
 
+    @_one_view
     def recall(self, mandate: Ref, holder: Ref, reason: str) -> Written:
         prop = self.resolve_event(mandate, kinds=("propose",), what="mandate proposal", field="mandate")
         who = self.resolve_key(holder, field="holder")
@@ -512,12 +563,14 @@ class Clerk:
                               "bodies": [b.id.hex() for b in bodies],
                               "events": [e.id.hex() for e in evs], **facts})
 
+    @_one_view
     def person_name(self, name: str) -> Written:
         """How the signer is shown, in every body they belong to (a ``profile`` event)."""
         data = Profile(name=name.strip())
         return self._everywhere(data, "named", f"{self.who(self.signer.public)} is now shown as "
                                 f"{data.name} ({self.signer.public.hex()[:4]})", name=data.name)
 
+    @_one_view
     def person_link(self, device: Ref) -> Written:
         """From now, the key ``device`` acts for the signer (a phone's key)."""
         dev = self.resolve_key(device, field="device")
@@ -528,6 +581,7 @@ class Clerk:
                                 f"{self.who(self.signer.public)} linked the device {short(dev)}",
                                 device=dev.hex())
 
+    @_one_view
     def person_unlink(self, device: Ref) -> Written:
         """From now, the key ``device`` no longer acts for the signer."""
         dev = self.resolve_key(device, field="device")

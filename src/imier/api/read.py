@@ -533,10 +533,14 @@ def turnout_json(d: Detail) -> list[dict[str, Any]]:
 def document(store: "Store", res: "ProposalResult", as_of: int, names: Mapping[bytes, str],
              detail_of: "Detail | None" = None) -> dict[str, Any]:
     """One proposal's ``imier status --json`` document (the page's ``/api/status`` too)."""
-    from .render import facts
+    from .late import late_for, late_json
+    from .render import facts, seal_line
 
     doc: dict[str, Any] = res.to_json(names)
     doc.update(facts(res, as_of))
+    # every closed window's seal with what it means, and this node's late arrivals (s.10.4, s.10.6)
+    doc["seals"] = [{**s.to_json(), "text": seal_line(s)} for s in res.seals()]
+    doc["late"] = late_json(late_for(store, res))
     if detail_of is not None:
         doc["turnout"] = turnout_json(detail_of)
     return doc

@@ -24,13 +24,17 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from rich.markup import escape
 
+from .resolve import short
+
 if TYPE_CHECKING:
     from ..api.read import Turnout
     from ..consensus import ProposalResult, RoundResult
+    from ..consensus.result import SealInfo
+    from .late import Late
     from ..consensus.share import Share
 
 __all__ = ["Namer", "pct", "share", "at", "until", "render_detail", "render_short", "render_plain",
-           "ROUND_NAMES", "short_line", "facts"]
+           "ROUND_NAMES", "short_line", "facts", "render_result"]
 
 ROUND_NAMES = {1: "temperature check", 2: "minor grievances", 3: "deal-breakers"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -133,6 +137,14 @@ def _verdict_word(v: Any, is_open: bool) -> str:
     return "passed" if v.passed else "failed"
 
 
+def seal_line(s: "SealInfo") -> str:
+    """A closed window's seal in plain words (docs/rules.md s.10.4): ``sealed k/n`` and what
+    that means, or ``unsealed ...`` and what that means."""
+    if s.sealed:
+        return f"{s.text()}: an event that reached the tellers after the close does not count"
+    return s.text()
+
+
 def _walk(v: Any, depth: int = 0) -> list[tuple[int, Any]]:
     out = [(depth, v)]
     for p in v.parts:
@@ -232,8 +244,9 @@ def render_short(console: Any, results: Sequence["ProposalResult"], body_names: 
 
 def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes, str], who: Namer,
                   now: int, turnout: Sequence["Turnout"] = (), *, full: bool = True,
-                  original: str | None = None) -> None:
-    """One proposal as a meeting reads it."""
+                  original: str | None = None, late_events: Sequence["Late"] = ()) -> None:
+    """One proposal as a meeting reads it; ``late_events``: this node's warnings about events
+    that count in a closed unsealed window but reached it after the close (imier.api.late)."""
     bname = body_names.get(res.body) or res.body.hex()[:8]
     console.print(f"[bold]{escape(res.title)}[/bold]  {res.id.hex()[:12]}")
     console.print(f"A {res.kind} proposal in {escape(bname)} by {escape(who(res.proposer))}, "
@@ -261,6 +274,8 @@ def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes
                 console.print("    changed: " + escape(_word_diff(_before(res, original, a.id), a.text)))
             elif full:
                 console.print("    text: " + escape(a.text if len(a.text) <= 200 else a.text[:197] + "..."))
+        if r.amend_seal is not None:
+            console.print("  amendment window " + escape(seal_line(r.amend_seal)))
         v = r.verdict
         if v is None:
             console.print(f"  its vote opens {until(r.vote_window[0], now)}")
@@ -268,6 +283,8 @@ def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes
         closes = "Closes" if r.open else "Closed"
         console.print(f"  {_count_line(v)}. {closes} {until(r.vote_window[1], now)}: "
                       f"{_verdict_word(v, r.open)}.")
+        if r.seal is not None:
+            console.print("  " + escape(seal_line(r.seal)))
         for depth, x in _walk(v)[1:] if not v.base else []:
             if not full and depth > 1:
                 continue
@@ -301,6 +318,8 @@ def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes
         console.print(f"[bold]Contention[/bold] (planning): support {share(ct.start)} at the pass, "
                       f"{share(ct.now)} now, lowest {share(ct.lowest)}; tabled below "
                       f"{share(ct.floor)}. {ct.changes} standing change(s).")
+        if res.contention_seal is not None:
+            console.print("  contention " + escape(seal_line(res.contention_seal)))
     if res.draw is not None:
         d = res.draw
         console.print(f"Draw: seed {d.seed.hex()}, {d.k} of {len(d.candidates)}: "
@@ -313,6 +332,10 @@ def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes
         outcome = "open" if rc.open else ("recalled" if rc.passed else "not recalled")
         console.print(f"Recall {rc.id.hex()[:8]} of {escape(who(rc.holder))}: {outcome} "
                       f"(support {share(rc.verdict.support)}, {share(rc.verdict.participation)} took part)")
+        if rc.seal is not None:
+            console.print("  recall vote " + escape(seal_line(rc.seal)))
+    for late in late_events:
+        console.print("[yellow]Late:[/yellow] " + escape(late.text(who)))
     if full:
         for author, first, second in res.forks:
             console.print(f"[red]Fork:[/red] {escape(who(author))} signed two events with one "
@@ -345,3 +368,69 @@ def render_plain(console: Any, res: "ProposalResult", body_names: Mapping[bytes,
                  now: int) -> None:
     """`imier simulate`: the same words, without per-person lists."""
     render_detail(console, res, body_names, who, now, (), full=False)
+
+
+# -- tables: `imier simulate` (no person is named in a scenario) --------------------------------
+
+
+def _key(key: bytes | None) -> str:
+    return "none" if key is None else short(key)
+
+
+def _round_table(r: "RoundResult", names: Mapping[bytes, str]) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    v = r.verdict
+    title = f"Round {r.round}" + (" (open)" if r.open else "")
+    if v is None:  # an amendment window is open; the round's vote has not begun
+        return f"{title}: its vote opens after the amendment window"
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for c in ("body", "eligible", "voted", "yes", "no", "abstain", "support", "needs", "passed"):
+        t.add_column(c, justify="left" if c == "body" else "right", no_wrap=True)
+    for depth, x in _walk(v):
+        name = ("  " * depth) + escape(names.get(x.body) or short(x.body))
+        verdict = "yes" if x.passed else ("no quorum" if not x.quorum else "no")
+        t.add_row(name, str(x.eligible), str(x.participation), str(x.yes), str(x.no),
+                  str(x.abstain), str(x.support), f"{x.threshold}", verdict)
+    return t
+
+
+def render_result(console: Any, r: "ProposalResult", names: Mapping[bytes, str]) -> None:
+    """A scenario's result as tables (`imier simulate`): each round's verdict body by
+    body (``names``: body id -> name), its grievances and amendments, and the
+    contention. A scenario's proposal is a general one with no person named: draws,
+    mandates, recalls, forks and what was not counted are :func:`render_detail`'s."""
+    from rich import box
+    from rich.table import Table
+
+    console.print(f"[bold]{escape(r.title)}[/bold]")
+    console.print(f"State: [bold]{r.state}[/bold], text version {r.version}")
+    console.print(f"Why: {escape(r.explain())}")
+    for rr in r.rounds:
+        console.print(_round_table(rr, names))
+        if rr.verdict is not None:
+            modes = [f"{names.get(x.body) or short(x.body)} by {x.combine}"
+                     for _, x in _walk(rr.verdict) if x.combine and x.combine != "verdicts"]
+            if modes:
+                console.print("  combined: " + escape(", ".join(modes)))
+        if rr.grievances:
+            console.print("  grievances: " + "; ".join(
+                f"{g.category} ({g.severity}, {g.count}), delegate {_key(g.delegate)}"
+                for g in rr.grievances))
+        if rr.amendments:
+            t = Table(title=f"Round {rr.round} amendments", title_justify="left", box=box.SIMPLE_HEAD)
+            for c in ("amendment", "text", "voted", "support", "needs", "adopted"):
+                t.add_column(c)
+            for a in rr.amendments:
+                text = escape(a.text if len(a.text) <= 60 else a.text[:57] + "...")
+                outcome = "open" if a.open else ("yes" if a.adopted else "no")
+                t.add_row(short(a.id), text, str(a.verdict.participation), str(a.verdict.support),
+                          f"> {a.verdict.threshold}", outcome)
+            console.print(t)
+    if r.contention is not None:
+        ct = r.contention
+        console.print(f"Contention: support {ct.start} at the pass, {ct.now} now "
+                      f"(lowest {ct.lowest}, floor {ct.floor}), {ct.changes} standing change(s)")
+    console.print()
+

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..api.resolve import short
 from ..protocol.errors import LocalError
 from ..protocol.events import Event
 from ..store.db import Store
@@ -25,10 +26,6 @@ __all__ = ["Context", "parse_time", "hexid", "short", "add_json"]
 
 def hexid(b: bytes) -> str:
     return b.hex()
-
-
-def short(b: bytes) -> str:
-    return b.hex()[:12]
 
 
 def add_json(p: argparse.ArgumentParser) -> None:

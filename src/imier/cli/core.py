@@ -8,6 +8,7 @@ The rules live in the library; errors are turned into words once, in
 from __future__ import annotations
 
 import argparse
+import time
 import sys
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,13 @@ def register(sub: Any) -> None:
                         "followed): name, kind, short id and member bodies.")
     add_json(p)
     p.set_defaults(func=cmd_body_list)
+    p = body.add_parser("invitations", help="admissions of your people learnt from peers",
+                        description="Bodies that admitted one of this node's people, learnt from a "
+                        "peer, that this node does not hold: an admission alone is not a reason to "
+                        "store a body (anyone can found one and admit you). 'imier body follow NAME' "
+                        "accepts one. At most 64 are kept, each for a lunar month.")
+    add_json(p)
+    p.set_defaults(func=cmd_body_invitations)
     p = body.add_parser("show", help="a body: kind, charter, parts, members",
                         description="One body: its id, kind, every charter value in force at its "
                         "founding (defaults included), its member bodies and how many members it has.")
@@ -76,7 +84,8 @@ def register(sub: Any) -> None:
                         description="Hold a body's record on this node without being a member "
                         "(a town's node following its municipality, an observer). The daemon "
                         "then syncs it from peers.")
-    p.add_argument("body", metavar="BODY", help="full id (or a prefix/name if already held)")
+    p.add_argument("body", metavar="BODY", help="full id, or a prefix/name of a body held here or "
+                   "of an invitation ('imier body invitations')")
     p.set_defaults(func=cmd_body_follow)
 
     mem = sub.add_parser("member", help="admit, leave and list members").add_subparsers(
@@ -325,6 +334,34 @@ def cmd_body_list(ctx: Context, args: argparse.Namespace) -> int:
             parts = ", ".join(names.get(p, short(p)) for p in b.data.parts)
             t.add_row(b.data.name, b.data.body_kind, short(b.id), parts)
         ctx.console.print(t if bodies else "No bodies yet: 'imier body found KIND NAME', or sync/import.")
+        n = len(clerk.invitations())
+        if n:
+            ctx.console.print(f"{n} invitation{'s' if n != 1 else ''} to bodies not held here: "
+                              "'imier body invitations'")
+
+    ctx.emit(doc, render)
+    return 0
+
+
+def cmd_body_invitations(ctx: Context, args: argparse.Namespace) -> int:
+    invs = ctx.clerk.invitations()
+    doc = [i.to_json() for i in invs]
+
+    def render() -> None:
+        from rich.table import Table
+
+        if not invs:
+            ctx.console.print("No invitations: no peer has told this node of an admission of its "
+                              "people in a body it does not hold.")
+            return
+        t = Table(title="Invitations (admissions learnt from peers; not held)")
+        for c in ("name", "kind", "id", "for", "admitted by", "expires"):
+            t.add_column(c)
+        for i in invs:
+            t.add_row(i.name, i.kind, short(i.body), ctx.clerk.who(i.member), short(i.admitted_by),
+                      time.strftime("%Y-%m-%d", time.gmtime(i.expires_ms() / 1000)))
+        ctx.console.print(t)
+        ctx.console.print("'imier body follow NAME' holds one here (its record is then synced from peers).")
 
     ctx.emit(doc, render)
     return 0
@@ -372,6 +409,11 @@ def cmd_member_admit(ctx: Context, args: argparse.Namespace) -> int:
 
         found = resolve_member(ctx.home.path, body.id, args.pubkey, now_ms=ctx.now_ms())
         if found is not None:
+            from ..web.source import inside  # members and their linked devices
+
+            if found in inside(ctx.store, body.id, ctx.now_ms()):
+                raise LocalError(f"the phone with code {args.pubkey.strip()} is already in {body.data.name} "
+                                 "(a member, or a device linked to one): nothing to admit")
             member = found.hex()
     return ctx.wrote(ctx.clerk.admit(args.body, member))
 

@@ -1,25 +1,26 @@
 """`imier status` and `imier simulate`: where proposals stand, and why.
 
-Thin: read events, call :func:`imier.consensus.tally_proposal`, render. Both
-commands use the same renderer and the same tally; `simulate` only builds
-its events first (imier.simulate). No libp2p here: status answers at once.
+Thin: parse, one library call (imier.api.read, imier.simulate), render with
+imier.api.render (plain words for status, tables for simulate). Both judge with
+the same tally; `simulate` only builds its events first. No libp2p here:
+status answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..protocol.errors import LocalError
 from ..protocol.events import Event
 from .context import Context, add_json, parse_time, short
 
 if TYPE_CHECKING:
-    from ..consensus import ProposalResult, RoundResult
+    from ..consensus import ProposalResult
     from ..store.db import Store
 
-__all__ = ["register", "cmd_status", "cmd_simulate", "render_result", "proposal_events"]
+__all__ = ["register", "cmd_status", "cmd_simulate", "proposal_events"]
 
 
 def register(sub: Any) -> None:
@@ -68,16 +69,16 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     as_of = parse_time(args.as_of, now) if args.as_of else now
     names = read.body_names(store)
     local = ctx.names()
-    details: dict[bytes, Any] = {}
+    details: dict[bytes, read.Detail] = {}
     results: list[ProposalResult] = []
     if args.proposal:
         prop = ctx.resolve_event(args.proposal, kinds=("propose",), what="proposal")
         try:
-            d = read.detail(store, prop.id, as_of)
+            one = read.detail(store, prop.id, as_of)
         except read.Void as exc:
             raise LocalError(f"{short(prop.id)} is not a valid proposal: {exc}") from None
-        details[prop.id] = d
-        results.append(d.result)
+        details[prop.id] = one
+        results.append(one.result)
     else:
         bodies = None
         if args.body:
@@ -115,8 +116,11 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
             if d is not None:
                 p = store.get(r.id)
                 original = getattr(p.data, "text", None) if p is not None else None
+            from ..api.late import late_for
+
             render_detail(ctx.console, r, names, Namer(profiles, local), as_of,
-                          d.turnout if d is not None else (), full=d is not None, original=original)
+                          d.turnout if d is not None else (), full=d is not None, original=original,
+                          late_events=late_for(store, r))
     if args.verify:
         if bad:
             ctx.console.print(f"[red]Verify: {len(bad)} of {len(results)} kept result(s) differ from "
@@ -133,109 +137,7 @@ def cmd_simulate(ctx: Context, args: argparse.Namespace) -> int:
     if ctx.json:
         ctx.emit(sim.json())
     else:
-        render_result(ctx.console, sim.result, sim.names, {}, detail=False)
+        from ..api.render import render_result
+
+        render_result(ctx.console, sim.result, sim.names)
     return 0
-
-
-# -- rendering for people -----------------------------------------------------------------
-
-
-def _who(key: bytes | None, people: Mapping[bytes, str]) -> str:
-    if key is None:
-        return "none"
-    return people.get(key) or short(key)
-
-
-def _round_table(r: "RoundResult", names: Mapping[bytes, str]) -> Any:
-    from rich import box
-    from rich.markup import escape
-    from rich.table import Table
-
-    v = r.verdict
-    title = f"Round {r.round}" + (" (open)" if r.open else "")
-    if v is None:  # an amendment window is open; the round's vote has not begun
-        return f"{title}: its vote opens after the amendment window"
-    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-    for c in ("body", "eligible", "voted", "yes", "no", "abstain", "support", "needs", "passed"):
-        t.add_column(c, justify="left" if c == "body" else "right", no_wrap=True)
-    for depth, x in _walk(v):
-        name = ("  " * depth) + escape(names.get(x.body) or short(x.body))
-        verdict = "yes" if x.passed else ("no quorum" if not x.quorum else "no")
-        t.add_row(name, str(x.eligible), str(x.participation), str(x.yes), str(x.no),
-                  str(x.abstain), str(x.support), f"{x.threshold}", verdict)
-    return t
-
-
-def _walk(v: Any, depth: int = 0) -> list[tuple[int, Any]]:
-    out = [(depth, v)]
-    for p in v.parts:
-        out.extend(_walk(p, depth + 1))
-    return out
-
-
-def render_result(console: Any, r: "ProposalResult", names: Mapping[bytes, str],
-                  people: Mapping[bytes, str], *, detail: bool) -> None:
-    from rich import box
-    from rich.markup import escape
-    from rich.table import Table
-
-    from ..consensus.result import when
-
-    head = f"[bold]{escape(r.title)}[/bold]"
-    if detail:
-        head += f"  {short(r.id)} in {names.get(r.body) or short(r.body)} ({r.kind})"
-    console.print(head)
-    console.print(f"State: [bold]{r.state}[/bold], text version {r.version}")
-    console.print(f"Why: {escape(r.explain())}")
-    for rr in r.rounds:
-        console.print(_round_table(rr, names))
-        if rr.verdict is not None:
-            modes = [f"{names.get(x.body) or short(x.body)} by {x.combine}"
-                     for _, x in _walk(rr.verdict) if x.combine and x.combine != "verdicts"]
-            if modes:
-                console.print("  combined: " + escape(", ".join(modes)))
-        if rr.grievances:
-            console.print("  grievances: " + "; ".join(
-                f"{g.category} ({g.severity}, {g.count}), delegate {_who(g.delegate, people)}"
-                for g in rr.grievances))
-        if rr.amendments:
-            t = Table(title=f"Round {rr.round} amendments", title_justify="left", box=box.SIMPLE_HEAD)
-            for c in ("amendment", "text", "voted", "support", "needs", "adopted"):
-                t.add_column(c)
-            for a in rr.amendments:
-                text = escape(a.text if len(a.text) <= 60 else a.text[:57] + "...")
-                outcome = "open" if a.open else ("yes" if a.adopted else "no")
-                t.add_row(short(a.id), text, str(a.verdict.participation), str(a.verdict.support),
-                          f"> {a.verdict.threshold}", outcome)
-            console.print(t)
-    if r.contention is not None:
-        ct = r.contention
-        console.print(f"Contention: support {ct.start} at the pass, {ct.now} now "
-                      f"(lowest {ct.lowest}, floor {ct.floor}), {ct.changes} standing change(s)")
-    if detail and r.window is not None:
-        console.print(f"Open: {r.open_phase} until {when(r.window[1])}")
-    if r.draw is not None:
-        console.print(f"Draw: seed {r.draw.seed.hex()}, {r.draw.k} of {len(r.draw.candidates)}: "
-                      + ", ".join(_who(k, people) for k in r.draw.chosen))
-    for m in r.mandates:
-        status = "active" if m.active(r.as_of) else ("recalled" if m.ended else "expired")
-        console.print(f"Mandate: {_who(m.holder, people)}: {escape(m.task)} ({status}; "
-                      f"{when(m.start)} to {when(m.expires)})")
-    for rc in r.recalls:
-        outcome = "open" if rc.open else ("recalled" if rc.passed else "not recalled")
-        console.print(f"Recall {short(rc.id)} of {_who(rc.holder, people)}: {outcome} "
-                      f"({rc.verdict.support} support, {rc.verdict.participation} took part)")
-    if detail:
-        for author, first, second in r.forks:
-            console.print(f"[red]Fork:[/red] {_who(author, people)} signed two events with one "
-                          f"sequence number ({short(first)}, {short(second)}); their votes from then on "
-                          "are not counted")
-        if r.ignored:
-            t = Table(title="Not counted", title_justify="left", box=box.SIMPLE_HEAD)
-            for c in ("event", "kind", "author", "reason"):
-                t.add_column(c)
-            for i in r.ignored:
-                t.add_row(short(i.id), i.kind, _who(i.author, people), escape(i.reason))
-            console.print(t)
-    console.print()
-

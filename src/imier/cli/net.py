@@ -35,6 +35,9 @@ def register(sub: Any) -> None:
                    help="how much to log (default: the config's, else info)")
     p.add_argument("--web", metavar="HOST:PORT",
                    help="also serve the member and meeting pages here (as 'imier web')")
+    from .web import add_web_options
+
+    add_web_options(p, daemon=True)  # the same options as 'imier web'
     p.set_defaults(func=cmd_daemon)
 
     p = sub.add_parser("peers", help="connected peers and what they share with us",
@@ -73,6 +76,14 @@ def cmd_daemon(ctx: Context, args: argparse.Namespace) -> int:
     from ..protocol.charter import parse_duration_ms
 
     home = ctx.home.require()
+    from .web import web_options_of
+
+    # The web pages' options, and the address, fail here, before the node starts.
+    web_limits, web_static = web_options_of(args, web=args.web)
+    if args.web:
+        from ..web.server import parse_listen
+
+        parse_listen(args.web)
     cfg = home.config()
     if _daemon_info(ctx) is not None:
         raise LocalError(f"a daemon already runs for {home.path}", hint="'imier peers' talks to it")
@@ -92,10 +103,9 @@ def cmd_daemon(ctx: Context, args: argparse.Namespace) -> int:
     if args.log_level:
         opts.log_level = args.log_level
     if args.web:
-        from ..web.server import parse_listen
-
-        parse_listen(args.web)  # a bad address fails here, before the node starts
         opts.web = args.web  # type: ignore[attr-defined]  # read by nodeapp/daemon.py
+        opts.web_limits = web_limits  # type: ignore[attr-defined]
+        opts.web_static = web_static  # type: ignore[attr-defined]
     ctx.close()  # the daemon opens its own store connection
     run_daemon(home, opts, key)
     return 0

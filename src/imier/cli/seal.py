@@ -38,11 +38,11 @@ def cmd_seal(ctx: Context, args: argparse.Namespace) -> int:
     due = [d for d in due_seals(ctx.store, [me], now, seal_delay=0, bodies=[target.body_id])
            if d.proposal == target.id and (args.window is None or d.window == args.window)]
     if not due:
+        from ..nodeapp.autoseal import nothing_due
+
         raise LocalError(
-            f"nothing to seal for {short(target.id)}"
-            + (f" in window {args.window}" if args.window else "")
-            + ": no closed window within its seal_window that you, as a teller, have not sealed",
-            hint=f"'imier status {short(target.id)}' shows its windows and who seals them")
+            f"nothing to seal for {short(target.id)}: {nothing_due(ctx.store, me, target, now, args.window)}",
+            hint=f"'imier status {short(target.id)}' shows its windows and whether they are sealed")
     sealed: list[dict[str, Any]] = []
     for d in due:
         for payload in seal_payloads(ctx.store, d):

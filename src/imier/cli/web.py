@@ -14,19 +14,44 @@ from typing import Any
 from ..protocol.errors import LocalError
 from .context import Context, add_json
 
-__all__ = ["register", "add_web_options", "limits_from_args"]
+__all__ = ["register", "add_web_options", "limits_from_args", "web_options_of", "WEB_OPTIONS"]
 
 
-def add_web_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rate", type=float, default=None, metavar="PER_S",
+#: The options of the web pages, the same for `imier web` and `imier daemon --web` (dest names).
+WEB_OPTIONS = ("rate", "burst", "streams", "allow_host", "static")
+
+
+def add_web_options(p: argparse.ArgumentParser, *, daemon: bool = False) -> None:
+    """The one option set of the web pages: bounds and hosts (web/limits.py) and --static.
+    ``daemon``: the options only count with ``--web HOST:PORT`` (see web_options_of)."""
+    g = p.add_argument_group("the web pages (with --web HOST:PORT)" if daemon else "the web pages")
+    g.add_argument("--rate", type=float, default=None, metavar="PER_S",
                    help="requests a second each client address may make, sustained (default 20)")
-    p.add_argument("--burst", type=int, default=None, metavar="N",
+    g.add_argument("--burst", type=int, default=None, metavar="N",
                    help="requests a client address may make at once (default 60)")
-    p.add_argument("--streams", type=int, default=None, metavar="N",
+    g.add_argument("--streams", type=int, default=None, metavar="N",
                    help="live /api/stream connections at most, all clients together (default 64)")
-    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+    g.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="a host name the pages may be opened by, besides IP addresses, localhost "
                    "and this machine's name (repeatable)")
+    g.add_argument("--static", type=Path, default=None, metavar="DIR",
+                   help="serve the pages from DIR instead of those installed with Imier (page development)")
+
+
+def web_options_of(args: argparse.Namespace, *, web: str | None) -> tuple[Any, Path | None]:
+    """The limits and the static directory the options give; refuses them without an
+    address to serve on (``imier daemon --rate 5`` without ``--web``)."""
+    if web is None:
+        given = [o for o in WEB_OPTIONS if getattr(args, o, None) not in (None, [])]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise LocalError(f"{flag}: an option of the web pages, only with --web HOST:PORT",
+                             hint="e.g. imier daemon --web 0.0.0.0:4040 " + flag + " ...")
+        return None, None
+    static = getattr(args, "static", None)
+    if static is not None and not (static / "index.html").is_file():
+        raise LocalError(f"--static: {static} holds no index.html")
+    return limits_from_args(args), static
 
 
 def limits_from_args(args: argparse.Namespace) -> Any:
@@ -63,8 +88,6 @@ def register(sub: Any) -> None:
     p.add_argument("--listen", default=None, metavar="HOST:PORT",
                    help="address to serve on (default 127.0.0.1:4040; 0.0.0.0:4040 for the LAN)")
     add_web_options(p)
-    p.add_argument("--static", type=Path, default=None, metavar="DIR",
-                   help="serve the pages from DIR instead of those installed with Imier (page development)")
     p.set_defaults(func=cmd_web)
 
     member = _subparsers(sub, "member")
@@ -139,9 +162,7 @@ def cmd_web(ctx: Context, args: argparse.Namespace) -> int:
     home = ctx.home.require()
     listen = args.listen or DEFAULT_LISTEN
     host, _ = parse_listen(listen)
-    limits = limits_from_args(args)
-    if args.static is not None and not (args.static / "index.html").is_file():
-        raise LocalError(f"--static: {args.static} holds no index.html")
+    limits, static = web_options_of(args, web=listen)
     ctx.close()  # the server opens its own store connections
 
     def ready(binds: list[str]) -> None:
@@ -162,7 +183,7 @@ def cmd_web(ctx: Context, args: argparse.Namespace) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run(home, listen, limits=limits, static=args.static, on_ready=ready)
+    run(home, listen, limits=limits, static=static, on_ready=ready)
     return 0
 
 
@@ -180,11 +201,11 @@ def cmd_member_requests(ctx: Context, args: argparse.Namespace) -> int:
             reqs = r.current(body.id if body else None, now_ms=ctx.now_ms())
         finally:
             r.close()
-    if reqs:  # those admitted since are no longer waiting
-        from ..web.source import members
+    if reqs:  # those admitted, or linked as a member's device, since are no longer waiting
+        from ..web.source import inside
 
-        inside = {b: members(store, b, ctx.now_ms()) for b in {q.body for q in reqs}}
-        reqs = [q for q in reqs if q.key not in inside[q.body]]
+        taken = {b: inside(store, b, ctx.now_ms()) for b in {q.body for q in reqs}}
+        reqs = [q for q in reqs if q.key not in taken[q.body]]
     names = {b.id: b.data.name for b in store.bodies() if isinstance(b.data, Found)}
     doc = [{**q.to_json(), "body_name": names.get(q.body)} for q in reqs]
 

@@ -33,12 +33,12 @@ from .result import (
 )
 from .share import Rule, Share
 from .tally import proposals, tally_proposal, tally_with
-from .verdict import Node, Verdict, judge
+from .verdict import VoterTree, Verdict, judge
 
 __all__ = [
     "tally_proposal", "tally_with", "proposals", "members_at", "sortition", "draw_seed",
     "committee_until", "Record", "Engine", "NotAProposal", "LadderError", "STATES", "FINAL",
-    "TRANSITIONS", "step", "Calendar", "Share", "Rule", "Node", "Verdict", "judge",
+    "TRANSITIONS", "step", "Calendar", "Share", "Rule", "VoterTree", "Verdict", "judge",
     "ProposalResult", "RoundResult", "AmendmentResult", "Grievance", "Ignored", "Mandate",
     "Draw", "RecallResult", "SealInfo", "State", "Phase", "Window", "WindowName", "Devices", "LATE",
     "members_of_federation", "consenting_parts", "pending_invitations", "person_of", "profile_names",

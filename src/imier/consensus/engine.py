@@ -45,7 +45,7 @@ from ..protocol.events import TELLER_TASK, Event, Link, Propose, Recall, Seal
 from .ladder import FINAL, LadderError, State, Window
 from .record import FOREVER, Record, within_spans
 from .result import Ignored, SealInfo
-from .verdict import Node, Present
+from .verdict import VoterTree, Present
 
 if TYPE_CHECKING:
     from .result import ProposalResult
@@ -268,7 +268,7 @@ class Engine:
                 ignored.append(Ignored.of(ev, what, outside))
         return out
 
-    def effective(self, node: Node, window: Window, events: Iterable[Event], ignored: list[Ignored], *,
+    def effective(self, node: VoterTree, window: Window, events: Iterable[Event], ignored: list[Ignored], *,
                   what: str, outside: str | None = None, seal: SealCheck | None = None,
                   devices: Devices = IDENTITY) -> dict[bytes, Event]:
         """The effective ballots of one window: the events inside it, those that reached
@@ -334,7 +334,7 @@ class Engine:
 
     # -- who votes ----------------------------------------------------------------------
 
-    def tree(self, body: bytes, t0: int, start: int, _path: frozenset[bytes] = frozenset()) -> Node | None:
+    def tree(self, body: bytes, t0: int, start: int, _path: frozenset[bytes] = frozenset()) -> VoterTree | None:
         """The bodies and people voting on a proposal of ``body`` (made at ``t0``)
         in a window opening at ``start`` (rule 4)."""
         r = self.record
@@ -346,17 +346,17 @@ class Engine:
             people: frozenset[bytes] = frozenset()
             if self.alive(body, t0):
                 people = frozenset(r.members_at(body, t0) & r.members_at(body, start))
-            return Node(body=body, base=True, charter=charter, people=people)
-        parts: list[Node] = []
+            return VoterTree(body=body, base=True, charter=charter, people=people)
+        parts: list[VoterTree] = []
         for part in sorted(self.parts_at(body, t0) & self.parts_at(body, start)):
             if part in _path or part == body:
                 continue
             n = self.tree(part, t0, start, _path | {body})
             if n is not None:
                 parts.append(n)
-        return Node(body=body, base=False, charter=charter, parts=tuple(parts))
+        return VoterTree(body=body, base=False, charter=charter, parts=tuple(parts))
 
-    def reason(self, node: Node, ev: Event, devices: Devices = IDENTITY) -> str | None:
+    def reason(self, node: VoterTree, ev: Event, devices: Devices = IDENTITY) -> str | None:
         """Why ``ev`` (a ballot, standing or amendment inside its window) does not count."""
         return self._why(node.everyone(), node.bases(), ev, devices)
 
@@ -377,7 +377,7 @@ class Engine:
         return "made after its author left the body"
 
     def ballots(
-        self, node: Node, events: Iterable[Event], ignored: list[Ignored], *, what: str,
+        self, node: VoterTree, events: Iterable[Event], ignored: list[Ignored], *, what: str,
         devices: Devices = IDENTITY,
     ) -> dict[bytes, Event]:
         """Effective ballot per person among ``events`` (already inside the window)."""

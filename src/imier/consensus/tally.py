@@ -33,7 +33,7 @@ from .mandates import settle
 from .record import Record
 from .result import AmendmentResult, Grievance, Ignored, ProposalResult, RoundResult, SealInfo
 from .share import Rule
-from .verdict import ContentionResult, Node, Present, Verdict, contend, judge
+from .verdict import ContentionResult, VoterTree, Present, Verdict, contend, judge
 
 __all__ = ["tally_proposal", "tally_with", "proposals", "RULES", "AMENDMENT_RULE"]
 
@@ -71,7 +71,7 @@ def proposals(events: Iterable[Event]) -> list[Event]:
     return out
 
 
-def _check(eng: Engine, p: Event) -> tuple[Calendar, Node]:
+def _check(eng: Engine, p: Event) -> tuple[Calendar, VoterTree]:
     r = eng.record
     d = p.data
     assert isinstance(d, Propose)
@@ -92,7 +92,7 @@ def _check(eng: Engine, p: Event) -> tuple[Calendar, Node]:
     return Calendar.of(p.ts, charter), tree
 
 
-def _grievances(best: dict[bytes, Event], present: Present, node: Node, severity: str) -> tuple[Grievance, ...]:
+def _grievances(best: dict[bytes, Event], present: Present, node: VoterTree, severity: str) -> tuple[Grievance, ...]:
     by_cat: dict[str, list[Vote]] = defaultdict(list)
     everyone = node.everyone()
     for person, ev in best.items():
@@ -109,7 +109,7 @@ def _grievances(best: dict[bytes, Event], present: Present, node: Node, severity
     return tuple(out)
 
 
-def _counted_ids(best: dict[bytes, Event], present: Present, node: Node) -> tuple[bytes, ...]:
+def _counted_ids(best: dict[bytes, Event], present: Present, node: VoterTree) -> tuple[bytes, ...]:
     bases = node.bases()
     out = []
     for p, ev in best.items():
@@ -156,7 +156,7 @@ class _Tally:
         self.window: Window | None = None
         self.closed_at: int | None = None
         self.open_amendments: tuple[bytes, ...] = ()
-        self.passing: tuple[Verdict, dict[bytes, Event], Node, tuple[bytes, ...]] | None = None
+        self.passing: tuple[Verdict, dict[bytes, Event], VoterTree, tuple[bytes, ...]] | None = None
         self.contention: ContentionResult | None = None
         self.contention_window: Window | None = None
         self.contention_seal: SealInfo | None = None

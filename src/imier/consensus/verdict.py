@@ -3,7 +3,7 @@ rounds, amendments, recalls and contention.
 
 Rules:
 
-1. A :class:`Node` is one body as it stands for one window: a base body
+1. A :class:`VoterTree` is one body as it stands for one window: a base body
    with its eligible people, or a federation with its eligible member
    bodies. Every node carries its *own* charter (s.7.1).
 2. A base body's verdict: participation = voters / eligible, support =
@@ -31,21 +31,21 @@ from typing import Callable, Iterator, Mapping, Sequence
 from ..protocol.charter import Charter
 from .share import Rule, Share, mean_share
 
-__all__ = ["Node", "Verdict", "judge", "Present", "contend", "ContentionResult"]
+__all__ = ["VoterTree", "Verdict", "judge", "Present", "contend", "ContentionResult"]
 
 # present(body, person) -> the person's counted choice in that base body, or None.
 Present = Callable[[bytes, bytes], "str | None"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class Node:
+class VoterTree:
     body: bytes
     base: bool
     charter: Charter
     people: frozenset[bytes] = frozenset()
-    parts: tuple["Node", ...] = ()
+    parts: tuple["VoterTree", ...] = ()
 
-    def walk(self) -> Iterator["Node"]:
+    def walk(self) -> Iterator["VoterTree"]:
         yield self
         for p in self.parts:
             yield from p.walk()
@@ -116,7 +116,7 @@ class Verdict:
             yield from p.walk()
 
 
-def _choice_anywhere(node: Node, present: Present, person: bytes) -> str | None:
+def _choice_anywhere(node: VoterTree, present: Present, person: bytes) -> str | None:
     for b in node.base_of(person):
         c = present(b, person)
         if c is not None:
@@ -124,7 +124,7 @@ def _choice_anywhere(node: Node, present: Present, person: bytes) -> str | None:
     return None
 
 
-def judge(node: Node, present: Present, rule: Rule) -> Verdict:
+def judge(node: VoterTree, present: Present, rule: Rule) -> Verdict:
     """The verdict of ``node`` and everything under it (rules 2 and 3)."""
     ch = node.charter
     threshold = getattr(ch, rule.key)
@@ -183,7 +183,7 @@ class ContentionResult:
 
 
 def contend(
-    root: Node,
+    root: VoterTree,
     passing: Verdict,
     initial: Mapping[bytes, str],
     changes: Sequence[tuple[int, bytes, str]],
@@ -197,7 +197,7 @@ def contend(
     people: dict[bytes, str] = {p: c for p, c in initial.items() if c in ("yes", "no")}
     fallen: list[bytes] = []
 
-    def support(node: Node) -> Share:
+    def support(node: VoterTree) -> Share:
         if node.base or node.charter.combine == "population":
             crowd = node.people if node.base else node.everyone()
             cs = [people.get(p) for p in crowd]
@@ -209,7 +209,7 @@ def contend(
             return Share(num=yes, den=len(present))
         return mean_share(support(p) for p in present)
 
-    def update(node: Node) -> Share:
+    def update(node: VoterTree) -> Share:
         for p in node.parts:
             update(p)
         s = support(node)

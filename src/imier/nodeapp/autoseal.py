@@ -32,7 +32,7 @@ from ..protocol.limits import MAX_SEAL_HEADS
 from ..store.author import author_event
 from ..store.db import Store
 
-__all__ = ["Due", "due_seals", "seal_payloads", "auto_seal", "AUTO_SEAL", "SEAL_DELAY_MS"]
+__all__ = ["Due", "due_seals", "seal_payloads", "auto_seal", "nothing_due", "AUTO_SEAL", "SEAL_DELAY_MS"]
 
 AUTO_SEAL = True  # default of the node setting ``auto_seal``
 SEAL_DELAY_MS = 120_000  # default of the node setting ``seal_delay``
@@ -112,6 +112,38 @@ def due_seals(store: Store, keys: Iterable[bytes], now: int, *, seal_delay: int 
                     out.append(Due(body=body, proposal=target, window=str(name), close=w.end, key=k))
     out.sort(key=lambda d: (d.close, d.body, d.proposal, d.window, d.key))
     return out
+
+
+def nothing_due(store: Store, key: bytes, target: Event, now: int, window: str | None = None) -> str:
+    """Why ``key`` has nothing to seal for ``target`` (a proposal or a recall) at ``now``:
+    the one line ``imier seal`` refuses with."""
+    body = target.body_id
+    eng = Engine(Record(store.events_for_bodies(store.closure(body))))
+    wins: list[tuple[str, Window, int]] = []
+    for p in sorted(eng.record.proposals.values(), key=lambda e: e.order_key):
+        if p.body_id == body and p.ts <= now:
+            wins += [(str(name), w, sw) for t, name, w, sw in _windows(eng, p, now)
+                     if t == target.id and (window is None or name == window)]
+    which = f"window {window}" if window else "a window"
+    if not wins:
+        return f"{which} of it has not closed yet"
+    person = eng.devices(body, now).person(key, now)
+    mine = [x for x in wins if person in eng.tellers(body, x[1].end)]
+    if not mine:
+        n = len(eng.tellers(body, wins[-1][1].end))
+        return ("you are not a teller of its body at the close of " + ", ".join(x[0] for x in wins)
+                + (f" (its {n} teller{'s' if n != 1 else ''} are the holders of in-force 'teller' mandates)"
+                   if n else " (it has no tellers: a carried 'draw' or 'mandate' proposal with task "
+                   "'teller' makes them)"))
+    late = [x[0] for x in mine if now >= x[1].end + x[2]]
+    done = [x[0] for x in mine if x[0] not in late]
+    parts = []
+    if done:
+        parts.append("you have already sealed " + ", ".join(done))
+    if late:
+        parts.append(", ".join(late) + " closed more than the charter's seal_window ago: a seal "
+                     "now would not count")
+    return "; ".join(parts)
 
 
 def seal_payloads(store: Store, due: Due) -> list[Seal]:

@@ -135,6 +135,8 @@ async def _run(home: Home, opts: Options, node_key: Any) -> None:
 
                 log.info("web pages on %s", " ".join(await nursery.start(
                     lambda task_status: serve_web(home, opts.web, nudge=lambda: node.outbox_event.set(),  # type: ignore[attr-defined]
+                                                  limits=getattr(opts, "web_limits", None),
+                                                  static=getattr(opts, "web_static", None),
                                                   task_status=task_status))))
             info = node.info()
             await nursery.start(control.serve, node)

@@ -2,8 +2,8 @@
 
 A node holds, derived from its own store only (never from what a peer says):
 
-1. every body in which one of its people authored an event or was admitted
-   (an ``admit`` naming one of its people's keys),
+1. every body in which one of its people authored an event (founded it,
+   wrote in it, or admitted another of its people there),
 2. every body it follows (``imier body follow``),
 3. every federation one of those bodies *consented to* (docs/rules.md s.9.2:
    the body carried a ``federate`` proposal naming it with ``join`` true, and
@@ -15,6 +15,13 @@ A node holds, derived from its own store only (never from what a peer says):
 A federation that names our body without our body's consent is *not* held
 (rule 3 reads only our body's own record), so an outsider cannot make a node
 store a federation by naming its community.
+
+An admission alone is *not* a reason to hold: anyone can found a body and
+admit our person, and holding it would store whatever that stranger writes.
+An ``admit`` naming one of our people, learnt from a peer, in a body none of
+our people wrote in, is kept as an *invitation* (store/invitations.py, at most
+64, for a lunar month); ``imier body follow`` accepts it (rule 2). An admit
+authored on this node (by one of its people) is rule 1.
 
 In the sync handshake each side sends the bodies it holds and its people's
 public keys; each then *offers* the peer the bodies it holds that the peer
@@ -34,6 +41,7 @@ from ..store.db import Store
 
 __all__ = [
     "member_bodies",
+    "invited_bodies",
     "held_bodies",
     "offer_for",
     "expand",
@@ -48,7 +56,16 @@ _MAX_TALLIES = 4096
 
 
 def member_bodies(store: Store, people: Iterable[bytes]) -> set[bytes]:
-    """Bodies where one of ``people`` authored an event or was admitted (rule 1)."""
+    """Bodies where one of ``people`` authored an event (rule 1)."""
+    people = set(people)
+    if not people:
+        return set()
+    return replica.authored_bodies(store, people)
+
+
+def invited_bodies(store: Store, people: Iterable[bytes]) -> set[bytes]:
+    """Bodies where one of ``people`` authored an event or is named by an admit held here:
+    what a peer with those people would want offered (it decides itself what it holds)."""
     people = set(people)
     if not people:
         return set()
@@ -152,5 +169,5 @@ def offer_for(
     now_ms: int | None = None,
 ) -> set[bytes]:
     """The bodies this node (holding ``mine``) offers a peer that holds ``their_bodies``."""
-    seed = (set(their_bodies) & mine) | (member_bodies(store, their_people) & mine)
+    seed = (set(their_bodies) & mine) | (invited_bodies(store, their_people) & mine)
     return expand(store, seed, now_ms) & mine

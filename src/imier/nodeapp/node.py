@@ -111,7 +111,7 @@ class Node:
     def held(self, *, fresh: bool = False) -> set[bytes]:
         """The bodies this node holds (holding.py), recomputed when the store changed.
 
-        ``PRAGMA data_version`` moves when another connection (the CLI) commits;
+        The store's data version moves when another connection (the CLI) commits;
         our own ingests call this with ``fresh=True``.
         """
         dv = self.store.data_version()

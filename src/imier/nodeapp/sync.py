@@ -27,9 +27,10 @@ Invariants:
    *stores* only events of bodies it holds by its own store (holding.py).
    Events of an offered body it does not hold wait in memory (at most
    ``CANDIDATE_BYTES`` a session) and are stored only once the node holds the
-   body: the body came under one it holds, or the events carry an admit of
-   one of its people that is accepted in the body's record (tried in a
-   transaction that is rolled back, then ingested for real). The rest is
+   body (it came under one it holds). Events that carry an admit of one of its
+   people, accepted in the body's record (tried in a transaction that is rolled
+   back), make an *invitation* (store/invitations.py), not a held body:
+   ``imier body follow`` accepts it. The rest is
    dropped at the end of the session, and a peer that sent events of bodies
    with no admit of ours at all has committed an offence (``unheld_body``).
 6. Reconcile work is counted before it is done and capped per round, per
@@ -48,11 +49,12 @@ from typing import Any, Protocol
 import trio
 
 from ..protocol import syncwire as wire
-from ..protocol.errors import Rejected, RemoteError
-from ..protocol.events import Admit, Event, decode_event
+from ..protocol.errors import LocalError, Rejected, RemoteError
+from ..protocol.events import Admit, Event, Found, decode_event
 from ..protocol.reconcile import Reconciler
 from ..store import replica
 from ..store.db import Store
+from ..store.invitations import Invitation, Invitations
 from .bounds import (
     CANDIDATE_BYTES,
     HANDSHAKE_S,
@@ -269,6 +271,7 @@ class _Candidates:
         self.admits: set[bytes] = set()  # candidate bodies with an admit naming one of our people
         self.due: set[bytes] = set()  # with an admit of ours that arrived since the last try
         self.promoted: set[bytes] = set()
+        self.invited: set[bytes] = set()  # recorded as invitations this session
         self.people = set(node.people())
         self.limit = hs.candidate_limit
 
@@ -292,12 +295,15 @@ class _Candidates:
         for body in sorted(self.buf):
             if body not in live:
                 # The trial verifies and ingests the buffer (then undoes it): only when an
-                # admit of ours came since the last try, and once more at the end.
+                # admit of ours came since the last try, and once more at the end. An
+                # admission learnt from a peer is an invitation, not a reason to hold
+                # (holding.py): recorded, and nothing of the body is stored.
                 if body not in self.due and not (final and body in self.admits):
                     continue
                 self.due.discard(body)
-                if not self._admitted_with(body):
-                    continue
+                if body not in self.invited and self._admitted_with(body):
+                    self._invite(body)
+                continue
             raws = self.buf.pop(body)
             self.bytes -= sum(map(len, raws))
             self.open.discard(body)
@@ -316,6 +322,37 @@ class _Candidates:
             self.buf.clear()
             self.bytes = 0
         return new
+
+    def _invite(self, body: bytes) -> None:
+        """Record the admission of one of our people in ``body`` as an invitation."""
+        self.invited.add(body)
+        found: Found | None = None
+        admit: Event | None = None
+        for raw in self.buf.get(body, []):
+            try:
+                ev = decode_event(raw, verify=False)  # verified by the trial
+            except Rejected:
+                continue
+            if ev.id == body and isinstance(ev.data, Found):
+                found = ev.data
+            elif admit is None and isinstance(ev.data, Admit) and ev.data.member in self.people:
+                admit = ev
+        book = Invitations.beside(self.node.store.path)
+        if found is None or admit is None or book is None:
+            return
+        assert isinstance(admit.data, Admit)
+        inv = Invitation(body=body, name=found.name, kind=found.body_kind, member=admit.data.member,
+                         admitted_by=admit.author, admit=admit.id, peer=self.peer.peer_id,
+                         seen_ms=int(time.time() * 1000))
+        try:
+            new = book.add(inv, inv.seen_ms)
+        except LocalError as exc:
+            log.warning("could not record the invitation to %s: %s", found.name, exc)
+            return
+        if new:
+            log.info("peer %s: an invitation to %s %r (%s) for one of our people; "
+                     "'imier body follow %s' to hold it", self.peer.peer_id[-8:], found.body_kind,
+                     found.name, body.hex()[:12], body.hex()[:12])
 
     def _admitted_with(self, body: bytes) -> bool:
         """Would the buffered events make an accepted admit of one of our people? (tried and undone)"""

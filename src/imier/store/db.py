@@ -121,10 +121,10 @@ def _target(ev: Event) -> bytes | None:
     return None if name is None else getattr(ev.data, name)
 
 
-def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+def _connect(path: Path, *, read_only: bool = False, threads: bool = False) -> sqlite3.Connection:
     if read_only:
         return sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30.0)
-    return sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+    return sqlite3.connect(str(path), isolation_level=None, timeout=30.0, check_same_thread=not threads)
 
 
 class Store(Reads):
@@ -137,6 +137,7 @@ class Store(Reads):
         # (outsiders' events), to test consensus's own defences; causality still holds.
         self.check_admission = admission
         self._depth = 0
+        self._snap = False
         self._adm: Admission | None = None
         self._adm_dv = -1
         migrate(self)
@@ -144,7 +145,9 @@ class Store(Reads):
     # -- opening ---------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path) -> "Store":
+    def open(cls, path: str | Path, *, threads: bool = False) -> "Store":
+        """The store at ``path``, migrated. ``threads``: the connection may be used from
+        other threads than this one (one at a time, e.g. a pool of worker threads)."""
         path = Path(path)
         if not path.parent.is_dir():
             raise LocalError(f"no such directory {path.parent}", hint="run 'imier init' first")
@@ -152,7 +155,7 @@ class Store(Reads):
             raise StoreError(f"{path} is not a file", hint="move it away; it should be the node's store")
         conn: sqlite3.Connection | None = None
         try:
-            conn = _connect(path)
+            conn = _connect(path, threads=threads)
             for pragma in PRAGMAS:
                 conn.execute(pragma)
             return cls(conn, path=path)
@@ -180,6 +183,35 @@ class Store(Reads):
         self.close()
 
     @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One consistent view for a series of reads: a deferred read transaction,
+        so every read inside sees the store as it was at the first one, whatever
+        other processes write meanwhile (a command's checks read the draft's
+        ``seq`` and the events it is tallied with from the same state).
+
+        :meth:`atomic` ends it before it writes (a write always starts from the
+        newest state). Nested calls, and calls inside :meth:`atomic`, do nothing.
+        """
+        if self._snap or self._depth or self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        self._snap = True
+        try:
+            yield
+        finally:
+            self._end_snapshot()
+
+    def _end_snapshot(self) -> None:
+        if self._snap:
+            self._snap = False
+            if self.conn.in_transaction:
+                try:
+                    self.conn.execute("COMMIT")  # nothing was written: this only ends the read
+                except sqlite3.Error:
+                    pass
+
+    @contextmanager
     def atomic(self) -> Iterator[sqlite3.Connection]:
         """One transaction (``BEGIN IMMEDIATE``: the write lock from the start);
         nested calls become savepoints.
@@ -190,6 +222,8 @@ class Store(Reads):
         becomes one :class:`StoreError` saying what to do.
         """
         name = f"sp{self._depth}"
+        if self._depth == 0:
+            self._end_snapshot()
         try:
             if self._depth == 0:
                 self.conn.execute("BEGIN IMMEDIATE")
@@ -414,9 +448,9 @@ class Store(Reads):
         out = resolve(cand, known, adm if self.check_admission else None)
         if not self.check_admission:  # still record who is a person, as a node would
             for e in out.accepted:
-                c = cand[e]
-                if c.grants or c.names:
-                    adm.grow(c.body, c.grants, c.names)
+                ce = cand[e]
+                if ce.grants or ce.names:
+                    adm.grow(ce.body, ce.grants, ce.names)
         accepted, refusals = out.accepted, out.refused
         c = self.conn
         gone = [(r.id,) for r in refusals if r.id in stored]
@@ -465,9 +499,6 @@ class Store(Reads):
         with self.atomic() as c:
             c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
-    def integrity_ok(self) -> bool:
-        return bool(self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
-
 
 def open_read_only(path: str | Path) -> Store:
     """A store opened read-only (no migration, no write): for watching another
@@ -480,5 +511,6 @@ def open_read_only(path: str | Path) -> Store:
         raise translate(exc, path) or StoreError(f"cannot read the store {path}: {exc}") from None
     st = Store.__new__(Store)
     st.conn, st.path, st._depth, st._adm, st._adm_dv = conn, path, 0, None, -1
+    st._snap = False
     st.check_admission = True
     return st

@@ -45,7 +45,10 @@ UNDECODABLE = "undecodable"  # the code family of decode errors is the Rejected 
 ENTRY_OVERHEAD = 256
 
 
-class Refused(NamedTuple):
+@dataclass(frozen=True)
+class Refused:
+    """One refused event: its id, a stable code, the field at fault and a message."""
+
     id: bytes  # the event id (sha256 of the bytes, for ones that did not decode)
     code: str  # a stable reason code: a decode code, unrequested, wrong_body, causality, not_admitted
     field: str | None

@@ -71,6 +71,16 @@ class Reads:
             if r[1] is not None
         }
 
+    def arrived_after(self, targets: Iterable[bytes], after_ms: int) -> list[tuple[Event, int]]:
+        """``(event, arrived_ms)`` of the accepted events aimed at any of ``targets`` that
+        reached this node after ``after_ms`` (imier.api.late: nothing is decoded when none did)."""
+        out: list[tuple[Event, int]] = []
+        for t in targets:
+            out.extend((decode_stored(r[0]), int(r[1])) for r in self.conn.execute(
+                "SELECT raw, arrived_ms FROM events WHERE target = ? AND state = 1 AND arrived_ms > ?",
+                (t, after_ms)))
+        return out
+
     def find_prefix(self, prefix: bytes) -> list[bytes]:
         """Ids starting with ``prefix`` (for short ids typed by people)."""
         hi = prefix + b"\xff" * (32 - len(prefix))
@@ -228,6 +238,12 @@ class Reads:
         ).fetchone()
         return None if row is None else (row[0], row[1], row[2])
 
+    def ids_at_seq(self, body: bytes, author: bytes, seq: int) -> list[bytes]:
+        """Ids of the held events (any state) ``author`` signed as its ``seq``-th in ``body``:
+        one, or more for a fork (docs/rules.md s.8)."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT id FROM events WHERE body = ? AND author = ? AND seq = ?", (body, author, seq))]
+
     def bodies_of_authors(self, authors: Iterable[bytes]) -> set[bytes]:
         """Bodies in which any of ``authors`` wrote an event (held, any state)."""
         return {r[0] for r in select_in(
@@ -266,6 +282,26 @@ class Reads:
         return [r[0] for r in self.conn.execute(
             "SELECT DISTINCT p.prev FROM prev p LEFT JOIN events e ON e.id = p.prev "
             "WHERE e.id IS NULL LIMIT ?", (limit,))]
+
+    # -- changes since a look (for watchers) ------------------------------------------
+
+    def last_row(self) -> int:
+        """The newest row number of the events table (0 when empty). Rows are only
+        appended, so the rows after a number read once are the events stored since."""
+        return int(self.conn.execute("SELECT coalesce(max(n), 0) FROM events").fetchone()[0])
+
+    def bodies_since(self, row: int) -> list[tuple[bytes, bool]]:
+        """``(body, structural)`` for every body with an event stored after ``row``
+        (see :meth:`last_row`); ``structural``: one of them is a founding or a part
+        event, which can change which bodies sit under which."""
+        return [(r[0], bool(r[1])) for r in self.conn.execute(
+            "SELECT body, max(kind IN ('found', 'part')) FROM events WHERE n > ? GROUP BY body",
+            (row,))]
+
+    def pending_bodies(self) -> dict[bytes, bytes]:
+        """``id -> body`` of every held pending event (one waiting for its prevs)."""
+        ids = [r[0] for r in self.conn.execute("SELECT DISTINCT id FROM prev")]
+        return {r[0]: r[1] for r in select_in(self.conn, "SELECT id, body FROM events WHERE id IN ({})", ids)}
 
     def data_version(self) -> int:
         """SQLite's ``PRAGMA data_version``: changes when another connection commits."""

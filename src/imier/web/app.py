@@ -28,7 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..protocol.errors import Rejected
-from ..store.db import PRAGMAS, Store
+from ..store.db import Store
 from ..store.home import Home
 from ..store.requests import Requests
 from . import source
@@ -48,10 +48,7 @@ for _ext, _type in ((".js", "text/javascript"), (".mjs", "text/javascript"), (".
 
 
 def _connect(path: Path) -> Store:
-    conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0, check_same_thread=False)
-    for pragma in PRAGMAS:
-        conn.execute(pragma)
-    return Store(conn)
+    return Store.open(path, threads=True)  # one connection, used by one worker thread at a time
 
 
 def _err(status: int, code: str, field: str | None, message: str) -> JSONResponse:
@@ -257,9 +254,9 @@ class Web:
         body = _hex32(request.query_params.get("body"), "body")
         now = self.clock()
         reqs = await self._write(lambda: self._requests.current(body, now_ms=now))
-        if reqs:  # those admitted since are no longer waiting
-            inside = await self._read(source.members, body, now)
-            reqs = [r for r in reqs if r.key not in inside]
+        if reqs:  # those admitted, or linked as a member's device, since are no longer waiting
+            taken = await self._read(source.inside, body, now)
+            reqs = [r for r in reqs if r.key not in taken]
         return _ok([{"key": r.key.hex(), "name": r.name, "code": r.code} for r in reqs])
 
     async def stream(self, request: Request) -> Response:
@@ -312,6 +309,19 @@ class Web:
         return FileResponse(path, media_type="text/html; charset=utf-8",
                             headers={"cache-control": "no-cache"})
 
+    async def qr(self, request: Request) -> Response:
+        """``GET /api/qr?text=...``: the QR code of ``text`` as SVG (the member page's link
+        for a second phone); at most qr.MAX_TEXT bytes."""
+        from . import qr
+
+        text = request.query_params.get("text", "")
+        if not text.strip():
+            return _err(400, "missing_field", "text", "give the text to encode: ?text=...")
+        if len(text.encode()) > qr.MAX_TEXT:
+            return _err(400, "too_long", "text", f"at most {qr.MAX_TEXT} bytes")
+        picture = await trio.to_thread.run_sync(qr.svg, text)
+        return Response(picture, media_type="image/svg+xml", headers={"cache-control": "no-store"})
+
     async def api_missing(self, request: Request) -> Response:
         return _err(404, "unknown_endpoint", None, f"no endpoint {request.url.path} (see docs/web.md)")
 
@@ -339,6 +349,7 @@ class Web:
             Route("/api/now", self.now, methods=["GET"]),
             Route("/api/join", self.post_join, methods=["POST"]),
             Route("/api/join", self.list_join, methods=["GET"]),
+            Route("/api/qr", self.qr, methods=["GET"]),
             Route("/api/{rest:path}", self.api_missing),
             Route("/", self.page, methods=["GET"]),
             Route("/meeting", self.page, methods=["GET"]),

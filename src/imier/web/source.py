@@ -1,19 +1,17 @@
 """What the HTTP face reads and writes, in one place (synchronous, one Store each call).
 
 Every function here takes a :class:`~imier.store.db.Store` and plain values and
-returns JSON-ready documents; app.py runs them in worker threads. This is the
-adapter the lead switches when the library lands:
+returns JSON-ready documents; app.py runs them in worker threads. Nothing here
+decides: it calls the library the CLI calls.
 
-* :func:`status_all` / :func:`status_one` / :func:`status_of_body` compute the
-  documents of ``imier status --json`` the way ``cli/decide.py`` does today
-  (the body's closure, ``Engine``, ``tally_with``, ``ProposalResult.to_json``;
-  ``imier.cli`` itself is not imported, since only the CLI imports the CLI).
-  When ``imier.api.read`` replaces them, these three become calls into the
-  one function that builds the CLI's ``--json`` document.
-* :func:`intake` is the one way a posted event comes in. Until the store's
-  intake (docs/rules.md s.9) is merged it does what ``cli/carry.py``'s
-  ``import_bundle`` does for one event: ``decode_event`` then ``Store.ingest``
-  (``local=True``, so the daemon publishes it).
+* :func:`status_all` / :func:`status_one` / :func:`status_of_body`: the documents
+  of ``imier status --json``, from :func:`imier.api.read.fresh_documents` (tallied
+  from scratch: a long-running process must not serve a kept result).
+* :func:`intake`: a posted event goes through the store's one intake
+  (:func:`imier.store.intake.take`, ``local=True`` so the daemon publishes it),
+  after the page's own checks (the body is held, the seq is not taken).
+* :class:`People`: persons, devices and names as consensus reads them
+  (docs/decisions.md 40-41).
 """
 
 from __future__ import annotations
@@ -24,13 +22,13 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ..protocol.errors import Rejected
-from ..protocol.events import Event, Found, Link, Profile, Unlink, decode_event
+from ..protocol.events import Event, Found, decode_event
 from ..protocol.limits import MAX_PREV
 from ..store.db import ACCEPTED, Store
 
 __all__ = [
     "now_ms", "status_all", "status_one", "status_of_body", "body_names", "next_for", "intake",
-    "Intake", "NotFound", "members", "bodies_doc", "person_doc", "display", "People",
+    "Intake", "NotFound", "members", "inside", "bodies_doc", "person_doc", "display", "People",
 ]
 
 
@@ -133,12 +131,9 @@ def next_for(store: Store, author: bytes, body: bytes, now: int) -> dict[str, An
     if not prev:
         # Every head is from the future: name the newest event at or before the clock
         # (an older event is a valid prev; the future ones will name it too).
-        row = store.conn.execute(
-            "SELECT id, ts FROM events WHERE body = ? AND state = 1 AND ts <= ? "
-            "ORDER BY ts DESC, id DESC LIMIT 1", (body, now)).fetchone()
-        if row is not None:
-            prev.append(row[0])
-            ts_min = max(ts_min, row[1])
+        for ts, eid in store.recent(body, at_or_before=now, limit=1):
+            prev.append(eid)
+            ts_min = max(ts_min, ts)
     if not prev:
         raise NotFound("no_heads", "body", "this node holds no event of that body at or before its clock")
     return {"seq": seq, "prev": sorted(p.hex() for p in prev), "ts_min": ts_min}
@@ -167,11 +162,10 @@ def intake(store: Store, raw: bytes, *, now: int, max_skew_ms: int) -> Intake:
         # Two tabs of one phone signing from the same /api/next answer would fork the
         # person's chain (docs/rules.md s.8): the node takes the first and refuses the
         # second, so the page signs it again. (Sync still stores forks as evidence.)
-        row = store.conn.execute("SELECT id FROM events WHERE body = ? AND author = ? AND seq = ?",
-                                 (ev.body, ev.author, ev.seq)).fetchone()
-        if row is not None and row[0] != ev.id:
+        taken = store.ids_at_seq(ev.body, ev.author, ev.seq)
+        if taken and ev.id not in taken:
             raise Rejected("seq_taken", f"this key already signed its event {ev.seq} in this body "
-                           f"({row[0].hex()[:12]}); ask /api/next again and sign anew", field="seq")
+                           f"({taken[0].hex()[:12]}); ask /api/next again and sign anew", field="seq")
     from ..store.intake import take  # the one way in, as for bundles, sync and gossip
 
     res = take(store, [ev], source="web", now_ms=now, max_skew_ms=max_skew_ms, local=True)
@@ -197,37 +191,28 @@ def display(key: bytes, name: str | None) -> str:
 
 
 class People:
-    """Persons, devices and names in a set of records, by s.11 (link/unlink by a person's
-    keys, the latest profile by ``(ts, id)`` names the person).
+    """Persons, devices and names in ``body`` at ``now``, as the decision procedure
+    reads them (docs/decisions.md 40-41): who a key acts for is consensus's
+    :class:`~imier.consensus.Devices` (links, unlinks, recoveries), a person's name
+    :func:`~imier.consensus.profile_names`; ``local`` names this node gave keys."""
 
-    Switch point: when consensus exposes persons and names, use those instead.
-    """
+    def __init__(self, events: Iterable[Event], body: bytes, now: int,
+                 local: dict[bytes, str] | None = None) -> None:
+        from ..consensus import Engine, Record, profile_names
 
-    def __init__(self, events: Iterable[Event], local: dict[bytes, str] | None = None) -> None:
-        self.person_of: dict[bytes, bytes] = {}  # device -> person (first key)
-        self.devices: dict[bytes, set[bytes]] = {}
-        named: dict[bytes, tuple[int, bytes, str]] = {}
-        evs = sorted(events, key=lambda e: e.order_key)
-        for ev in evs:
-            who = self.person(ev.author)
-            if isinstance(ev.data, Link) and ev.data.device != who:
-                self.person_of[ev.data.device] = who
-                self.devices.setdefault(who, set()).add(ev.data.device)
-            elif isinstance(ev.data, Unlink):
-                if self.person_of.get(ev.data.device) == who:
-                    del self.person_of[ev.data.device]
-                    self.devices.get(who, set()).discard(ev.data.device)
-        for ev in evs:
-            if isinstance(ev.data, Profile):
-                who = self.person(ev.author)
-                prior = named.get(who)
-                if prior is None or (ev.ts, ev.id) > (prior[0], prior[1]):
-                    named[who] = (ev.ts, ev.id, ev.data.name)
-        self.names = {k: v[2] for k, v in named.items()}
+        evs = list(events)
+        self.now = now
+        self._dev = Engine(Record(evs)).devices(body, now + 1)  # as consensus.person_of
+        self.names = profile_names(evs, body, now)
         self.local = local or {}
 
     def person(self, key: bytes) -> bytes:
-        return self.person_of.get(key, key)
+        """The person ``key`` acts for (itself when it is no linked device)."""
+        return self._dev.person(key, self.now) or key
+
+    def devices(self, person: bytes) -> set[bytes]:
+        """The keys linked to ``person`` now, the person's own key aside."""
+        return {d for d in self._dev.devices_of(person, self.now) if d != person}
 
     def name(self, key: bytes) -> str | None:
         p = self.person(key)
@@ -245,6 +230,17 @@ def members(store: Store, body: bytes, now: int) -> set[bytes]:
     return members_at(store.events_for_bodies([body]), body, now)
 
 
+def inside(store: Store, body: bytes, now: int) -> set[bytes]:
+    """The keys that need no admission into ``body``: its members, and the devices
+    linked to them (s.11.1). A join request from one of these is no longer waiting."""
+    from ..consensus import members_at
+
+    events = store.events_for_bodies(store.closure(body))
+    people = People(events, body, now)
+    held = members_at(events, body, now)
+    return held | {d for p in held for d in people.devices(p)}
+
+
 def _body_info(ev: Event) -> dict[str, Any]:
     assert isinstance(ev.data, Found)
     return {"id": ev.id.hex(), "name": ev.data.name, "kind": ev.data.body_kind}
@@ -257,7 +253,7 @@ def bodies_doc(store: Store, now: int, local: dict[bytes, str]) -> list[dict[str
     out: list[dict[str, Any]] = []
     for b in store.bodies():
         events = store.events_for_bodies(store.closure(b.id))
-        people = People(events, local)
+        people = People(events, b.id, now, local)
         members = sorted(members_at(events, b.id, now))
         doc = _body_info(b)
         assert isinstance(b.data, Found)
@@ -285,13 +281,13 @@ def person_doc(store: Store, key: bytes, now: int, local: dict[bytes, str]) -> d
         if b.data.body_kind in ("municipality", "region", "collective"):
             continue
         events = store.events_for_bodies(store.closure(b.id))
-        people = People(events, local)
+        people = People(events, b.id, now, local)
         p = people.person(key)
         if p in members_at(events, b.id, now):
             bodies.append(_body_info(b))
             person = p
             name = name or people.name(p)
-            devices |= people.devices.get(p, set())
+            devices |= people.devices(p)
     if name is None:
         name = local.get(person)
     return {"key": key.hex(), "person": person.hex(), "name": name, "display": display(person, name),

@@ -3,8 +3,9 @@
 :class:`Watcher` owns one store connection and is driven by one task
 (app.py's poll loop) in a worker thread, one :meth:`Watcher.tick` at a time:
 
-* ``PRAGMA data_version`` tells, for nothing, whether any other connection
-  (the CLI, the daemon, the web's own writer) committed since the last tick;
+* the store's data version (:meth:`~imier.store.db.Store.data_version`) tells,
+  for nothing, whether any other connection (the CLI, the daemon, the web's
+  own writer) committed since the last tick;
 * if so, the bodies touched are those of the rows appended since the last
   tick (the events table's rowid only grows) and of the events that left
   the pending set (a pending event is one with ``prev`` edges, rule 6 of
@@ -23,7 +24,6 @@ A proposal counts as changed when its document, ``as_of`` aside, differs.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 from ..store.db import Store
@@ -31,7 +31,6 @@ from . import source
 
 __all__ = ["Watcher", "RECHECK_MS"]
 
-log = logging.getLogger("imier.web")
 RECHECK_MS = 60_000
 _FINAL = frozenset({"carried", "tabled", "rejected", "withdrawn"})
 _TIME_KEYS = frozenset({"window", "start", "expires", "ended", "tabled_at"})
@@ -87,27 +86,17 @@ class Watcher:
         """Bodies with new accepted events since the last look, and whether any of
         them can change which bodies sit under which (a founding, a part, or an event
         leaving the pending set); None: look at everything."""
-        c = self.store.conn
-        try:
-            n = c.execute("SELECT coalesce(max(n), 0) FROM events").fetchone()[0]
-            rows = c.execute("SELECT DISTINCT body, kind IN ('found', 'part') FROM events WHERE n > ?",
-                             (self.last_n,)).fetchall()
-        except Exception:  # the table changed shape: recompute everything, correct if slower
-            log.debug("watch: no rowid on events; recomputing every proposal", exc_info=True)
-            return None
-        pend_ids = [r[0] for r in c.execute("SELECT DISTINCT id FROM prev")]
-        pending: dict[bytes, bytes] = {}
-        for i in range(0, len(pend_ids), 500):
-            chunk = pend_ids[i:i + 500]
-            q = f"SELECT id, body FROM events WHERE id IN ({','.join('?' * len(chunk))})"
-            pending.update((r[0], r[1]) for r in c.execute(q, chunk))
-        left = {b for eid, b in self.pending.items() if eid not in pending}
+        store = self.store
         first = self.last_n < 0
+        n = store.last_row()
+        rows = [] if first else store.bodies_since(self.last_n)
+        pending = store.pending_bodies()
+        left = {b for eid, b in self.pending.items() if eid not in pending}
         self.last_n = n
         self.pending = pending
         if first:
             return None
-        return {r[0] for r in rows} | left, bool(left) or any(r[1] for r in rows)
+        return {b for b, _ in rows} | left, bool(left) or any(s for _, s in rows)
 
     def _structure(self) -> None:
         """The bodies held, their names and closures (read again only when they may change)."""
@@ -119,10 +108,11 @@ class Watcher:
     def tick(self, now: int) -> list[dict[str, Any]]:
         """The status documents that changed since the last tick (all of them at the first).
 
-        With nothing committed and no window passed, a tick is one PRAGMA."""
+        With nothing committed and no window passed, a tick is one read of the
+        store's data version."""
         self.ticks += 1
         store = self.store
-        version = store.conn.execute("PRAGMA data_version").fetchone()[0]
+        version = store.data_version()
         recompute: set[bytes] = set()
         if version != self.version:
             self.version = version

@@ -11,7 +11,7 @@ const root = document.getElementById('meeting');
 const live = document.getElementById('live');
 const liveText = document.getElementById('livetext');
 
-const state = { id: null, doc: null, all: [], names: {}, bodies: [], updates: 0 };
+const state = { id: null, doc: null, all: [], names: {}, bodies: [], updates: 0, ticket: 0 };
 
 function wanted() {
   const h = decodeURIComponent(location.hash.replace(/^#/, '')).trim().toLowerCase();
@@ -41,10 +41,14 @@ function choose(all) {
 }
 
 async function load() {
+  const ticket = ++state.ticket;
   const all = await getJSON('/api/status');
+  const id = choose(all.proposals || []);
+  const doc = id ? await getJSON('/api/status/' + id) : null;
+  if (ticket !== state.ticket) return; // the stream brought something newer meanwhile
   state.all = all.proposals || [];
-  state.id = choose(state.all);
-  state.doc = state.id ? await getJSON('/api/status/' + state.id) : null;
+  state.id = id;
+  state.doc = doc;
 }
 
 function bodyName(hex) {
@@ -167,26 +171,38 @@ async function refresh() {
 }
 
 function follow() {
-  const es = new EventSource('/api/stream');
+  // initial=1: the stream first sends every proposal as it stands, so a vote that landed
+  // between the first load and the stream's opening (or during a reconnect) is not missed.
+  const es = new EventSource('/api/stream?initial=1');
+  state.stream = es;
   es.onopen = () => { live.className = 'dot on'; liveText.textContent = 'live'; };
-  es.onerror = () => { live.className = 'dot off'; liveText.textContent = 'reconnecting…'; };
+  es.onerror = () => {
+    live.className = 'dot off';
+    liveText.textContent = 'reconnecting…';
+    // The browser retries by itself after a dropped connection, but gives up for good on
+    // a refusal (the node's streams all taken, 503/429): then start again in a while.
+    if (es.readyState === EventSource.CLOSED && state.stream === es) {
+      state.stream = null;
+      setTimeout(() => { refresh().catch(() => {}); follow(); }, 5000);
+    }
+  };
   es.addEventListener('status', (e) => {
     let doc = null;
     try { doc = JSON.parse(e.data); } catch (_) { return; }
     const i = state.all.findIndex((p) => p.id === doc.id);
     if (i >= 0) state.all[i] = doc; else state.all.push(doc);
     if (doc.id === state.id || !state.id) {
-      // The stream carries the summary; the single status adds who voted.
-      getJSON('/api/status/' + doc.id).then((full) => {
+      // The stream carries the summary; the single status adds who voted. Only the
+      // answer to the latest ask is shown: an older one arriving late must not undo it.
+      const ticket = ++state.ticket;
+      const show = (d) => {
+        if (ticket !== state.ticket) return;
         state.id = doc.id;
-        state.doc = full;
+        state.doc = d;
         state.updates += 1;
         render();
-      }).catch(() => {
-        state.doc = doc;
-        state.updates += 1;
-        render();
-      });
+      };
+      getJSON('/api/status/' + doc.id).then(show).catch(() => show(doc));
     }
   });
 }
@@ -198,6 +214,8 @@ async function start() {
   follow();
   window.addEventListener('hashchange', () => refresh());
   setInterval(tick, 1000);
+  // Without a live stream (refused, or reconnecting), ask now and then: never stay stale.
+  setInterval(() => { if (live.className !== 'dot on') refresh().catch(() => {}); }, 10000);
   setInterval(() => loadNames(), 30000);
 }
 

@@ -20,7 +20,9 @@ const state = {
   requests: {},      // body hex -> pending join requests
   open: new Set(),   // proposal ids whose details are unfolded
   busy: false,
-  joining: null,     // {body, code} while waiting to be let in
+  joining: null,     // {body, code, linking} while waiting to be let in (or linked)
+  linkTo: null,      // a person's key from a link address (#link=KEY): this phone is to be theirs
+  linkPerson: null,  // /api/person answer for linkTo
   view: 'home',
 };
 
@@ -183,6 +185,7 @@ function render() {
 }
 
 function view() {
+  if (state.linkTo && !myBodies().length && !state.joining) return [linkView()];
   if (!state.me.name) return [nameForm()];
   if (state.view === 'devices') return devicesView();
   if (state.view === 'propose') return [proposeForm()];
@@ -216,10 +219,108 @@ function nameForm() {
   el('label', { for: 'name' }, 'What name should others see?'),
   input,
   el('button', { class: 'big primary', type: 'submit' }, 'Continue'),
+  el('details', { id: 'bycode' }, el('summary', {}, 'This is my second phone'), linkCodeForm()),
   el('details', {}, el('summary', {}, 'I have a key file from before'), restoreForm()));
 }
 
+// -- linking this phone to a person who has another phone -------------------------------
+
+/** The address a second phone opens to become a device of this person (shown as a QR code). */
+function linkAddress() {
+  return `${location.origin}/#link=${personKey()}`;
+}
+
+/** A person's link code: the six digits of their key (as a join code), typed on the new phone. */
+function linkCode() {
+  return joinCode(personKey());
+}
+
+/** On the new phone: the link code typed in, matched against the members this node knows. */
+function linkCodeForm() {
+  const input = el('input', { id: 'linkcode-input', inputmode: 'numeric', autocomplete: 'off',
+    maxlength: 7, placeholder: '123-456' });
+  return el('div', { class: 'bycode' },
+    el('p', { class: 'hint' }, 'On your first phone, open "My name and devices": scan its picture with this '
+      + 'phone\'s camera, or type the six digits it shows under "Link a phone".'),
+    el('label', { for: 'linkcode-input' }, 'The link code'), input,
+    el('button', { class: 'big', type: 'button', id: 'linkcode-go', onclick: async () => {
+      const digits = input.value.replace(/\D/g, '');
+      if (digits.length !== 6) { say('The link code has six digits.', 'bad'); return; }
+      const want = digits.slice(0, 3) + '-' + digits.slice(3);
+      const found = new Set();
+      for (const b of state.bodies) {
+        for (const m of list(b.members, 'members')) {
+          const k = typeof m === 'string' ? m : m.key;
+          if (k && joinCode(k) === want) found.add(k);
+        }
+      }
+      if (found.size !== 1) {
+        say(found.size ? 'Two members have that code: scan the picture instead.'
+          : 'Nobody here has that link code. Check the digits on your first phone.', 'bad');
+        return;
+      }
+      await startLink([...found][0]);
+    } }, 'Link to that person'));
+}
+
+async function startLink(key) {
+  state.linkTo = key;
+  state.linkPerson = await getJSON('/api/person?key=' + key).catch(() => null);
+  render();
+}
+
+function linkView() {
+  const p = state.linkPerson || {};
+  const groups = list(p.bodies, 'bodies');
+  const back = el('button', { class: 'big quiet', onclick: () => {
+    state.linkTo = null; state.linkPerson = null;
+    history.replaceState(null, '', location.pathname);
+    render();
+  } }, 'No, go back');
+  if (!groups.length) {
+    return el('section', { class: 'card', id: 'linkhere' }, el('h1', {}, 'Link this phone'),
+      el('p', {}, 'This node does not know the person of this link. Ask them to show the picture again.'), back);
+  }
+  const who = p.name || 'your other phone\'s person';
+  return el('section', { class: 'card', id: 'linkhere' },
+    el('h1', {}, 'Link this phone'),
+    el('p', {}, 'This phone will vote for ', el('strong', {}, shown(p.name, p.person || state.linkTo)),
+      ' in ', groups.map((g) => g.name || 'a group').join(', '), '. You still count once.'),
+    el('p', { class: 'hint' }, 'Only do this if you are ' + who + ': your other phone has to agree.'),
+    el('button', { class: 'big primary', id: 'linkthis', onclick: () => linkThisPhone(p) }, `Yes, I am ${who}`),
+    back);
+}
+
+async function linkThisPhone(p) {
+  const name = p.name || state.me.name || 'my phone';
+  try {
+    if (state.me.name !== name) state.me = await keys.save({ ...state.me, name });
+    let code = null;
+    for (const g of list(p.bodies, 'bodies')) {
+      const res = await postJSON('/api/join', { body: bodyId(g), key: state.me.pub, name });
+      code = res.code;
+    }
+    if (code !== joinCode(state.me.pub)) {
+      say('The node gave a code that does not belong to this phone\'s key: ask for help.', 'bad');
+      return;
+    }
+    state.joining = { body: bodyId(list(p.bodies, 'bodies')[0]), code, linking: true };
+    history.replaceState(null, '', location.pathname);
+    render();
+  } catch (err) {
+    say(errorWords('Linking this phone', err), 'bad');
+  }
+}
+
 function joinView() {
+  if (state.joining && state.joining.linking) {
+    return [el('section', { class: 'card', id: 'waiting' },
+      el('h1', {}, 'Waiting for your other phone'),
+      el('p', {}, 'On your other phone, under "Link a phone", this code appears:'),
+      el('p', { class: 'code', id: 'joincode' }, state.joining.code),
+      el('p', {}, 'When it is the same as here, link it there. This page moves on by itself.'),
+      el('button', { class: 'quiet', onclick: () => { state.joining = null; render(); } }, 'Cancel'))];
+  }
   if (state.joining) {
     return [el('section', { class: 'card', id: 'waiting' },
       el('h1', {}, 'Waiting to be let in'),
@@ -227,8 +328,8 @@ function joinView() {
       el('p', { class: 'code', id: 'joincode' }, state.joining.code),
       el('p', {}, 'They see your name and the same code on their phone, compare it with yours, and let you in. '
         + 'This page moves on by itself.'),
-      el('p', { class: 'hint' }, 'Is this your second phone? On your first phone, open "My name and devices", '
-        + 'then "Link a phone", and compare this code.'),
+      el('p', { class: 'hint' }, 'Is this your second phone? On your first phone, open "My name and devices": '
+        + 'scan the picture there with this phone, or link this phone there when this code appears.'),
       el('button', { class: 'quiet', onclick: () => { state.joining = null; render(); } }, 'Choose another group'))];
   }
   const groups = state.bodies.filter((b) => !b.kind || ['community', 'workplace', 'committee'].includes(b.kind));
@@ -267,9 +368,25 @@ function bodyView(b) {
   if (reqs.length) {
     const sec = el('section', { class: 'card requests' }, el('h3', {}, 'Asking to join'),
       el('p', { class: 'hint' }, 'Let someone in only when the code on their phone is the same as here.'));
+    const same = (x, y) => (x || '').trim().toLowerCase() === (y || '').trim().toLowerCase();
     for (const r of reqs) {
+      // A second phone asks under its person's name: it is to be linked by that person,
+      // not let in as somebody new (that would count the person twice).
+      if (same(r.name, state.me.name)) {
+        sec.append(el('div', { class: 'request own', 'data-key': r.key },
+          el('p', {}, el('strong', {}, shown(r.name, r.key)), ' shows the code ', el('span', { class: 'code small' }, r.code)),
+          el('p', { class: 'hint' }, 'Is it your other phone? Link it, so that you still count once.'),
+          el('button', { class: 'big primary', onclick: () => { state.view = 'devices'; render(); } }, 'Link my other phone'),
+          el('details', {}, el('summary', {}, 'No: it is somebody else with my name'),
+            el('button', { class: 'big admit', onclick: () => act(`Letting ${r.name} in`, b.id, 'admit', payload.admit(r.key)) },
+              `The codes match: let this ${r.name} in`))));
+        continue;
+      }
+      const namesake = membersOf(b.id).find((m) => same(m.name, r.name));
       sec.append(el('div', { class: 'request', 'data-key': r.key },
         el('p', {}, el('strong', {}, shown(r.name, r.key)), ' shows the code ', el('span', { class: 'code small' }, r.code)),
+        namesake ? el('p', { class: 'hint warn' }, `${shown(namesake.name, namesake.key)} is already in. If this is their `
+          + 'other phone, they link it from their own phone; let it in only if it is somebody else.') : null,
         el('button', {
           class: 'big primary admit', onclick: () => act(`Letting ${r.name} in`, b.id, 'admit', payload.admit(r.key)),
         }, `The codes match: let ${r.name} in`),
@@ -471,8 +588,14 @@ function devicesView() {
 
   // Linking: the new phone asks to join (it shows a code); this phone links it.
   const link = el('section', { class: 'card', id: 'link' }, el('h2', {}, 'Link a phone'),
-    el('p', {}, 'On the other phone, open this page, give the same name, and choose your group. '
-      + 'It shows a code. When the same code appears below, link it: it will vote for you, and you count once.'));
+    el('p', {}, 'Another phone of yours can vote for you too, and you still count once. '
+      + 'Scan this with the other phone\'s camera:'),
+    el('img', { class: 'qr', id: 'linkqr', width: 264, height: 264, 'data-link': linkAddress(),
+      alt: 'A QR code for linking your other phone', src: '/api/qr?text=' + encodeURIComponent(linkAddress()) }),
+    el('p', {}, 'Or open ', el('strong', {}, location.host), ' on the other phone, choose '
+      + '"This is my second phone", and type the link code'),
+    el('p', { class: 'code', id: 'linkcode' }, linkCode()),
+    el('p', {}, 'The other phone then shows a code of its own. When the same code appears below, link it.'));
   const seen = new Set();
   for (const b of myBodies()) {
     for (const r of state.requests[b.id] || []) {
@@ -494,7 +617,7 @@ function devicesView() {
   const sec = el('section', { class: 'card' }, el('h2', {}, 'Your devices'),
     el('p', {}, 'This phone: ', el('strong', {}, shown(state.me.name, state.me.pub))));
   for (const d of devs) {
-    sec.append(el('div', { class: 'device row' }, el('span', {}, shown(d.name || 'a device', d.key)),
+    sec.append(el('div', { class: 'device row', 'data-key': d.key }, el('span', {}, shown(d.name || 'a device', d.key)),
       el('button', {
         class: 'quiet unlink', onclick: async () => {
           if (!confirm('Stop this device from voting for you?')) return;
@@ -573,6 +696,9 @@ async function start() {
   window.imierDevice = state.me.pub; // for the tests and for support: which key this page holds
   await syncClock();
   await refresh();
+  const linkHash = /^#link=([0-9a-f]{64})$/.exec(location.hash.toLowerCase());
+  if (linkHash && !myBodies().length && linkHash[1] !== state.me.pub) await startLink(linkHash[1]);
+  else if (linkHash) history.replaceState(null, '', location.pathname);
   if (myBodies().length) await nameEverywhere();
   render();
   document.body.dataset.ready = '1';

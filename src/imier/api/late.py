@@ -1,0 +1,176 @@
+"""Late arrivals on this node (docs/rules.md s.10.6): events that count in a closed,
+unsealed window but reached this node after that window closed.
+
+Every node records when each event reached it (``arrived_ms``, the node's own
+clock). That time never changes a verdict: the tally is the same on every
+node. It only lets ``imier status`` warn, here, that a count which looks
+closed was changed by something that came in late, and that it could change
+again because nobody sealed the window.
+
+An event *counts in* a window when:
+
+* a vote window (``r1``, ``r2``, ``r3``): it is one of the round's counted
+  votes (:attr:`~imier.consensus.RoundResult.votes`);
+* an amendment window (``a2``, ``a3``): it is one of the round's amendments,
+  or a vote on one of them timestamped in the window and not ignored;
+* contention (``c``): a standing timestamped in the window (up to the moment
+  it was tabled) and not ignored;
+* a recall's vote (``recall``): a vote on the recall timestamped in its
+  window and not ignored.
+
+Sealed windows need no warning: in them an event that reached the tellers
+after the close does not count (s.10.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+from ..protocol.events import Amend, Event, Stand, Vote
+
+if TYPE_CHECKING:
+    from ..consensus import ProposalResult
+    from ..consensus.result import SealInfo
+    from ..store.db import Store
+
+__all__ = ["Late", "late_events", "late_for", "window_words"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Late:
+    """One event that counts in closed, unsealed window ``window`` of ``proposal`` but
+    reached this node ``arrived - close`` ms after the window closed."""
+
+    id: bytes
+    author: bytes
+    kind: str  # "vote", "amend", "amendment vote", "stand", "recall vote"
+    target: bytes  # what the event is aimed at: the proposal, an amendment or a recall
+    window: str  # r1, a2, r2, a3, r3, c or recall
+    close: int  # when the window closed (ms, author time)
+    ts: int  # the event's own timestamp (inside the window)
+    arrived: int  # when it reached this node (ms, this node's clock)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id.hex(), "author": self.author.hex(), "kind": self.kind,
+                "target": self.target.hex(), "window": self.window, "closed": self.close,
+                "ts": self.ts, "arrived_ms": self.arrived, "late_by_ms": self.arrived - self.close}
+
+    def text(self, who: Callable[[bytes], str]) -> str:
+        """``ana's vote reached this node 1 hour after round 1 closed; it counts because
+        the window is unsealed``"""
+        what = {"amendment vote": f"vote on amendment {self.target.hex()[:8]}",
+                "recall vote": f"vote on recall {self.target.hex()[:8]}",
+                "stand": "standing"}.get(self.kind, self.kind)
+        return (f"{who(self.author)}'s {what} reached this node {span(self.arrived - self.close)} "
+                f"after {window_words(self.window)} closed; it counts because the window is unsealed")
+
+
+def window_words(name: str) -> str:
+    """``r1`` -> ``round 1``, ``a2`` -> ``the round 2 amendment window``..."""
+    if name.startswith("r") and name[1:].isdigit():
+        return f"round {name[1:]}"
+    if name.startswith("a") and name[1:].isdigit():
+        return f"the round {name[1:]} amendment window"
+    return {"c": "contention", "recall": "the recall vote"}.get(name, name)
+
+
+def span(ms: int) -> str:
+    """A duration for people, cut (never rounded up) to its largest unit."""
+    s = max(ms, 0) // 1000
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if s >= size:
+            k = s // size
+            return f"{k} {unit}{'s' if k != 1 else ''}"
+    return f"{max(ms, 0)} ms"
+
+
+def _unsealed(seal: "SealInfo | None") -> bool:
+    return seal is not None and not seal.sealed
+
+
+def _windows_closes(res: "ProposalResult") -> list[int]:
+    """The closes of the result's closed, unsealed windows."""
+    out: list[int] = []
+    for r in res.rounds:
+        if _unsealed(r.seal):
+            out.append(r.vote_window.end)
+        if _unsealed(r.amend_seal) and r.amend_window is not None:
+            out.append(r.amend_window.end)
+    if _unsealed(res.contention_seal) and res.contention_window is not None:
+        out.append(res.contention_window.end)
+    out += [rc.window.end for rc in res.recalls if _unsealed(rc.seal)]
+    return out
+
+
+def targets(res: "ProposalResult") -> list[bytes]:
+    """What the events of the result's windows are aimed at: the proposal, its amendments
+    and its recalls."""
+    return [res.id, *(a.id for r in res.rounds for a in r.amendments), *(rc.id for rc in res.recalls)]
+
+
+def late_events(res: "ProposalResult", arrived: Iterable[tuple[Event, int]]) -> list[Late]:
+    """The events among ``arrived`` (``(event, arrived_ms)`` on this node) that count in a
+    closed, unsealed window of ``res`` and arrived after its close; pure (no clock, no I/O)."""
+    ignored = {i.id for i in res.ignored}
+    out: list[Late] = []
+
+    def add(ev: Event, at: int, kind: str, window: str, close: int) -> None:
+        if at > close:
+            out.append(Late(id=ev.id, author=ev.author, kind=kind, target=_target(ev), window=window,
+                            close=close, ts=ev.ts, arrived=at))
+
+    got = list(arrived)
+    for r in res.rounds:
+        if _unsealed(r.seal):
+            counted = set(r.votes)
+            for ev, at in got:
+                if ev.id in counted:
+                    add(ev, at, "vote", f"r{r.round}", r.vote_window.end)
+        aw = r.amend_window
+        if _unsealed(r.amend_seal) and aw is not None:
+            mine = {a.id for a in r.amendments}
+            for ev, at in got:
+                if ev.id in mine and isinstance(ev.data, Amend):
+                    add(ev, at, "amend", f"a{r.round}", aw.end)
+                elif isinstance(ev.data, Vote) and ev.data.target in mine and aw.contains(ev.ts) \
+                        and ev.id not in ignored:
+                    add(ev, at, "amendment vote", f"a{r.round}", aw.end)
+    cw, c = res.contention_window, res.contention
+    if _unsealed(res.contention_seal) and cw is not None:
+        until = cw.end if c is None or c.tabled_at is None else c.tabled_at + 1
+        for ev, at in got:
+            if isinstance(ev.data, Stand) and ev.data.proposal == res.id and cw.start <= ev.ts < until \
+                    and ev.id not in ignored:
+                add(ev, at, "stand", "c", cw.end)
+    for rc in res.recalls:
+        if _unsealed(rc.seal):
+            for ev, at in got:
+                if isinstance(ev.data, Vote) and ev.data.target == rc.id and rc.window.contains(ev.ts) \
+                        and ev.id not in ignored:
+                    add(ev, at, "recall vote", "recall", rc.window.end)
+    out.sort(key=lambda x: (x.close, x.arrived, x.id))
+    return out
+
+
+def _target(ev: Event) -> bytes:
+    d = ev.data
+    if isinstance(d, Vote):
+        return d.target
+    if isinstance(d, (Amend, Stand)):
+        return d.proposal
+    return ev.id
+
+
+def late_for(store: "Store", res: "ProposalResult") -> list[Late]:
+    """:func:`late_events` of ``res`` over what reached this node: reads only the events
+    aimed at the proposal (and its amendments and recalls) that arrived after the first
+    close of a closed, unsealed window; nothing when there is no such window."""
+    closes = _windows_closes(res)
+    if not closes:
+        return []
+    return late_events(res, store.arrived_after(targets(res), min(closes)))
+
+
+def late_json(items: Sequence[Late]) -> list[dict[str, Any]]:
+    return [x.to_json() for x in items]
