@@ -239,6 +239,14 @@ def _boundaries(eng: "Engine", res: "ProposalResult", aimed: Iterable[Event]) ->
     return xs
 
 
+def _next_event(evs: Iterable[Event], as_of: int) -> int:
+    """The earliest timestamp after ``as_of`` among the events a tally read: a tally does
+    not look at an event that has not happened yet, and counts it once the clock reaches
+    it with no new event arriving (a seal, or any event, from a clock ahead of this
+    node's), so a kept result holds only until then."""
+    return min((e.ts for e in evs if e.ts > as_of), default=NEVER_HI)
+
+
 def _interval(xs: Iterable[int], as_of: int) -> tuple[int, int]:
     lo, hi = NEVER_LO, NEVER_HI
     for x in xs:
@@ -274,6 +282,7 @@ def _compute(rd: _Reader, props: Sequence[Event], as_of: int,
         if not full:
             evs.extend(mine)
             evs.append(p)
+    ahead = _next_event(evs, as_of)
     eng = Engine(Record(evs))
     out: dict[bytes, tuple[ProposalResult | str, int, int, list[bytes], tuple[int, ...], tuple[Turnout, ...]]] = {}
     for p in props:
@@ -285,6 +294,7 @@ def _compute(rd: _Reader, props: Sequence[Event], as_of: int,
             continue
         assert not isinstance(res, str)
         lo, hi = _interval(_boundaries(eng, res, own[p.id]), as_of)
+        hi = min(hi, ahead)
         out[p.id] = (res, lo, hi, targets, afp, _who(eng, p, res, own[p.id]))
     return out
 
