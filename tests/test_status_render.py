@@ -57,7 +57,7 @@ def _home(tmp_path: Path, capsys: Any, monkeypatch: Any, evs: list[Any]) -> Imie
     return n
 
 
-@pytest.mark.parametrize("columns", [40, 80])
+@pytest.mark.parametrize("columns", [40, 60, 80])
 def test_numbers_are_never_cut_at_any_width(tmp_path: Path, capsys: Any, monkeypatch: Any,
                                             town: list[Any], columns: int) -> None:
     # the municipality's proposal (the communities' consent to it comes first, s.9.2)
@@ -76,6 +76,9 @@ def test_numbers_are_never_cut_at_any_width(tmp_path: Path, capsys: Any, monkeyp
             assert f"{body['yes'] + body['no'] + body['abstain']} of {body['eligible']} voted" in flat
             assert f"{body['yes']} yes" in flat and f"({body['support']})" in flat
         assert "Round 1 of 3, temperature check: needs 90% (9/10) yes" in flat
+        every = n("status").out  # every proposal, in full
+        assert "…" not in every and max(len(line) for line in every.splitlines()) <= columns
+        assert all(f"{p.id.hex()[:12]}" in every for p in town if p.kind == "propose")
         short = n("status", "--short").out
         # one proposal, one entry (wrapped between words on a narrow terminal, never cut)
         entries = [ln[:8] for ln in short.splitlines() if re.match(r"^[0-9a-f]{8} ", ln)]
@@ -139,3 +142,34 @@ def test_profile_names_are_shown_with_the_key_prefix(tmp_path: Path, capsys: Any
     human = " ".join(n("status", p.id.hex()).out.split())
     assert f"yes (1): Benedikt ({bytes(ben.verify_key).hex()[:4]})" in human
     assert f"not yet (1): {bytes(ana.verify_key).hex()[:8]}" in human
+
+
+@pytest.mark.parametrize("columns", [40, 60, 80])
+def test_the_text_under_decision_and_what_each_adopted_amendment_changed(columns: int) -> None:
+    from rich.console import Console
+
+    from imier.api import read
+    from imier.api.render import render_detail
+    from imier.testing import A2, R1, R2, World
+
+    w = World()
+    w.body("a", 10)
+    pid = w.propose("a", text="Rates are set street by street for every home.")
+    w.votes("a", pid, R1[0], yes=5, no=5)  # round 1 fails: amendments open
+    aid = w.amend("a0", pid, "Rates are set street by street for every home and shop.", A2[0])
+    w.votes("a", aid, A2[0] + 1, yes=8, no=2)
+    d = read.detail(w.store, pid, R2[0] + 10)  # round 2 open, on the amended text
+    assert d.result.version == 2
+    con = Console(width=columns, record=True, highlight=False, soft_wrap=False)
+    render_detail(con, d.result, {}, read_namer(), R2[0] + 10, d.turnout,
+                  original="Rates are set street by street for every home.")
+    out = con.export_text()
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= columns
+    flat = " ".join(out.split())
+    assert "Text under decision (version 2): Rates are set street by street for every home and shop." in flat
+    assert f"amendment {aid.hex()[:8]} by" in flat and "adopted" in flat
+    assert "changed: Rates are set ... street for every [-home.-] {+home and shop.+}" in flat
+
+
+def read_namer() -> Namer:
+    return Namer({}, {})
