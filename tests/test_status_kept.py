@@ -178,3 +178,15 @@ def test_a_kept_result_ends_when_the_clock_reaches_an_event_held_early() -> None
     assert before.rounds[0].seal is not None and not before.rounds[0].seal.sealed
     assert after.rounds[0].seal is not None and after.rounds[0].seal.sealed
     assert after == _scratch(store, pid, second)
+
+
+def test_the_phase_check_sees_a_withdrawal_held_before_its_time() -> None:
+    w = World()
+    w.body("north", 5)
+    pid = w.propose("north")
+    s = w.store
+    w.withdraw("north0", pid, R1[0] + 40)  # held now, timestamped later (a clock ahead)
+    assert read.phase(s, pid, R1[0] + 10).open_phase == "vote"  # kept
+    w.vote("north1", pid, "yes", R1[0] + 20)
+    p = read.phase(s, pid, R1[0] + 50)  # the clock passed the withdrawal, no new event
+    assert p.state == "withdrawn" and p.open_phase is None

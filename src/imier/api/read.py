@@ -452,8 +452,8 @@ def _fast_phase(rd: _Reader, p: Event, row: tuple[bytes, bytes, int, int, bytes]
     if res is None or isinstance(res, str) or res.window is None or res.open_phase is None:
         return None
     w0, w1 = res.window
-    if not (w0 <= now < w1 and w0 <= lo):
-        return None
+    if not (w0 <= now < w1 and w0 <= lo and now < hi):
+        return None  # hi: an event held then but timestamped later (a withdrawal) has happened
     try:
         old = tuple(int(x) for x in a.decode().strip("()").split(",") if x.strip())
     except ValueError:
