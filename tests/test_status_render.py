@@ -173,3 +173,24 @@ def test_the_text_under_decision_and_what_each_adopted_amendment_changed(columns
 
 def read_namer() -> Namer:
     return Namer({}, {})
+
+
+def test_late_arrivals_are_told_one_by_one_only_when_few() -> None:
+    """A record imported long after its windows closed has every vote late: the warning
+    is one line per window (count, longest delay, first names), never one per vote."""
+    from imier.api.late import Late
+    from imier.api.render import LIST_AT_MOST, late_lines
+
+    close = 1_800_000_000_000
+
+    def late(i: int) -> Late:
+        return Late(id=i.to_bytes(32, "big"), author=(i + 1).to_bytes(32, "big"), kind="vote",
+                    target=b"\x01" * 32, window="r1", close=close, ts=close - 5, arrived=close + 3_600_000 * (1 + i % 2))
+
+    few = late_lines([late(0), late(1)], read_namer())
+    assert len(few) == 2 and all("'s vote reached this node" in x for x in few)
+    many = late_lines([late(i) for i in range(2000)], read_namer())
+    assert len(many) == 1
+    assert many[0].startswith("2000 votes reached this node after round 1 closed (up to 2 hours after); "
+                              "they count because the window is unsealed: ")
+    assert many[0].endswith(f" and {2000 - LIST_AT_MOST} more")

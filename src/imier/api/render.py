@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ..consensus.share import Share
 
 __all__ = ["Namer", "pct", "share", "at", "until", "render_detail", "render_short", "render_plain",
-           "ROUND_NAMES", "short_line", "facts", "render_result"]
+           "ROUND_NAMES", "short_line", "facts", "render_result", "late_lines"]
 
 ROUND_NAMES = {1: "temperature check", 2: "minor grievances", 3: "deal-breakers"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -334,8 +334,8 @@ def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes
                       f"(support {share(rc.verdict.support)}, {share(rc.verdict.participation)} took part)")
         if rc.seal is not None:
             console.print("  recall vote " + escape(seal_line(rc.seal)))
-    for late in late_events:
-        console.print("[yellow]Late:[/yellow] " + escape(late.text(who)))
+    for line in late_lines(late_events, who):
+        console.print("[yellow]Late:[/yellow] " + escape(line))
     if full:
         for author, first, second in res.forks:
             console.print(f"[red]Fork:[/red] {escape(who(author))} signed two events with one "
@@ -350,6 +350,33 @@ def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes
     console.print()
     console.print("[bold]Now:[/bold] " + escape("; ".join(_can_do(res, now))) + ".")
     console.print()
+
+
+LATE_EACH_AT_MOST = 3  # late events of one kind in one window told one by one; more are summed up
+
+
+def late_lines(late_events: Sequence["Late"], who: Namer) -> list[str]:
+    """The warnings about late arrivals, bounded: one line per event when a window has a
+    few, else one line per window and kind with the count, the longest delay and the first
+    names (a record imported long after its windows closed has every vote late; `--json`
+    lists each one)."""
+    from .late import span, window_words
+
+    groups: dict[tuple[str, str], list["Late"]] = {}
+    for x in late_events:
+        groups.setdefault((x.window, x.kind), []).append(x)
+    out: list[str] = []
+    for (window, kind), xs in groups.items():
+        if len(xs) <= LATE_EACH_AT_MOST:
+            out.extend(x.text(who) for x in xs)
+            continue
+        what = {"amendment vote": "votes on amendments", "recall vote": "votes on the recall",
+                "stand": "standings", "amend": "amendments"}.get(kind, kind + "s")
+        longest = max(x.arrived - x.close for x in xs)
+        out.append(f"{len(xs)} {what} reached this node after {window_words(window)} closed "
+                   f"(up to {span(longest)} after); they count because the window is unsealed: "
+                   + _names(sorted({x.author for x in xs}), who))
+    return out
 
 
 def _before(res: "ProposalResult", original: str | None, aid: bytes) -> str:
