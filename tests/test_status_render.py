@@ -194,3 +194,18 @@ def test_late_arrivals_are_told_one_by_one_only_when_few() -> None:
     assert many[0].startswith("2000 votes reached this node after round 1 closed (up to 2 hours after); "
                               "they count because the window is unsealed: ")
     assert many[0].endswith(f" and {2000 - LIST_AT_MOST} more")
+
+
+def test_late_arrivals_from_columns_equal_those_from_decoded_events() -> None:
+    from imier.api import read
+    from imier.api.late import late_events, late_for, targets
+    from imier.testing import R1, R2, World
+
+    w = World()
+    w.body("a", 6)
+    pid = w.propose("a")
+    w.votes("a", pid, R1[0], yes=3, no=2)  # round 1 fails (all reached this node "late":
+    res = read.status(w.store, pid, R2[1] + 10)  # the world's store records arrivals now)
+    slow = late_events(res, w.store.arrived_after(targets(res), 0))
+    assert len([x for x in slow if x.window == "r1"]) == 5  # every vote of round 1
+    assert late_for(w.store, res) == slow

@@ -52,6 +52,7 @@ __all__ = [
     "base_kinds",
     "aimed_ids",
     "aimed_after",
+    "arrived_rows",
     "kind_events",
     "Slim",
     "Reads",
@@ -149,6 +150,19 @@ def aimed_after(conn: sqlite3.Connection, target: bytes, n: int) -> list[tuple[s
     """``(kind, ts, n)`` of the accepted events aimed at ``target`` stored after rowid ``n``."""
     return [(r[0], int(r[1]), int(r[2])) for r in conn.execute(
         "SELECT kind, ts, n FROM events WHERE target = ? AND state = 1 AND n > ?", (target, n))]
+
+
+def arrived_rows(conn: sqlite3.Connection, targets: Iterable[bytes], after_ms: int
+                 ) -> list[tuple[bytes, bytes, str, bytes, int, int, bytes]]:
+    """``(id, author, kind, target, ts, arrived_ms, raw)`` of the accepted events aimed at
+    any of ``targets`` that reached this node after ``after_ms``, undecoded (imier.api.late
+    tells a counted vote from its columns alone)."""
+    out: list[tuple[bytes, bytes, str, bytes, int, int, bytes]] = []
+    for t in targets:
+        out.extend((r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), r[6]) for r in conn.execute(
+            "SELECT id, author, kind, target, ts, arrived_ms, raw FROM events "
+            "WHERE target = ? AND state = 1 AND arrived_ms > ?", (t, after_ms)))
+    return out
 
 
 class Slim:
