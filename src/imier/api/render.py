@@ -19,6 +19,7 @@ Rules:
 from __future__ import annotations
 
 import difflib
+import heapq
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -99,10 +100,10 @@ def until(ms: int, now: int) -> str:
 
 
 def _names(keys: Sequence[bytes], who: Namer) -> str:
-    shown = [who(k) for k in sorted(keys, key=lambda k: (who(k).lower(), k))]
-    if len(shown) > LIST_AT_MOST:
-        return ", ".join(shown[:LIST_AT_MOST]) + f" and {len(shown) - LIST_AT_MOST} more"
-    return ", ".join(shown)
+    if len(keys) > LIST_AT_MOST:  # the first few in order, without sorting them all
+        first = heapq.nsmallest(LIST_AT_MOST, ((who(k).lower(), k) for k in keys))
+        return ", ".join(who(k) for _, k in first) + f" and {len(keys) - LIST_AT_MOST} more"
+    return ", ".join(who(k) for k in sorted(keys, key=lambda k: (who(k).lower(), k)))
 
 
 def _round_head(r: "RoundResult", res: "ProposalResult") -> str:
@@ -375,7 +376,7 @@ def late_lines(late_events: Sequence["Late"], who: Namer) -> list[str]:
         longest = max(x.arrived - x.close for x in xs)
         out.append(f"{len(xs)} {what} reached this node after {window_words(window)} closed "
                    f"(up to {span(longest)} after); they count because the window is unsealed: "
-                   + _names(sorted({x.author for x in xs}), who))
+                   + _names(list({x.author for x in xs}), who))
     return out
 
 
