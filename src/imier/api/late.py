@@ -181,15 +181,16 @@ def _late_from_rows(res: "ProposalResult", after: int, store: "Store") -> list[L
 
     counted = {vid: r for r in res.rounds if _unsealed(r.seal) for vid in r.votes}
     quick: list[Late] = []
-    rest: list[tuple[Event, int]] = []
-    for eid, author, kind, target, ts, arrived, raw in arrived_rows(store.conn, targets(res), after):
+    others: dict[bytes, int] = {}
+    for eid, author, kind, target, ts, arrived in arrived_rows(store.conn, targets(res), after):
         r = counted.get(eid)
         if kind == "vote" and r is not None:
             if arrived > r.vote_window.end:
                 quick.append(Late(id=eid, author=author, kind="vote", target=target, window=f"r{r.round}",
                                   close=r.vote_window.end, ts=ts, arrived=arrived))
         else:
-            rest.append((decode_stored(raw), arrived))
+            others[eid] = arrived
+    rest = [(e, others[e.id]) for e in map(decode_stored, store.raw_many(list(others)))]
     out = quick + late_events(res, rest)
     out.sort(key=lambda x: (x.close, x.arrived, x.id))
     return out

@@ -38,7 +38,7 @@ import sys
 
 from ..protocol.errors import ImierError
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 from ..protocol.events import Event, Propose, decode_stored
 from .db import bulk
@@ -153,16 +153,15 @@ def aimed_after(conn: sqlite3.Connection, target: bytes, n: int) -> list[tuple[s
 
 
 def arrived_rows(conn: sqlite3.Connection, targets: Iterable[bytes], after_ms: int
-                 ) -> list[tuple[bytes, bytes, str, bytes, int, int, bytes]]:
-    """``(id, author, kind, target, ts, arrived_ms, raw)`` of the accepted events aimed at
-    any of ``targets`` that reached this node after ``after_ms``, undecoded (imier.api.late
-    tells a counted vote from its columns alone)."""
-    out: list[tuple[bytes, bytes, str, bytes, int, int, bytes]] = []
+                 ) -> Iterator[tuple[bytes, bytes, str, bytes, int, int]]:
+    """``(id, author, kind, target, ts, arrived_ms)`` of the accepted events aimed at any
+    of ``targets`` that reached this node after ``after_ms``, undecoded and streamed
+    (imier.api.late tells a counted vote from its columns alone)."""
     for t in targets:
-        out.extend((r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), r[6]) for r in conn.execute(
-            "SELECT id, author, kind, target, ts, arrived_ms, raw FROM events "
-            "WHERE target = ? AND state = 1 AND arrived_ms > ?", (t, after_ms)))
-    return out
+        for r in conn.execute(
+                "SELECT id, author, kind, target, ts, arrived_ms FROM events "
+                "WHERE target = ? AND state = 1 AND arrived_ms > ?", (t, after_ms)):
+            yield r[0], r[1], r[2], r[3], int(r[4]), int(r[5])
 
 
 class Slim:
