@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["Late", "late_events", "late_for", "window_words"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)  # slots: 100,000 of them on a node that joined late
 class Late:
     """One event that counts in closed, unsealed window ``window`` of ``proposal`` but
     reached this node ``arrived - close`` ms after the window closed."""
@@ -182,7 +182,9 @@ def _late_from_rows(res: "ProposalResult", after: int, store: "Store") -> list[L
     counted = {vid: r for r in res.rounds if _unsealed(r.seal) for vid in r.votes}
     quick: list[Late] = []
     others: dict[bytes, int] = {}
+    shared: dict[bytes, bytes] = {}
     for eid, author, kind, target, ts, arrived in arrived_rows(store.conn, targets(res), after):
+        target = shared.setdefault(target, target)
         r = counted.get(eid)
         if kind == "vote" and r is not None:
             if arrived > r.vote_window.end:
