@@ -49,6 +49,7 @@ def _child_import(path: str, n: int) -> dict[str, Any]:
     from imier.store.intake import import_bundle
     from imier.protocol.bundle import write_bundle
     from imier.store.db import Store
+    from imier.store.maintenance import checkpoint
 
     from .common import T0, community_history, load_or_build
 
@@ -58,7 +59,7 @@ def _child_import(path: str, n: int) -> dict[str, Any]:
         doc = import_bundle(store, write_bundle(raws[i : i + CHUNK]), now_ms=T0 + 10**12,
                             max_skew_ms=300_000)
         assert not doc["rejected"] and not doc["pending"], doc["rejected"][:3]
-    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    checkpoint(store)
     count = store.count(state=1)
     store.close()
     return {"count": count, "mean_event_bytes": sum(map(len, raws)) / len(raws)}

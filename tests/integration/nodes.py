@@ -141,3 +141,14 @@ class Node:
 def same_sets(nodes: list[Node]) -> bool:
     sets = [n.event_ids() for n in nodes]
     return all(s == sets[0] for s in sets[1:]) and bool(sets[0])
+
+
+def shared(doc: Any) -> Any:
+    """A status document without what is each node's own: ``late``, the events that
+    count in a closed unsealed window but reached *this* node after its close
+    (docs/rules.md s.10). Every node must agree on the rest."""
+    if isinstance(doc, dict):
+        return {k: shared(v) for k, v in doc.items() if k != "late"}
+    if isinstance(doc, list):
+        return [shared(v) for v in doc]
+    return doc

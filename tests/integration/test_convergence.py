@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from .nodes import Node, free_port, same_sets, wait_until
+from .nodes import Node, free_port, same_sets, shared, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -82,10 +82,10 @@ def test_three_nodes_late_joiner_and_partition(tmp_path) -> None:  # type: ignor
         wait_until(lambda: same_sets([a, b, c]), 30, "b to heal after the partition")
 
         as_of = _iso(t0 + 10 * 60 * S)
-        docs = [n.json("status", prop, "--as-of", as_of) for n in (a, b, c)]
+        docs = [shared(n.json("status", prop, "--as-of", as_of)) for n in (a, b, c)]
         assert docs[0] == docs[1] == docs[2]
         assert docs[0]["id"] == prop
-        everything = [n.json("status", "--as-of", as_of) for n in (a, b, c)]
+        everything = [shared(n.json("status", "--as-of", as_of)) for n in (a, b, c)]
         assert everything[0] == everything[1] == everything[2]
 
         via_daemon = b.json("sync", a.addr())  # one-shot, through b's running daemon
@@ -131,13 +131,13 @@ def test_without_gossip_sync_alone_converges(tmp_path) -> None:  # type: ignore[
         b.run("vote", prop, "yes", IMIER_NOW=str(t0 + 9 * S))
         wait_until(lambda: same_sets([a, b]) and len(a.event_ids()) == 5, 20, "convergence without gossip")
         as_of = _iso(t0 + 10 * 60 * S)
-        assert a.json("status", prop, "--as-of", as_of) == b.json("status", prop, "--as-of", as_of)
+        assert shared(a.json("status", prop, "--as-of", as_of)) == shared(b.json("status", prop, "--as-of", as_of))
         assert "gossip from" not in a.log() + b.log()
         # `imier body follow` by id on a node that holds nothing of North yet
         d.run("body", "follow", north)
         d.start("--no-gossip", "--sync-interval", "1s", "--bootstrap", b.addr())
         wait_until(lambda: same_sets([a, b, d]), 20, "the observer to fetch North's record")
-        assert d.json("status", prop, "--as-of", as_of) == a.json("status", prop, "--as-of", as_of)
+        assert shared(d.json("status", prop, "--as-of", as_of)) == shared(a.json("status", prop, "--as-of", as_of))
         # a restarts on the same address: b redials it (backoff) and gets what a wrote offline
         before = a.addr()
         a.stop()

@@ -107,6 +107,8 @@ def test_three_daemons_seal_and_a_backdated_vote_changes_nothing(tmp_path) -> No
     north = a.run("body", "found", "community", "North", *CHARTER).stdout.strip()
     for k in (ben, cid):
         a.run("member", "admit", "North", k)
+    for n in (b, c):  # an admission learnt from a peer is only an invitation: they follow North
+        n.run("body", "follow", north)
     try:
         a.start(*_listen(a), *DAEMON)
         for n in (b, c):

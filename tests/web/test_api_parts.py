@@ -226,3 +226,28 @@ def test_watcher_sees_a_new_body(world: dict[str, object]) -> None:
     w.version = None  # (one connection here: its own commits do not move data_version)
     assert [d["id"] for d in w.tick(T0 + 30)] == [prop.id.hex()]
     assert {d["title"] for d in w.current()} == {"Bench", "Trees"}
+
+
+def test_a_failed_watcher_tick_loses_no_change(world: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tick that fails after noting the new events as seen must not skip them:
+    the next tick looks at everything and reports the change."""
+    store, ana = world["store"], world["ana"]
+    assert isinstance(store, Store) and isinstance(ana, SigningKey)
+    w = Watcher(store)
+    assert len(w.tick(T0 + 10)) == 1
+    south = sign_event(ana, body=None, ts=T0 + 20, seq=1, prev=[], data=Found(
+        body_kind="community", name="South", charter={"discussion": "60s"}))
+    prop = sign_event(ana, body=south.id, ts=T0 + 21, seq=2, prev=[south.id],
+                      data=Propose(title="Trees", text="Plant trees.", proposal_kind="general"))
+    store.ingest([south, prop])
+    w.version = None
+    real = source.status_of_body
+
+    def broken(*a: object, **k: object) -> object:
+        raise RuntimeError("the disk went away for a moment")
+
+    monkeypatch.setattr(source, "status_of_body", broken)
+    with pytest.raises(RuntimeError):
+        w.tick(T0 + 30)
+    monkeypatch.setattr(source, "status_of_body", real)
+    assert prop.id.hex() in [d["id"] for d in w.tick(T0 + 31)]

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .late import Late
     from ..consensus.share import Share
 
-__all__ = ["Namer", "pct", "share", "at", "until", "render_detail", "render_short", "render_plain",
+__all__ = ["Namer", "pct", "share", "at", "until", "render_detail", "render_short",
            "ROUND_NAMES", "short_line", "facts", "render_result", "late_lines"]
 
 ROUND_NAMES = {1: "temperature check", 2: "minor grievances", 3: "deal-breakers"}
@@ -390,12 +390,6 @@ def _before(res: "ProposalResult", original: str | None, aid: bytes) -> str:
             if a.adopted:
                 text = a.text
     return text
-
-
-def render_plain(console: Any, res: "ProposalResult", body_names: Mapping[bytes, str], who: Namer,
-                 now: int) -> None:
-    """`imier simulate`: the same words, without per-person lists."""
-    render_detail(console, res, body_names, who, now, (), full=False)
 
 
 # -- tables: `imier simulate` (no person is named in a scenario) --------------------------------

@@ -4,6 +4,9 @@
   read transaction, so the copy is a consistent snapshot even while the
   daemon writes (WAL readers do not block writers). The copy is written next
   to its destination and renamed into place: a failed backup leaves no file.
+* :func:`checkpoint` folds the write-ahead log into the database file and
+  empties it (``PRAGMA wal_checkpoint(TRUNCATE)``), so the file's size is
+  the store's (e.g. for measuring it).
 * :func:`verify` runs ``PRAGMA integrity_check`` and decodes every stored
   event again as if it came from outside (shape, canonical form, Ed25519
   signature), checking its id and indexed columns against its bytes.
@@ -22,7 +25,12 @@ from ..protocol.events import decode_event
 from .db import Store, StoreError, _target, translate
 from .reads import bulk
 
-__all__ = ["backup", "verify", "VerifyReport"]
+__all__ = ["backup", "checkpoint", "verify", "VerifyReport"]
+
+
+def checkpoint(store: Store) -> None:
+    """Write the WAL's pages into the database file and truncate the WAL."""
+    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def backup(store: Store, dest: str | Path, *, force: bool = False) -> dict[str, Any]:

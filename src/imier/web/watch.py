@@ -111,6 +111,14 @@ class Watcher:
         With nothing committed and no window passed, a tick is one read of the
         store's data version."""
         self.ticks += 1
+        try:
+            return self._tick(now)
+        except BaseException:
+            # What was noted as seen may not have been sent: look at everything next time.
+            self.version, self.last_n = None, -1
+            raise
+
+    def _tick(self, now: int) -> list[dict[str, Any]]:
         store = self.store
         version = store.data_version()
         recompute: set[bytes] = set()
