@@ -22,6 +22,9 @@ from imier.consensus import NotAProposal, tally_proposal
 from imier.store.db import Store
 
 from .test_consensus_properties import CHECKPOINTS, PROFILE, build, plans
+from .test_consensus_seal_properties import base
+from .test_consensus_seal_properties import build as sealed_world
+from .test_consensus_seals import P_R1
 from .test_consensus_world import DAY, R1, R2, T0, World
 
 
@@ -129,3 +132,61 @@ def test_a_kept_result_is_read_back_and_used(monkeypatch: Any) -> None:
     monkeypatch.setattr(read, "_compute", no_tally)
     assert read.status(s, pid, R2[0] + 7).as_of == R2[0] + 7
     assert read.detail(s, pid, R2[0] + 8).result.as_of == R2[0] + 8
+
+
+@PROFILE
+@given(st.lists(st.sampled_from(["none", "yes", "no", "late yes", "late no"]), min_size=6, max_size=6),
+       st.lists(st.sampled_from(["none", "honest", "dishonest", "drop"]), min_size=3, max_size=3),
+       st.randoms(use_true_random=False), st.integers(1, 4))
+def test_kept_equals_scratch_with_tellers_and_seals(acts: list[str], modes: list[str],
+                                                    rnd: random.Random, batches: int) -> None:
+    """Tellers drawn by lot seal round 1 (honestly, with late votes, dropping votes, or
+    not at all); late votes arrive after the close. The events reach one store in a random
+    order in batches, the status is asked between them at times around the close, the
+    seals' timestamps and the seal window's end (also before a seal held already is
+    timestamped: a clock ahead of this node's), and the answer always equals the tally
+    from scratch."""
+    events, _, seals = sealed_world(acts, modes)
+    pid = base()[3]
+    rnd.shuffle(events)
+    store = Store.memory()
+    cut = sorted(rnd.sample(range(1, len(events)), min(batches - 1, len(events) - 1)))
+    seal_ts = [e.ts for e in events if e.id in set(seals.values())]
+    times = sorted({t + d for t in [P_R1[0], P_R1[1], P_R1[1] + DAY, *seal_ts] for d in (-1, 0, 1)})
+    for a, b in zip([0, *cut], [*cut, len(events)], strict=True):
+        store.ingest(events[a:b])
+        if store.state(pid) != 1:
+            continue
+        for t in rnd.sample(times, min(3, len(times))):
+            _mine(store, pid, t)  # keeps results at these times
+        for t in times:  # as a long-running process asks, the clock moving on
+            assert _mine(store, pid, t) == _scratch(store, pid, t), t
+
+
+def test_a_kept_result_ends_when_the_clock_reaches_an_event_held_early() -> None:
+    """The stale result a long-running process served: a seal timestamped after the
+    time asked (a teller's clock ahead of this node's) was held but not yet counted; the
+    kept result's interval ended at the next window boundary only, so when the clock
+    reached the seal, with no new event, the old result was served."""
+    events, _, seals = sealed_world(["yes"] * 6, ["honest", "honest", "none"])
+    pid = base()[3]
+    store = Store.memory()
+    store.ingest(events)
+    second = sorted(e.ts for e in events if e.id in set(seals.values()))[1]
+    before = read.status(store, pid, second - 1)  # kept, one seal of three has happened
+    after = read.status(store, pid, second)  # the second seal has: round 1 is sealed
+    assert before.rounds[0].seal is not None and not before.rounds[0].seal.sealed
+    assert after.rounds[0].seal is not None and after.rounds[0].seal.sealed
+    assert after == _scratch(store, pid, second)
+
+
+def test_the_phase_check_sees_a_withdrawal_held_before_its_time() -> None:
+    w = World()
+    w.body("north", 5)
+    pid = w.propose("north")
+    s = w.store
+    w.withdraw("north0", pid, R1[0] + 40)  # held now, timestamped later (a clock ahead)
+    assert read.phase(s, pid, R1[0] + 10).open_phase == "vote"  # kept
+    w.vote("north1", pid, "yes", R1[0] + 20)
+    p = read.phase(s, pid, R1[0] + 50)  # the clock passed the withdrawal, no new event
+    assert p.state == "withdrawn" and p.open_phase is None

@@ -57,7 +57,7 @@ def _home(tmp_path: Path, capsys: Any, monkeypatch: Any, evs: list[Any]) -> Imie
     return n
 
 
-@pytest.mark.parametrize("columns", [40, 80])
+@pytest.mark.parametrize("columns", [40, 60, 80])
 def test_numbers_are_never_cut_at_any_width(tmp_path: Path, capsys: Any, monkeypatch: Any,
                                             town: list[Any], columns: int) -> None:
     # the municipality's proposal (the communities' consent to it comes first, s.9.2)
@@ -76,6 +76,9 @@ def test_numbers_are_never_cut_at_any_width(tmp_path: Path, capsys: Any, monkeyp
             assert f"{body['yes'] + body['no'] + body['abstain']} of {body['eligible']} voted" in flat
             assert f"{body['yes']} yes" in flat and f"({body['support']})" in flat
         assert "Round 1 of 3, temperature check: needs 90% (9/10) yes" in flat
+        every = n("status").out  # every proposal, in full
+        assert "…" not in every and max(len(line) for line in every.splitlines()) <= columns
+        assert all(f"{p.id.hex()[:12]}" in every for p in town if p.kind == "propose")
         short = n("status", "--short").out
         # one proposal, one entry (wrapped between words on a narrow terminal, never cut)
         entries = [ln[:8] for ln in short.splitlines() if re.match(r"^[0-9a-f]{8} ", ln)]
@@ -139,3 +142,77 @@ def test_profile_names_are_shown_with_the_key_prefix(tmp_path: Path, capsys: Any
     human = " ".join(n("status", p.id.hex()).out.split())
     assert f"yes (1): Benedikt ({bytes(ben.verify_key).hex()[:4]})" in human
     assert f"not yet (1): {bytes(ana.verify_key).hex()[:8]}" in human
+
+
+@pytest.mark.parametrize("columns", [40, 60, 80])
+def test_the_text_under_decision_and_what_each_adopted_amendment_changed(columns: int) -> None:
+    from rich.console import Console
+
+    from imier.api import read
+    from imier.api.render import render_detail
+    from imier.testing import A2, R1, R2, World
+
+    w = World()
+    w.body("a", 10)
+    pid = w.propose("a", text="Rates are set street by street for every home.")
+    w.votes("a", pid, R1[0], yes=5, no=5)  # round 1 fails: amendments open
+    aid = w.amend("a0", pid, "Rates are set street by street for every home and shop.", A2[0])
+    w.votes("a", aid, A2[0] + 1, yes=8, no=2)
+    d = read.detail(w.store, pid, R2[0] + 10)  # round 2 open, on the amended text
+    assert d.result.version == 2
+    con = Console(width=columns, record=True, highlight=False, soft_wrap=False)
+    render_detail(con, d.result, {}, read_namer(), R2[0] + 10, d.turnout,
+                  original="Rates are set street by street for every home.")
+    out = con.export_text()
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= columns
+    flat = " ".join(out.split())
+    assert "Text under decision (version 2): Rates are set street by street for every home and shop." in flat
+    assert f"amendment {aid.hex()[:8]} by" in flat and "adopted" in flat
+    assert "changed: Rates are set ... street for every [-home.-] {+home and shop.+}" in flat
+
+
+def read_namer() -> Namer:
+    return Namer({}, {})
+
+
+def test_late_arrivals_are_told_one_by_one_only_when_few() -> None:
+    """A record imported long after its windows closed has every vote late: the warning
+    is one line per window (count, longest delay, first names), never one per vote."""
+    from imier.api.late import Late
+    from imier.api.render import LIST_AT_MOST, late_lines
+
+    close = 1_800_000_000_000
+
+    def late(i: int) -> Late:
+        return Late(id=i.to_bytes(32, "big"), author=(i + 1).to_bytes(32, "big"), kind="vote",
+                    target=b"\x01" * 32, window="r1", close=close, ts=close - 5, arrived=close + 3_600_000 * (1 + i % 2))
+
+    few = late_lines([late(0), late(1)], read_namer())
+    assert len(few) == 2 and all("'s vote reached this node" in x for x in few)
+    many = late_lines([late(i) for i in range(2000)], read_namer())
+    assert len(many) == 1
+    assert many[0].startswith("2000 votes reached this node after round 1 closed (up to 2 hours after); "
+                              "they count because the window is unsealed: ")
+    assert many[0].endswith(f" and {2000 - LIST_AT_MOST} more")
+
+
+def test_late_arrivals_from_columns_equal_those_from_decoded_events() -> None:
+    from imier.api import read
+    from imier.api.late import late_events, late_for, targets
+    from imier.testing import R1, R2, World
+
+    w = World()
+    w.body("a", 6)
+    pid = w.propose("a")
+    w.votes("a", pid, R1[0], yes=3, no=2)  # round 1 fails (all reached this node "late":
+    res = read.status(w.store, pid, R2[1] + 10)  # the world's store records arrivals now)
+    slow = late_events(res, w.store.arrived_after(targets(res), 0))
+    assert len([x for x in slow if x.window == "r1"]) == 5  # every vote of round 1
+    # told from the columns (undecoded) as from the decoded events:
+    from imier.api.late import _late_from_rows
+    assert _late_from_rows(res, 0, w.store, 0) == slow
+    # but this node received the proposal after round 1 closed (the world's arrivals
+    # are the machine's clock): it never saw the count close, so nothing is news
+    assert w.store.arrived_ms(pid) > R1[1]
+    assert late_for(w.store, res) == late_events(res, w.store.arrived_after(targets(res), 0),
+                                                 w.store.arrived_ms(pid)) == []

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..protocol.errors import LocalError
 from ..protocol.events import Event, Found, Propose, Seal, decode_stored
-from ..store.index import Reads, aimed_after, digest, kind_events
+from ..store.index import Reads, Slim, aimed_after, digest, kind_events
 
 if TYPE_CHECKING:
     from ..consensus import Engine, ProposalResult
@@ -177,17 +177,15 @@ class _Body:
             _code(), self.bodies, reads.body_fp(self.bodies), self.structural,
             reads.target_fp(s_targets), [n for n, _ in self.forks],
         ])
-        self._events: list[Event] | None = None
 
-    def events(self) -> list[Event]:
-        """Base, structural proposals' aimed events and fork evidence (without P's own)."""
-        if self._events is None:
-            evs = self.reads.base_events(self.bodies)
-            inside = set(self.bodies)
-            evs.extend(e for e in self.reads.aimed_events(self.s_targets) if e.body_id in inside)
-            evs.extend(decode_stored(raw) for _, raw in self.forks)
-            self._events = evs
-        return self._events
+    def events(self, slim: Slim | None = None) -> list[Event]:
+        """Base, structural proposals' aimed events and fork evidence (without P's own),
+        decoded anew on each call (``slim``: for a tally; nothing is held between bodies)."""
+        evs = self.reads.base_events(self.bodies, slim)
+        inside = set(self.bodies)
+        evs.extend(e for e in self.reads.aimed_events(self.s_targets, slim) if e.body_id in inside)
+        evs.extend(decode_stored(raw) for _, raw in self.forks)  # whole: fork evidence
+        return evs
 
     def sealed(self, targets: Sequence[bytes]) -> bool:
         return any(t in self.seals for t in targets)
@@ -241,6 +239,14 @@ def _boundaries(eng: "Engine", res: "ProposalResult", aimed: Iterable[Event]) ->
     return xs
 
 
+def _next_event(evs: Iterable[Event], as_of: int) -> int:
+    """The earliest timestamp after ``as_of`` among the events a tally read: a tally does
+    not look at an event that has not happened yet, and counts it once the clock reaches
+    it with no new event arriving (a seal, or any event, from a clock ahead of this
+    node's), so a kept result holds only until then."""
+    return min((e.ts for e in evs if e.ts > as_of), default=NEVER_HI)
+
+
 def _interval(xs: Iterable[int], as_of: int) -> tuple[int, int]:
     lo, hi = NEVER_LO, NEVER_HI
     for x in xs:
@@ -261,20 +267,22 @@ def _compute(rd: _Reader, props: Sequence[Event], as_of: int,
     b = rd.body(props[0].body_id)
     aimed: dict[bytes, tuple[list[bytes], tuple[int, ...]]] = {p.id: rd.aimed(p.id) for p in props}
     full = any(b.sealed(t) for t, _ in aimed.values())
+    slim = None if full else Slim(prev=bool(b.seals))
     if full:  # a teller's view is a causal past: read the whole closure
         evs = rd.store.events_for_bodies(b.bodies)
     else:
-        evs = list(b.events())
+        evs = b.events(slim)
     inside = set(b.bodies)
     own: dict[bytes, list[Event]] = {}
     for p in props:
         # Only the closure's records are read by a tally from scratch (an event aimed at P
         # from a body outside it is not held by every node that holds P).
-        mine = [e for e in rd.reads.aimed_events(aimed[p.id][0]) if e.body_id in inside]
+        mine = [e for e in rd.reads.aimed_events(aimed[p.id][0], slim) if e.body_id in inside]
         own[p.id] = mine
         if not full:
             evs.extend(mine)
             evs.append(p)
+    ahead = _next_event(evs, as_of)
     eng = Engine(Record(evs))
     out: dict[bytes, tuple[ProposalResult | str, int, int, list[bytes], tuple[int, ...], tuple[Turnout, ...]]] = {}
     for p in props:
@@ -286,6 +294,7 @@ def _compute(rd: _Reader, props: Sequence[Event], as_of: int,
             continue
         assert not isinstance(res, str)
         lo, hi = _interval(_boundaries(eng, res, own[p.id]), as_of)
+        hi = min(hi, ahead)
         out[p.id] = (res, lo, hi, targets, afp, _who(eng, p, res, own[p.id]))
     return out
 
@@ -443,8 +452,8 @@ def _fast_phase(rd: _Reader, p: Event, row: tuple[bytes, bytes, int, int, bytes]
     if res is None or isinstance(res, str) or res.window is None or res.open_phase is None:
         return None
     w0, w1 = res.window
-    if not (w0 <= now < w1 and w0 <= lo):
-        return None
+    if not (w0 <= now < w1 and w0 <= lo and now < hi):
+        return None  # hi: an event held then but timestamped later (a withdrawal) has happened
     try:
         old = tuple(int(x) for x in a.decode().strip("()").split(",") if x.strip())
     except ValueError:

@@ -19,6 +19,7 @@ Rules:
 from __future__ import annotations
 
 import difflib
+import heapq
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from ..consensus.share import Share
 
 __all__ = ["Namer", "pct", "share", "at", "until", "render_detail", "render_short",
-           "ROUND_NAMES", "short_line", "facts", "render_result"]
+           "ROUND_NAMES", "short_line", "facts", "render_result", "late_lines"]
 
 ROUND_NAMES = {1: "temperature check", 2: "minor grievances", 3: "deal-breakers"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -99,10 +100,10 @@ def until(ms: int, now: int) -> str:
 
 
 def _names(keys: Sequence[bytes], who: Namer) -> str:
-    shown = [who(k) for k in sorted(keys, key=lambda k: (who(k).lower(), k))]
-    if len(shown) > LIST_AT_MOST:
-        return ", ".join(shown[:LIST_AT_MOST]) + f" and {len(shown) - LIST_AT_MOST} more"
-    return ", ".join(shown)
+    if len(keys) > LIST_AT_MOST:  # the first few in order, without sorting them all
+        first = heapq.nsmallest(LIST_AT_MOST, ((who(k).lower(), k) for k in keys))
+        return ", ".join(who(k) for _, k in first) + f" and {len(keys) - LIST_AT_MOST} more"
+    return ", ".join(who(k) for k in sorted(keys, key=lambda k: (who(k).lower(), k)))
 
 
 def _round_head(r: "RoundResult", res: "ProposalResult") -> str:
@@ -334,10 +335,8 @@ def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes
                       f"(support {share(rc.verdict.support)}, {share(rc.verdict.participation)} took part)")
         if rc.seal is not None:
             console.print("  recall vote " + escape(seal_line(rc.seal)))
-    for late in late_events[:LIST_AT_MOST]:
-        console.print("[yellow]Late:[/yellow] " + escape(late.text(who)))
-    if len(late_events) > LIST_AT_MOST:
-        console.print(f"  and {len(late_events) - LIST_AT_MOST} more late arrivals (--json lists them all)")
+    for line in late_lines(late_events, who):
+        console.print("[yellow]Late:[/yellow] " + escape(line))
     if full:
         for author, first, second in res.forks:
             console.print(f"[red]Fork:[/red] {escape(who(author))} signed two events with one "
@@ -352,6 +351,33 @@ def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes
     console.print()
     console.print("[bold]Now:[/bold] " + escape("; ".join(_can_do(res, now))) + ".")
     console.print()
+
+
+LATE_EACH_AT_MOST = 3  # late events of one kind in one window told one by one; more are summed up
+
+
+def late_lines(late_events: Sequence["Late"], who: Namer) -> list[str]:
+    """The warnings about late arrivals, bounded: one line per event when a window has a
+    few, else one line per window and kind with the count, the longest delay and the first
+    names (a record imported long after its windows closed has every vote late; `--json`
+    lists each one)."""
+    from .late import span, window_words
+
+    groups: dict[tuple[str, str], list["Late"]] = {}
+    for x in late_events:
+        groups.setdefault((x.window, x.kind), []).append(x)
+    out: list[str] = []
+    for (window, kind), xs in groups.items():
+        if len(xs) <= LATE_EACH_AT_MOST:
+            out.extend(x.text(who) for x in xs)
+            continue
+        what = {"amendment vote": "votes on amendments", "recall vote": "votes on the recall",
+                "stand": "standings", "amend": "amendments"}.get(kind, kind + "s")
+        longest = max(x.arrived - x.close for x in xs)
+        out.append(f"{len(xs)} {what} reached this node after {window_words(window)} closed "
+                   f"(up to {span(longest)} after); they count because the window is unsealed: "
+                   + _names(list({x.author for x in xs}), who))
+    return out
 
 
 def _before(res: "ProposalResult", original: str | None, aid: bytes) -> str:
