@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from ..api.read import Turnout
     from ..consensus import ProposalResult, RoundResult
     from ..consensus.result import SealInfo
-    from .late import Late
     from ..consensus.share import Share
+    from .late import Late, LateGroup
 
 __all__ = ["Namer", "pct", "share", "at", "until", "render_detail", "render_short",
            "ROUND_NAMES", "short_line", "facts", "render_result", "late_lines"]
@@ -245,7 +245,7 @@ def render_short(console: Any, results: Sequence["ProposalResult"], body_names: 
 
 def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes, str], who: Namer,
                   now: int, turnout: Sequence["Turnout"] = (), *, full: bool = True,
-                  original: str | None = None, late_events: Sequence["Late"] = ()) -> None:
+                  original: str | None = None, late_events: "Sequence[Late] | Sequence[LateGroup]" = ()) -> None:
     """One proposal as a meeting reads it; ``late_events``: this node's warnings about events
     that count in a closed unsealed window but reached it after the close (imier.api.late)."""
     lines: list[str] = []  # printed at once: one console.print a line cost 5 ms a proposal
@@ -362,27 +362,38 @@ def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes
 LATE_EACH_AT_MOST = 3  # late events of one kind in one window told one by one; more are summed up
 
 
-def late_lines(late_events: Sequence["Late"], who: Namer) -> list[str]:
+def late_lines(late_events: "Sequence[Late] | Sequence[LateGroup]", who: Namer) -> list[str]:
     """The warnings about late arrivals, bounded: one line per event when a window has a
     few, else one line per window and kind with the count, the longest delay and the first
     names (a record imported long after its windows closed has every vote late; `--json`
-    lists each one)."""
-    from .late import span, window_words
+    lists each one). Takes the events, in order, or :func:`imier.api.late.late_groups`."""
+    from .late import Late, span, window_words
 
-    groups: dict[tuple[str, str], list["Late"]] = {}
-    for x in late_events:
-        groups.setdefault((x.window, x.kind), []).append(x)
+    rows: list[tuple[str, str, int, int, set[bytes], list[Late]]] = []
+    if late_events and isinstance(late_events[0], Late):
+        groups: dict[tuple[str, str], list[Late]] = {}
+        for x in late_events:
+            assert isinstance(x, Late)
+            groups.setdefault((x.window, x.kind), []).append(x)
+        for (window, kind), xs in groups.items():
+            few = xs if len(xs) <= LATE_EACH_AT_MOST else []
+            rows.append((window, kind, len(xs), max(x.arrived - x.close for x in xs),
+                         {x.author for x in xs} if not few else set(), few))
+    else:
+        for g in late_events:
+            assert not isinstance(g, Late)
+            few = g.events() if g.count <= LATE_EACH_AT_MOST else []
+            rows.append((g.window, g.kind, g.count, g.longest, g.authors, few))
     out: list[str] = []
-    for (window, kind), xs in groups.items():
-        if len(xs) <= LATE_EACH_AT_MOST:
-            out.extend(x.text(who) for x in xs)
+    for window, kind, count, longest, authors, few in rows:
+        if count <= LATE_EACH_AT_MOST:
+            out.extend(x.text(who) for x in few)
             continue
         what = {"amendment vote": "votes on amendments", "recall vote": "votes on the recall",
                 "stand": "standings", "amend": "amendments"}.get(kind, kind + "s")
-        longest = max(x.arrived - x.close for x in xs)
-        out.append(f"{len(xs)} {what} reached this node after {window_words(window)} closed "
+        out.append(f"{count} {what} reached this node after {window_words(window)} closed "
                    f"(up to {span(longest)} after); they count because the window is unsealed: "
-                   + _names(list({x.author for x in xs}), who))
+                   + _names(list(authors), who))
     return out
 
 
