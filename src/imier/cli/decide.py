@@ -65,6 +65,7 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     from .render import Namer, render_detail, render_short
 
     store = ctx.store
+    store.small_cache()  # it reads (and keeps a few results): no import's page cache
     now = ctx.now_ms()
     as_of = parse_time(args.as_of, now) if args.as_of else now
     names = read.body_names(store)
