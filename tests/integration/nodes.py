@@ -60,7 +60,9 @@ class Node:
             env=self.env(**env), capture_output=True, text=True, timeout=timeout,
         )
         if ok and r.returncode != 0:
-            raise AssertionError(f"{self.name}: imier {' '.join(args)} failed: {r.stderr}")
+            tail = self.log()[-1500:]
+            raise AssertionError(f"{self.name}: imier {' '.join(args)} failed: {r.stderr}"
+                                 + (f"\n--- {self.name}'s daemon log (end) ---\n{tail}" if tail else ""))
         return r
 
     def json(self, *args: str, **env: str) -> Any:

@@ -92,6 +92,11 @@ class Node:
         self.nursery: trio.Nursery | None = None
         self._syncing: set[str] = set()
         self._again: set[str] = set()
+        # One outgoing session per peer at a time: the peer serves one session per
+        # peer id (nodeapp/inbound.py), so a second one at once (a person's
+        # `imier sync` while the daemon's own sync with that peer runs) would be
+        # refused as busy; it waits for the running one instead (bounded by its deadline).
+        self._session_locks: dict[str, trio.Lock] = {}
         self.outbox_event = trio.Event()
         self.changed = trio.Event()  # set when the held set may have changed
         self.started = time.time()
@@ -255,11 +260,21 @@ class Node:
             self._syncing.discard(peer_id)
 
     async def sync_with(self, peer_id: str) -> SyncStats | None:
-        from libp2p.peer.id import ID
 
         peer = self.peer(peer_id)
         if peer.banned():
             return None
+        lock = self._session_locks.setdefault(peer_id, trio.Lock())
+        try:
+            async with lock:
+                return await self._session(peer_id, peer)
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self._session_locks.pop(peer_id, None)  # kept only while in use
+
+    async def _session(self, peer_id: str, peer: PeerRecord) -> SyncStats | None:
+        from libp2p.peer.id import ID
+
         stream = None
         try:
             with trio.fail_after(10):
