@@ -567,3 +567,41 @@ def proposal_document(store: "Store", proposal_id: bytes, as_of: int) -> dict[st
     """``imier status PROPOSAL --json``; raises :class:`Void` if it is not a valid proposal."""
     d = detail(store, proposal_id, as_of)
     return document(store, d.result, as_of, body_names(store), d)
+
+
+def fresh_document(store: "Store", proposal_id: bytes, as_of: int, *,
+                   names: Mapping[bytes, str] | None = None, turnout: bool = True) -> dict[str, Any]:
+    """The same document as :func:`proposal_document`, tallied from scratch with nothing
+    kept: for a long-running process (the page's server), which must never serve a kept
+    result its own connection has not seen change."""
+    from ..consensus import Engine, NotAProposal, Record, tally_with
+
+    p = _proposal(store, proposal_id)
+    eng = Engine(Record(store.events_for_bodies(store.closure(p.body_id))))
+    try:
+        res = tally_with(eng, proposal_id, as_of)
+    except NotAProposal as exc:
+        raise Void(str(exc)) from None
+    names = body_names(store) if names is None else names
+    d = None
+    if turnout:
+        inside = set(store.closure(p.body_id))
+        rd = _Reader(store, indexes=False)
+        own = [e for e in rd.reads.aimed_events(rd.aimed(p.id)[0]) if e.body_id in inside]
+        d = Detail(result=res, turnout=_who(eng, p, res, own), names=names_in(store, p.body_id))
+    return document(store, res, as_of, names, d)
+
+
+def fresh_documents(store: "Store", as_of: int, bodies: Iterable[bytes] | None = None) -> dict[str, Any]:
+    """:func:`documents`, tallied from scratch (see :func:`fresh_document`)."""
+    names = body_names(store)
+    order = {f.id: i for i, f in enumerate(store.bodies())}
+    props = proposal_ids(store, bodies, as_of)
+    props.sort(key=lambda e: (order.get(e.body_id, 0), e.order_key))
+    out = []
+    for p in props:
+        try:
+            out.append(fresh_document(store, p.id, as_of, names=names, turnout=False))
+        except Void:
+            continue
+    return {"as_of": as_of, "proposals": out}
