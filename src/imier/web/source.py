@@ -5,10 +5,8 @@ returns JSON-ready documents; app.py runs them in worker threads. Nothing here
 decides: it calls the library the CLI calls.
 
 * :func:`status_all` / :func:`status_one` / :func:`status_of_body`: the documents
-  of ``imier status --json``, from :func:`imier.api.read.documents` and
-  :func:`~imier.api.read.proposal_document`, the CLI's kept path (a kept result
-  holds only until the earliest stored timestamp after it, docs/decisions.md 51,
-  so a long-running process serves no stale one).
+  of ``imier status --json``, from :func:`imier.api.read.fresh_documents` (tallied
+  from scratch: a long-running process must not serve a kept result).
 * :func:`intake`: a posted event goes through the store's one intake
   (:func:`imier.store.intake.take`, ``local=True`` so the daemon publishes it),
   after the page's own checks (the body is held, the seq is not taken).
@@ -83,14 +81,14 @@ def status_of_body(store: Store, body: bytes, as_of: int,
     """The status documents of every proposal of ``body`` (as ``imier status`` lists them)."""
     from ..api import read
 
-    return list(read.documents(store, as_of, [body])["proposals"])
+    return list(read.fresh_documents(store, as_of, [body])["proposals"])
 
 
 def status_all(store: Store, as_of: int) -> dict[str, Any]:
     """``imier status --json``: every proposal of the bodies this node holds."""
     from ..api import read
 
-    return read.documents(store, as_of)
+    return read.fresh_documents(store, as_of)
 
 
 def status_one(store: Store, proposal: bytes, as_of: int) -> dict[str, Any]:
@@ -101,7 +99,7 @@ def status_one(store: Store, proposal: bytes, as_of: int) -> dict[str, Any]:
     if prop is None or prop.kind != "propose" or store.state(proposal) != ACCEPTED:
         raise NotFound("unknown_proposal", "proposal", "this node holds no such proposal")
     try:
-        return read.proposal_document(store, prop.id, as_of)
+        return read.fresh_document(store, prop.id, as_of)
     except read.Void as exc:
         raise NotFound("not_a_proposal", "proposal", f"not a valid proposal: {exc}") from None
 
