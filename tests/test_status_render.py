@@ -194,6 +194,13 @@ def test_late_arrivals_are_told_one_by_one_only_when_few() -> None:
     assert many[0].startswith("2000 votes reached this node after round 1 closed (up to 2 hours after); "
                               "they count because the window is unsealed: ")
     assert many[0].endswith(f" and {2000 - LIST_AT_MOST} more")
+    # summed up as imier status streams them (late_groups): the same lines
+    from imier.api.late import group
+    for xs in ([late(0), late(1)], [late(i) for i in range(5)], [late(i) for i in range(2000)]):
+        xs.sort(key=lambda x: (x.close, x.arrived, x.id))
+        assert late_lines(group(xs), read_namer()) == late_lines(xs, read_namer())
+    few_groups = group([late(i) for i in range(3)])
+    assert [x.id for x in few_groups[0].events()] == [late(i).id for i in (0, 2, 1)]  # by arrival
 
 
 def test_late_arrivals_from_columns_equal_those_from_decoded_events() -> None:
@@ -216,3 +223,5 @@ def test_late_arrivals_from_columns_equal_those_from_decoded_events() -> None:
     assert w.store.arrived_ms(pid) > R1[1]
     assert late_for(w.store, res) == late_events(res, w.store.arrived_after(targets(res), 0),
                                                  w.store.arrived_ms(pid)) == []
+    from imier.api.late import late_groups
+    assert late_groups(w.store, res) == []

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ..consensus.result import SealInfo
     from ..store.db import Store
 
-__all__ = ["Late", "late_events", "late_for", "window_words"]
+__all__ = ["Late", "LateGroup", "group", "late_events", "late_for", "late_groups", "window_words"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)  # slots: 100,000 of them on a node that joined late
@@ -206,6 +206,106 @@ def _late_from_rows(res: "ProposalResult", after: int, store: "Store", held_from
     out = quick + late_events(res, rest, held_from)
     out.sort(key=lambda x: (x.close, x.arrived, x.id))
     return out
+
+
+class LateGroup:
+    """The late events of one window and kind, summed up as ``imier status`` tells them:
+    the count, the longest delay, the authors, and the first few events in ``(close,
+    arrived, id)`` order (told one by one when there are that few)."""
+
+    FIRST = 4  # more than render.LATE_EACH_AT_MOST, so a group knows whether it is few
+
+    __slots__ = ("window", "kind", "count", "longest", "authors", "first")
+
+    def __init__(self, window: str, kind: str) -> None:
+        self.window, self.kind = window, kind
+        self.count, self.longest = 0, 0
+        self.authors: set[bytes] = set()
+        self.first: list[tuple[tuple[int, int, bytes], Late | tuple[bytes, bytes, bytes, int]]] = []
+
+    def _note(self, author: bytes, close: int, arrived: int, eid: bytes,
+              item: "Late | tuple[bytes, bytes, bytes, int]") -> None:
+        self.count += 1
+        self.longest = max(self.longest, arrived - close) if self.count > 1 else arrived - close
+        self.authors.add(author)
+        key = (close, arrived, eid)
+        first = self.first
+        if len(first) < self.FIRST or key < first[-1][0]:
+            first.append((key, item))
+            first.sort(key=lambda x: x[0])
+            del first[self.FIRST:]
+
+    def add(self, x: Late) -> None:
+        self._note(x.author, x.close, x.arrived, x.id, x)
+
+    def add_row(self, eid: bytes, author: bytes, target: bytes, ts: int, arrived: int, close: int) -> None:
+        """A counted vote told from its columns: no :class:`Late` is built unless it is
+        among the first few."""
+        self._note(author, close, arrived, eid, (author, target, eid, ts))
+
+    def events(self) -> list[Late]:
+        """The first few, as :class:`Late` entries, in order."""
+        out = []
+        for (close, arrived, eid), item in self.first:
+            if isinstance(item, Late):
+                out.append(item)
+            else:
+                author, target, _, ts = item
+                out.append(Late(id=eid, author=author, kind=self.kind, target=target, window=self.window,
+                                close=close, ts=ts, arrived=arrived))
+        return out
+
+    @property
+    def start(self) -> tuple[int, int, bytes]:
+        return self.first[0][0]
+
+
+def group(items: Iterable[Late]) -> list[LateGroup]:
+    """``items`` by window and kind, the groups in the order of their first event."""
+    groups: dict[tuple[str, str], LateGroup] = {}
+    for x in items:
+        g = groups.get((x.window, x.kind))
+        if g is None:
+            g = groups[(x.window, x.kind)] = LateGroup(x.window, x.kind)
+        g.add(x)
+    return sorted(groups.values(), key=lambda g: g.start)
+
+
+def late_groups(store: "Store", res: "ProposalResult") -> list[LateGroup]:
+    """:func:`group` of :func:`late_for`, streamed: a counted vote of an unsealed round is
+    summed from its columns without building or sorting an entry for it (the text of
+    ``imier status`` needs the counts and the first few; ``--json`` lists each one)."""
+    held_from = store.arrived_ms(res.id)
+    if held_from is None:
+        return []
+    closes = [c for c in _windows_closes(res) if held_from <= c]
+    if not closes:
+        return []
+    from ..protocol.events import decode_stored
+    from ..store.index import arrived_rows
+
+    counted = {vid: r for r in res.rounds if _unsealed(r.seal) for vid in r.votes}
+    groups: dict[tuple[str, str], LateGroup] = {}
+    others: dict[bytes, int] = {}
+    for eid, author, kind, target, ts, arrived in arrived_rows(store.conn, targets(res), min(closes)):
+        r = counted.get(eid)
+        if kind == "vote" and r is not None:
+            close = r.vote_window.end
+            if arrived > close and held_from <= close:
+                name = f"r{r.round}"
+                g = groups.get((name, "vote"))
+                if g is None:
+                    g = groups[(name, "vote")] = LateGroup(name, "vote")
+                g.add_row(eid, author, target, ts, arrived, close)
+        else:
+            others[eid] = arrived
+    rest = [(e, others[e.id]) for e in map(decode_stored, store.raw_many(list(others)))]
+    for x in late_events(res, rest, held_from):
+        g = groups.get((x.window, x.kind))
+        if g is None:
+            g = groups[(x.window, x.kind)] = LateGroup(x.window, x.kind)
+        g.add(x)
+    return sorted(groups.values(), key=lambda g: g.start)
 
 
 def late_json(items: Sequence[Late]) -> list[dict[str, Any]]:

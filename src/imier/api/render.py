@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from ..api.read import Turnout
     from ..consensus import ProposalResult, RoundResult
     from ..consensus.result import SealInfo
-    from .late import Late
     from ..consensus.share import Share
+    from .late import Late, LateGroup
 
 __all__ = ["Namer", "pct", "share", "at", "until", "render_detail", "render_short",
            "ROUND_NAMES", "short_line", "facts", "render_result", "late_lines"]
@@ -245,55 +245,60 @@ def render_short(console: Any, results: Sequence["ProposalResult"], body_names: 
 
 def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes, str], who: Namer,
                   now: int, turnout: Sequence["Turnout"] = (), *, full: bool = True,
-                  original: str | None = None, late_events: Sequence["Late"] = ()) -> None:
+                  original: str | None = None, late_events: "Sequence[Late] | Sequence[LateGroup]" = ()) -> None:
     """One proposal as a meeting reads it; ``late_events``: this node's warnings about events
     that count in a closed unsealed window but reached it after the close (imier.api.late)."""
+    lines: list[str] = []  # printed at once: one console.print a line cost 5 ms a proposal
+
+    def say(line: str = "") -> None:
+        lines.append(line)
+
     bname = body_names.get(res.body) or res.body.hex()[:8]
-    console.print(f"[bold]{escape(res.title)}[/bold]  {res.id.hex()[:12]}")
-    console.print(f"A {res.kind} proposal in {escape(bname)} by {escape(who(res.proposer))}, "
-                  f"made {at(res.calendar.t0, now)}.")
-    console.print(f"State: [bold]{res.state}[/bold]. Why: {escape(res.explain())}")
+    say(f"[bold]{escape(res.title)}[/bold]  {res.id.hex()[:12]}")
+    say(f"A {res.kind} proposal in {escape(bname)} by {escape(who(res.proposer))}, "
+        f"made {at(res.calendar.t0, now)}.")
+    say(f"State: [bold]{res.state}[/bold]. Why: {escape(res.explain())}")
     if full:
         label = "Text under decision" if res.window is not None else "Text"
-        console.print(f"{label} (version {res.version}):")
-        console.print("  " + escape(res.text))
+        say(f"{label} (version {res.version}):")
+        say("  " + escape(res.text))
     for r in res.rounds:
-        console.print()
-        console.print(f"[bold]{escape(_round_head(r, res))}[/bold]")
+        say()
+        say(f"[bold]{escape(_round_head(r, res))}[/bold]")
         if r.amend_window is not None:
             a0, a1 = r.amend_window
-            console.print(f"  amendments {at(a0, now)} to {at(a1, now)}")
+            say(f"  amendments {at(a0, now)} to {at(a1, now)}")
         for a in r.amendments:
             av = a.verdict
             outcome = "open" if a.open else ("adopted" if a.adopted else "not adopted")
-            console.print(f"  amendment {a.id.hex()[:8]} by {escape(who(a.author))}: {outcome}; "
-                          f"support {share(av.support)}, needs more than {share(av.threshold)}; "
-                          f"{av.yes + av.no + av.abstain} of {av.eligible} voted" if av.base else
-                          f"  amendment {a.id.hex()[:8]} by {escape(who(a.author))}: {outcome}; "
-                          f"support {share(av.support)}, needs more than {share(av.threshold)}")
+            say(f"  amendment {a.id.hex()[:8]} by {escape(who(a.author))}: {outcome}; "
+                f"support {share(av.support)}, needs more than {share(av.threshold)}; "
+                f"{av.yes + av.no + av.abstain} of {av.eligible} voted" if av.base else
+                f"  amendment {a.id.hex()[:8]} by {escape(who(a.author))}: {outcome}; "
+                f"support {share(av.support)}, needs more than {share(av.threshold)}")
             if a.adopted:
-                console.print("    changed: " + escape(_word_diff(_before(res, original, a.id), a.text)))
+                say("    changed: " + escape(_word_diff(_before(res, original, a.id), a.text)))
             elif full:
-                console.print("    text: " + escape(a.text if len(a.text) <= 200 else a.text[:197] + "..."))
+                say("    text: " + escape(a.text if len(a.text) <= 200 else a.text[:197] + "..."))
         if r.amend_seal is not None:
-            console.print("  amendment window " + escape(seal_line(r.amend_seal)))
+            say("  amendment window " + escape(seal_line(r.amend_seal)))
         v = r.verdict
         if v is None:
-            console.print(f"  its vote opens {until(r.vote_window[0], now)}")
+            say(f"  its vote opens {until(r.vote_window[0], now)}")
             continue
         closes = "Closes" if r.open else "Closed"
-        console.print(f"  {_count_line(v)}. {closes} {until(r.vote_window[1], now)}: "
-                      f"{_verdict_word(v, r.open)}.")
+        say(f"  {_count_line(v)}. {closes} {until(r.vote_window[1], now)}: "
+            f"{_verdict_word(v, r.open)}.")
         if r.seal is not None:
-            console.print("  " + escape(seal_line(r.seal)))
+            say("  " + escape(seal_line(r.seal)))
         for depth, x in _walk(v)[1:] if not v.base else []:
             if not full and depth > 1:
                 continue
             name = escape(body_names.get(x.body) or x.body.hex()[:8])
-            console.print("  " + "  " * depth + f"{name}: {_count_line(x)}; support {share(x.support)}, "
-                          f"needs {share(x.threshold)}: {_verdict_word(x, r.open)}")
+            say("  " + "  " * depth + f"{name}: {_count_line(x)}; support {share(x.support)}, "
+                f"needs {share(x.threshold)}: {_verdict_word(x, r.open)}")
         if v.combine and v.combine != "verdicts":
-            console.print(f"  combined by {v.combine}")
+            say(f"  combined by {v.combine}")
         if full:
             for t in turnout:
                 if t.round != r.round:
@@ -304,79 +309,91 @@ def render_detail(console: Any, res: "ProposalResult", body_names: Mapping[bytes
                 no = [k for k, c in voted.items() if c == "no"]
                 ab = [k for k, c in voted.items() if c == "abstain"]
                 not_yet = [k for k in t.eligible if k not in voted]
-                console.print(f"  in {name}:")
+                say(f"  in {name}:")
                 for label, keys in (("yes", yes), ("no", no), ("abstain", ab),
                                     ("not yet" if r.open else "did not vote", not_yet)):
                     if keys:
-                        console.print(f"    {label} ({len(keys)}): " + escape(_names(keys, who)))
+                        say(f"    {label} ({len(keys)}): " + escape(_names(keys, who)))
         if r.grievances:
-            console.print("  grievances: " + escape("; ".join(
+            say("  grievances: " + escape("; ".join(
                 f"{g.category} ({g.severity}, {g.count}), delegate {who(g.delegate)}"
                 for g in r.grievances)))
     ct = res.contention
     if ct is not None:
-        console.print()
-        console.print(f"[bold]Contention[/bold] (planning): support {share(ct.start)} at the pass, "
-                      f"{share(ct.now)} now, lowest {share(ct.lowest)}; tabled below "
-                      f"{share(ct.floor)}. {ct.changes} standing change(s).")
+        say()
+        say(f"[bold]Contention[/bold] (planning): support {share(ct.start)} at the pass, "
+            f"{share(ct.now)} now, lowest {share(ct.lowest)}; tabled below "
+            f"{share(ct.floor)}. {ct.changes} standing change(s).")
         if res.contention_seal is not None:
-            console.print("  contention " + escape(seal_line(res.contention_seal)))
+            say("  contention " + escape(seal_line(res.contention_seal)))
     if res.draw is not None:
         d = res.draw
-        console.print(f"Draw: seed {d.seed.hex()}, {d.k} of {len(d.candidates)}: "
-                      + escape(", ".join(who(k) for k in d.chosen)))
+        say(f"Draw: seed {d.seed.hex()}, {d.k} of {len(d.candidates)}: "
+            + escape(", ".join(who(k) for k in d.chosen)))
     for m in res.mandates:
         state = "active" if m.active(res.as_of) else ("recalled" if m.ended else "expired")
-        console.print(f"Mandate: {escape(who(m.holder))}: {escape(m.task)} ({state}; "
-                      f"{at(m.start, now)} to {at(m.expires, now)})")
+        say(f"Mandate: {escape(who(m.holder))}: {escape(m.task)} ({state}; "
+            f"{at(m.start, now)} to {at(m.expires, now)})")
     for rc in res.recalls:
         outcome = "open" if rc.open else ("recalled" if rc.passed else "not recalled")
-        console.print(f"Recall {rc.id.hex()[:8]} of {escape(who(rc.holder))}: {outcome} "
-                      f"(support {share(rc.verdict.support)}, {share(rc.verdict.participation)} took part)")
+        say(f"Recall {rc.id.hex()[:8]} of {escape(who(rc.holder))}: {outcome} "
+            f"(support {share(rc.verdict.support)}, {share(rc.verdict.participation)} took part)")
         if rc.seal is not None:
-            console.print("  recall vote " + escape(seal_line(rc.seal)))
+            say("  recall vote " + escape(seal_line(rc.seal)))
     for line in late_lines(late_events, who):
-        console.print("[yellow]Late:[/yellow] " + escape(line))
+        say("[yellow]Late:[/yellow] " + escape(line))
     if full:
         for author, first, second in res.forks:
-            console.print(f"[red]Fork:[/red] {escape(who(author))} signed two events with one "
-                          f"sequence number ({first.hex()[:8]}, {second.hex()[:8]}); their votes from "
-                          "then on are not counted")
+            say(f"[red]Fork:[/red] {escape(who(author))} signed two events with one "
+                f"sequence number ({first.hex()[:8]}, {second.hex()[:8]}); their votes from "
+                "then on are not counted")
         if res.ignored:
-            console.print(f"Not counted ({len(res.ignored)}):")
+            say(f"Not counted ({len(res.ignored)}):")
             for i in res.ignored[: 50]:
-                console.print(f"  {i.kind} {i.id.hex()[:8]} by {escape(who(i.author))}: {escape(i.reason)}")
+                say(f"  {i.kind} {i.id.hex()[:8]} by {escape(who(i.author))}: {escape(i.reason)}")
             if len(res.ignored) > 50:
-                console.print(f"  and {len(res.ignored) - 50} more (--json lists them all)")
-    console.print()
-    console.print("[bold]Now:[/bold] " + escape("; ".join(_can_do(res, now))) + ".")
-    console.print()
+                say(f"  and {len(res.ignored) - 50} more (--json lists them all)")
+    say()
+    say("[bold]Now:[/bold] " + escape("; ".join(_can_do(res, now))) + ".")
+    say()
+    console.print("\n".join(lines))
 
 
 LATE_EACH_AT_MOST = 3  # late events of one kind in one window told one by one; more are summed up
 
 
-def late_lines(late_events: Sequence["Late"], who: Namer) -> list[str]:
+def late_lines(late_events: "Sequence[Late] | Sequence[LateGroup]", who: Namer) -> list[str]:
     """The warnings about late arrivals, bounded: one line per event when a window has a
     few, else one line per window and kind with the count, the longest delay and the first
     names (a record imported long after its windows closed has every vote late; `--json`
-    lists each one)."""
-    from .late import span, window_words
+    lists each one). Takes the events, in order, or :func:`imier.api.late.late_groups`."""
+    from .late import Late, span, window_words
 
-    groups: dict[tuple[str, str], list["Late"]] = {}
-    for x in late_events:
-        groups.setdefault((x.window, x.kind), []).append(x)
+    rows: list[tuple[str, str, int, int, set[bytes], list[Late]]] = []
+    if late_events and isinstance(late_events[0], Late):
+        groups: dict[tuple[str, str], list[Late]] = {}
+        for x in late_events:
+            assert isinstance(x, Late)
+            groups.setdefault((x.window, x.kind), []).append(x)
+        for (window, kind), xs in groups.items():
+            few = xs if len(xs) <= LATE_EACH_AT_MOST else []
+            rows.append((window, kind, len(xs), max(x.arrived - x.close for x in xs),
+                         {x.author for x in xs} if not few else set(), few))
+    else:
+        for g in late_events:
+            assert not isinstance(g, Late)
+            few = g.events() if g.count <= LATE_EACH_AT_MOST else []
+            rows.append((g.window, g.kind, g.count, g.longest, g.authors, few))
     out: list[str] = []
-    for (window, kind), xs in groups.items():
-        if len(xs) <= LATE_EACH_AT_MOST:
-            out.extend(x.text(who) for x in xs)
+    for window, kind, count, longest, authors, few in rows:
+        if count <= LATE_EACH_AT_MOST:
+            out.extend(x.text(who) for x in few)
             continue
         what = {"amendment vote": "votes on amendments", "recall vote": "votes on the recall",
                 "stand": "standings", "amend": "amendments"}.get(kind, kind + "s")
-        longest = max(x.arrived - x.close for x in xs)
-        out.append(f"{len(xs)} {what} reached this node after {window_words(window)} closed "
+        out.append(f"{count} {what} reached this node after {window_words(window)} closed "
                    f"(up to {span(longest)} after); they count because the window is unsealed: "
-                   + _names(list({x.author for x in xs}), who))
+                   + _names(list(authors), who))
     return out
 
 

@@ -65,6 +65,7 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     from .render import Namer, render_detail, render_short
 
     store = ctx.store
+    store.small_cache()  # it reads (and keeps a few results): no import's page cache
     now = ctx.now_ms()
     as_of = parse_time(args.as_of, now) if args.as_of else now
     names = read.body_names(store)
@@ -116,11 +117,11 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
             if d is not None:
                 p = store.get(r.id)
                 original = getattr(p.data, "text", None) if p is not None else None
-            from ..api.late import late_for
+            from ..api.late import late_groups
 
             render_detail(ctx.console, r, names, Namer(profiles, local), as_of,
                           d.turnout if d is not None else (), full=d is not None, original=original,
-                          late_events=late_for(store, r))
+                          late_events=late_groups(store, r))
     if args.verify:
         if bad:
             ctx.console.print(f"[red]Verify: {len(bad)} of {len(results)} kept result(s) differ from "
