@@ -169,41 +169,61 @@ def _target(ev: Event) -> bytes:
     return ev.id
 
 
-def late_for(store: "Store", res: "ProposalResult") -> list[Late]:
-    """:func:`late_events` of ``res`` over what reached this node: reads only the events
-    aimed at the proposal (and its amendments and recalls) that arrived after the first
-    close of a closed, unsealed window this node saw close; nothing when there is none."""
+def _since(store: "Store", res: "ProposalResult") -> tuple[int, int] | None:
+    """``(held_from, after)``: when the proposal reached this node, and the first close
+    of a closed, unsealed window this node saw close; None when there is none."""
     held_from = store.arrived_ms(res.id)
     if held_from is None:
-        return []
+        return None
     closes = [c for c in _windows_closes(res) if held_from <= c]
-    if not closes:
-        return []
-    return _late_from_rows(res, min(closes), store, held_from)
+    return (held_from, min(closes)) if closes else None
 
 
-def _late_from_rows(res: "ProposalResult", after: int, store: "Store", held_from: int) -> list[Late]:
-    """:func:`late_events` over the store's rows, a counted vote of an unsealed round told
-    from its columns without decoding it (a record that reached this node long after its
-    windows closed has every vote late: 100,000 of them in the municipality)."""
+# A counted vote told from its columns: (window, id, author, target, ts, arrived, close).
+VoteRow = Callable[[str, bytes, bytes, bytes, int, int, int], None]
+
+
+def _scan(res: "ProposalResult", after: int, store: "Store", held_from: int, vote: VoteRow) -> list[Late]:
+    """Every late arrival of ``res`` among the rows that arrived after ``after``: a counted
+    vote of an unsealed round is handed to ``vote`` from its columns, undecoded (a record
+    that reached this node long after its windows closed has every vote late: 100,000 of
+    them in the municipality); the other events are decoded and returned by
+    :func:`late_events`."""
     from ..protocol.events import decode_stored
     from ..store.index import arrived_rows
 
     counted = {vid: r for r in res.rounds if _unsealed(r.seal) for vid in r.votes}
-    quick: list[Late] = []
     others: dict[bytes, int] = {}
-    shared: dict[bytes, bytes] = {}
     for eid, author, kind, target, ts, arrived in arrived_rows(store.conn, targets(res), after):
-        target = shared.setdefault(target, target)
         r = counted.get(eid)
         if kind == "vote" and r is not None:
-            if arrived > r.vote_window.end and held_from <= r.vote_window.end:
-                quick.append(Late(id=eid, author=author, kind="vote", target=target, window=f"r{r.round}",
-                                  close=r.vote_window.end, ts=ts, arrived=arrived))
+            close = r.vote_window.end
+            if arrived > close and held_from <= close:
+                vote(f"r{r.round}", eid, author, target, ts, arrived, close)
         else:
             others[eid] = arrived
     rest = [(e, others[e.id]) for e in map(decode_stored, store.raw_many(list(others)))]
-    out = quick + late_events(res, rest, held_from)
+    return late_events(res, rest, held_from)
+
+
+def late_for(store: "Store", res: "ProposalResult") -> list[Late]:
+    """:func:`late_events` of ``res`` over what reached this node: reads only the events
+    aimed at the proposal (and its amendments and recalls) that arrived after the first
+    close of a closed, unsealed window this node saw close; nothing when there is none."""
+    since = _since(store, res)
+    return [] if since is None else _late_from_rows(res, since[1], store, since[0])
+
+
+def _late_from_rows(res: "ProposalResult", after: int, store: "Store", held_from: int) -> list[Late]:
+    """:func:`_scan` as a list of :class:`Late`, in ``(close, arrived, id)`` order."""
+    quick: list[Late] = []
+    shared: dict[bytes, bytes] = {}  # one bytes object per target, however many votes name it
+
+    def vote(window: str, eid: bytes, author: bytes, target: bytes, ts: int, arrived: int, close: int) -> None:
+        quick.append(Late(id=eid, author=author, kind="vote", target=shared.setdefault(target, target),
+                          window=window, close=close, ts=ts, arrived=arrived))
+
+    out = quick + _scan(res, after, store, held_from, vote)
     out.sort(key=lambda x: (x.close, x.arrived, x.id))
     return out
 
@@ -260,9 +280,10 @@ class LateGroup:
         return self.first[0][0]
 
 
-def group(items: Iterable[Late]) -> list[LateGroup]:
-    """``items`` by window and kind, the groups in the order of their first event."""
-    groups: dict[tuple[str, str], LateGroup] = {}
+def group(items: Iterable[Late], groups: dict[tuple[str, str], LateGroup] | None = None) -> list[LateGroup]:
+    """``items`` by window and kind (added to ``groups``), the groups in the order of their
+    first event."""
+    groups = {} if groups is None else groups
     for x in items:
         g = groups.get((x.window, x.kind))
         if g is None:
@@ -275,37 +296,18 @@ def late_groups(store: "Store", res: "ProposalResult") -> list[LateGroup]:
     """:func:`group` of :func:`late_for`, streamed: a counted vote of an unsealed round is
     summed from its columns without building or sorting an entry for it (the text of
     ``imier status`` needs the counts and the first few; ``--json`` lists each one)."""
-    held_from = store.arrived_ms(res.id)
-    if held_from is None:
+    since = _since(store, res)
+    if since is None:
         return []
-    closes = [c for c in _windows_closes(res) if held_from <= c]
-    if not closes:
-        return []
-    from ..protocol.events import decode_stored
-    from ..store.index import arrived_rows
-
-    counted = {vid: r for r in res.rounds if _unsealed(r.seal) for vid in r.votes}
     groups: dict[tuple[str, str], LateGroup] = {}
-    others: dict[bytes, int] = {}
-    for eid, author, kind, target, ts, arrived in arrived_rows(store.conn, targets(res), min(closes)):
-        r = counted.get(eid)
-        if kind == "vote" and r is not None:
-            close = r.vote_window.end
-            if arrived > close and held_from <= close:
-                name = f"r{r.round}"
-                g = groups.get((name, "vote"))
-                if g is None:
-                    g = groups[(name, "vote")] = LateGroup(name, "vote")
-                g.add_row(eid, author, target, ts, arrived, close)
-        else:
-            others[eid] = arrived
-    rest = [(e, others[e.id]) for e in map(decode_stored, store.raw_many(list(others)))]
-    for x in late_events(res, rest, held_from):
-        g = groups.get((x.window, x.kind))
+
+    def vote(window: str, eid: bytes, author: bytes, target: bytes, ts: int, arrived: int, close: int) -> None:
+        g = groups.get((window, "vote"))
         if g is None:
-            g = groups[(x.window, x.kind)] = LateGroup(x.window, x.kind)
-        g.add(x)
-    return sorted(groups.values(), key=lambda g: g.start)
+            g = groups[(window, "vote")] = LateGroup(window, "vote")
+        g.add_row(eid, author, target, ts, arrived, close)
+
+    return group(_scan(res, since[1], store, since[0], vote), groups)
 
 
 def late_json(items: Sequence[Late]) -> list[dict[str, Any]]:
