@@ -9,7 +9,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from imier.protocol.errors import LocalError, Rejected
-from imier.protocol.events import Admit, Found, Propose, Vote, sign_event
+from imier.protocol.events import Admit, Event, Found, Propose, Vote, sign_event
 from imier.store.db import Store
 from imier.store.requests import MAX_PER_BODY, TTL_MS, Requests, join_code, resolve_member
 from imier.web import source
@@ -213,16 +213,22 @@ def test_listen_addresses() -> None:
             parse_listen(bad)
 
 
-def test_watcher_sees_a_new_body(world: dict[str, object]) -> None:
-    store, ana = world["store"], world["ana"]
-    assert isinstance(store, Store) and isinstance(ana, SigningKey)
-    w = Watcher(store)
-    assert len(w.tick(T0 + 10)) == 1
+def _found_south(store: Store, ana: SigningKey) -> Event:
+    """ana founds South and proposes in it; the proposal."""
     south = sign_event(ana, body=None, ts=T0 + 20, seq=1, prev=[], data=Found(
         body_kind="community", name="South", charter={"discussion": "60s"}))
     prop = sign_event(ana, body=south.id, ts=T0 + 21, seq=2, prev=[south.id],
                       data=Propose(title="Trees", text="Plant trees.", proposal_kind="general"))
     store.ingest([south, prop])
+    return prop
+
+
+def test_watcher_sees_a_new_body(world: dict[str, object]) -> None:
+    store, ana = world["store"], world["ana"]
+    assert isinstance(store, Store) and isinstance(ana, SigningKey)
+    w = Watcher(store)
+    assert len(w.tick(T0 + 10)) == 1
+    prop = _found_south(store, ana)
     w.version = None  # (one connection here: its own commits do not move data_version)
     assert [d["id"] for d in w.tick(T0 + 30)] == [prop.id.hex()]
     assert {d["title"] for d in w.current()} == {"Bench", "Trees"}
@@ -235,11 +241,7 @@ def test_a_failed_watcher_tick_loses_no_change(world: dict[str, object], monkeyp
     assert isinstance(store, Store) and isinstance(ana, SigningKey)
     w = Watcher(store)
     assert len(w.tick(T0 + 10)) == 1
-    south = sign_event(ana, body=None, ts=T0 + 20, seq=1, prev=[], data=Found(
-        body_kind="community", name="South", charter={"discussion": "60s"}))
-    prop = sign_event(ana, body=south.id, ts=T0 + 21, seq=2, prev=[south.id],
-                      data=Propose(title="Trees", text="Plant trees.", proposal_kind="general"))
-    store.ingest([south, prop])
+    prop = _found_south(store, ana)
     w.version = None
     real = source.status_of_body
 
