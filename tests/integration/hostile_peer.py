@@ -85,6 +85,44 @@ async def _host(seed: bytes, addr: str) -> tuple[Any, Any]:
     return h, info_from_p2p_addr(multiaddr.Multiaddr(addr))
 
 
+async def _offer(s: Any, f: Framed, name: str, bodies: list[bytes], items: list[tuple[int, bytes]],
+                 errors: dict[str, int] | None = None) -> list[bytes]:
+    """hello, offer and reconcile ``items`` with the victim; the ids it lacks, in
+    ``items``' order. A refusal ends the reconciliation; with ``errors``, its code is
+    counted there and the session given up (EOFError)."""
+    await s.write(wire.hello(name, bodies, []))
+    await f.frame()
+    await s.write(wire.offer(bodies))
+    await f.frame()
+    r = Reconciler(items)
+    await s.write(wire.rec(r.initiate()))
+    while True:
+        m = await f.frame()
+        if m["t"] != "rec":
+            if errors is not None:
+                code = str(m.get("code"))
+                errors[code] = errors.get(code, 0) + 1
+                raise EOFError
+            break
+        reply, _, _ = r.reconcile(m["m"])
+        if reply is None:
+            break
+        await s.write(wire.rec(reply))
+        if r.done:
+            break
+    return [i for _, i in items if i in r.have]
+
+
+async def _send(s: Any, order: list[bytes], by_id: dict[bytes, bytes], per: int, out: dict[str, Any]) -> None:
+    """The events ``order`` names, ``per`` to a frame, then ``end``; counted in ``out``."""
+    for k in range(0, len(order), per):
+        raws = [by_id[i] for i in order[k : k + per]]
+        await s.write(wire.events_frame(raws))
+        out["sent_events"] += len(raws)
+        out["sent_bytes"] += sum(map(len, raws))
+    await s.write(wire.end())
+
+
 async def junk(addr: str, seconds: float, n_bodies: int, per_body: int) -> dict[str, Any]:
     bodies, evs = junk_events(n_bodies, per_body, 1)
     items = sorted((e.ts, e.id) for e in evs)
@@ -101,29 +139,8 @@ async def junk(addr: str, seconds: float, n_bodies: int, per_body: int) -> dict[
                     await h.connect(info)
                     s = await h.new_stream(info.peer_id, [P])
                     f = Framed(s)
-                    await s.write(wire.hello("junk", bodies, []))
-                    await f.frame()
-                    await s.write(wire.offer(bodies))
-                    await f.frame()
-                    r = Reconciler(items)
-                    await s.write(wire.rec(r.initiate()))
-                    while True:
-                        m = await f.frame()
-                        if m["t"] != "rec":
-                            break
-                        reply, _, _ = r.reconcile(m["m"])
-                        if reply is None:
-                            break
-                        await s.write(wire.rec(reply))
-                        if r.done:
-                            break
-                    order = [i for _, i in items if i in r.have]
-                    for k in range(0, len(order), 8):
-                        raws = [by_id[i] for i in order[k : k + 8]]
-                        await s.write(wire.events_frame(raws))
-                        out["sent_events"] += len(raws)
-                        out["sent_bytes"] += sum(map(len, raws))
-                    await s.write(wire.end())
+                    order = await _offer(s, f, "junk", bodies, items)
+                    await _send(s, order, by_id, 8, out)
                     out["sessions"] += 1
                     with trio.move_on_after(2):
                         while (await f.frame())["t"] != "end":
@@ -261,25 +278,7 @@ async def future(addr: str, seconds: float, body: bytes, mb: float, per_session:
                     await h.connect(info)
                     s = await h.new_stream(info.peer_id, [P])
                     f = Framed(s)
-                    await s.write(wire.hello("future", [body], []))
-                    await f.frame()
-                    await s.write(wire.offer([body]))
-                    await f.frame()
-                    r = Reconciler(items)
-                    await s.write(wire.rec(r.initiate()))
-                    while True:
-                        m = await f.frame()
-                        if m["t"] != "rec":
-                            code = str(m.get("code"))
-                            out["errors"][code] = out["errors"].get(code, 0) + 1
-                            raise EOFError
-                        reply, _, _ = r.reconcile(m["m"])
-                        if reply is None:
-                            break
-                        await s.write(wire.rec(reply))
-                        if r.done:
-                            break
-                    order = [i for _, i in items if i in r.have]
+                    order = await _offer(s, f, "future", [body], items, errors=out["errors"])
 
                     async def drain(fr: Framed) -> None:  # what the victim sends us, read and thrown away
                         with trio.move_on_after(60):
@@ -288,12 +287,7 @@ async def future(addr: str, seconds: float, body: bytes, mb: float, per_session:
 
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(drain, f)
-                        for k in range(0, len(order), 4):
-                            raws = [by_id[i] for i in order[k : k + 4]]
-                            await s.write(wire.events_frame(raws))
-                            out["sent_events"] += len(raws)
-                            out["sent_bytes"] += sum(map(len, raws))
-                        await s.write(wire.end())
+                        await _send(s, order, by_id, 4, out)
                     out["sessions"] += 1
         except Exception:
             out["refused"] += 1
