@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from imier.protocol.events import Seal, decode_event
+from imier.protocol.events import Seal
 from imier.store.db import Store
 
-from .common import best_of, env_int, load_or_build
-from .tally import DAY, municipality, the_proposal
+from .common import best_of, env_int
+from .tally import DAY, sealed_municipality
 
 __all__ = ["run"]
 
@@ -37,10 +37,7 @@ def run() -> dict[str, Any]:
     communities = env_int("IMIER_BENCH_TALLY_COMMUNITIES", 100)
     members = env_int("IMIER_BENCH_TALLY_MEMBERS", 1000)
     runs = env_int("IMIER_BENCH_RUNS", 3)
-    raws = load_or_build(f"municipality-sealed-{communities}x{members}",
-                         lambda: municipality(communities, members, sealed=True))
-    evs = [decode_event(r, verify=False) for r in raws]
-    _, prop = the_proposal(evs)
+    evs, prop = sealed_municipality(communities, members)
     tellers = sorted({e.author for e in evs if isinstance(e.data, Seal)})
     close = prop.ts + 5 * DAY
     now = close + SEAL_DELAY_MS + 60_000

@@ -147,6 +147,16 @@ def the_proposal(evs: list[Event]) -> tuple[int, Event]:
     raise LookupError("no proposal")
 
 
+def sealed_municipality(communities: int, members: int) -> tuple[list[Any], Any]:
+    """The sealed municipality's events (built once, then cached) and its proposal."""
+    from imier.protocol.events import decode_event
+
+    raws = load_or_build(f"municipality-sealed-{communities}x{members}",
+                         lambda: municipality(communities, members, sealed=True))
+    evs = [decode_event(r, verify=False) for r in raws]
+    return evs, the_proposal(evs)[1]
+
+
 def run() -> dict[str, Any]:
     from imier.consensus import tally_proposal
 
@@ -157,10 +167,7 @@ def run() -> dict[str, Any]:
 
     # The headline figures: the sealed municipality (consent, tellers drawn by lot,
     # round 1 sealed by all three), as of an hour after round 1 closed.
-    sraws = load_or_build(f"municipality-sealed-{communities}x{members}",
-                          lambda: municipality(communities, members, sealed=True))
-    sevs = [decode_event(r, verify=False) for r in sraws]
-    _, sprop = the_proposal(sevs)
+    sevs, sprop = sealed_municipality(communities, members)
     muni = sprop.body
     assert muni is not None
     s_as_of = sprop.ts + 5 * DAY + 3_600_000
@@ -182,6 +189,7 @@ def run() -> dict[str, Any]:
     doc = res.to_json({})
     seal = doc["rounds"][0].get("seal", {})
     assert seal.get("sealed") and seal.get("sealed_by") == 3, seal
+    n_sealed = len(sevs)
     del sevs
     # Growth and scaling: the municipality with consent and without tellers.
     raws = load_or_build(f"municipality-v2-{communities}x{members}",
@@ -218,7 +226,7 @@ def run() -> dict[str, Any]:
         "communities": communities,
         "members": members,
         "votes": n_votes,
-        "events": len(sraws),
+        "events": n_sealed,
         "sealed": seal,
         "read_s": read_s,
         "tally_s": tally_s,
