@@ -10,7 +10,7 @@ import trio
 import trio.testing
 
 from imier.nodeapp import bounds
-from imier.nodeapp.bounds import rec_work, round_work, session_work
+from imier.nodeapp.bounds import round_work, session_work
 from imier.nodeapp.inbound import Inbound
 from imier.nodeapp.sync import StreamGone, run_session
 from imier.protocol import syncwire as wire
@@ -55,13 +55,13 @@ def _community(node: Any, key: Any, n: int) -> bytes:
     return found.id
 
 
-def test_rec_work_counts_the_items_each_range_covers() -> None:
+def test_the_work_of_a_message_is_counted_from_its_ranges() -> None:
     items = [(T + i, bytes([i % 256, i // 256]) + b"\0" * 30) for i in range(1000)]
     items.sort()
     r = Reconciler(items)
-    first = r.initiate()  # one counted fingerprint over everything
-    assert 1000 < rec_work(items, first) <= 1000 + 1 + len(first) // 64 + 1
-    assert rec_work(items, encode_message([])) == 1
+    first = r.initiate()  # one counted fingerprint over everything: it may be answered by a sketch of all
+    assert 1000 < r.cost(first) <= 1000 + 3 * 256 + 8 + len(first) // 32
+    assert r.cost(encode_message([])) == 2
     assert round_work(1000) == 2000 + bounds.WORK_ROUND_BASE
     assert session_work(1000) == bounds.WORK_SESSION_FACTOR * 1000 + bounds.WORK_SESSION_BASE
 
@@ -247,3 +247,37 @@ def test_a_junk_source_gets_no_allowance_for_unheld_bodies(tmp_path) -> None:  #
     # the first ones were read to the end and dropped; the last was cut at its first event
     assert all("sent 11 events" in c for c in codes[:UNHELD_STRIKES]), codes
     assert "more than 0 bytes" in codes[-1], codes
+
+
+def test_a_strangers_round_waits_while_a_neighbour_reconciles() -> None:
+    """Priority (bounds rule 8): no wait when no neighbour is served; a wait until the
+    neighbour's session is done; never longer than NEIGHBOUR_WAIT_S."""
+    from imier.nodeapp.sync import Priority
+
+    async def main() -> None:
+        p = Priority()
+        t0 = trio.current_time()
+        await p.after_neighbours()
+        assert trio.current_time() == t0 and p.waits == 0
+
+        async def neighbour(seconds: float) -> None:
+            with p.neighbour():
+                await trio.sleep(seconds)
+
+        async with trio.open_nursery() as n:
+            n.start_soon(neighbour, 0.5)
+            await trio.sleep(0.01)
+            await p.after_neighbours()
+            assert 0.5 <= trio.current_time() - t0 < 0.6 and p.waits == 1
+        assert p.serving == 0
+        t1 = trio.current_time()
+        async with trio.open_nursery() as n:
+            n.start_soon(neighbour, 60)
+            await trio.sleep(0.01)
+            await p.after_neighbours()
+            waited = trio.current_time() - t1
+            n.cancel_scope.cancel()
+        assert bounds.NEIGHBOUR_WAIT_S <= waited < bounds.NEIGHBOUR_WAIT_S + 0.1
+        assert p.serving == 0
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

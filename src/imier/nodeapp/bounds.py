@@ -20,8 +20,10 @@ Invariants:
    reconciliation within ``RECONCILE_S``, the whole session within
    ``SESSION_S``. A slow peer holds a stream for seconds, not for as long as
    it likes (a byte every 10 s no longer keeps a session alive).
-6. Reconciliation work is counted before it is done (:func:`rec_work`: the
-   bytes to decode plus, per range, the items it makes us hash or scan) and
+6. Reconciliation work is counted before it is done
+   (:meth:`~imier.protocol.reconcile.Reconciler.cost`: an upper bound from the
+   message's bytes and, per range, what answering it may make us hash, split
+   or scan, in units of about a microsecond) and
    capped per round, per session (``session_work``, a multiple of the items
    reconciled: an honest exchange needs a few times that, a replayed sketch
    would need it every round), and over time by token buckets per peer id,
@@ -31,6 +33,11 @@ Invariants:
    peer id, because a new peer id costs an attacker nothing: a connection
    may carry at most ``MAX_STREAMS_PER_CONN`` sync streams and one session
    at a time, whatever peer id it claims.
+8. Neighbours first: while this node reconciles with a proven peer, the next
+   round of a peer not proven waits until that is done, at most
+   ``NEIGHBOUR_WAIT_S`` a round (sync.Priority). Strangers get the node's
+   time that neighbours leave, so a good peer's sync is not queued behind
+   replayed sketches.
 """
 
 from __future__ import annotations
@@ -63,7 +70,7 @@ __all__ = [
     "WORK_BURST",
     "round_work",
     "session_work",
-    "rec_work",
+    "NEIGHBOUR_WAIT_S",
 ]
 
 MAX_STREAMS = 4
@@ -84,12 +91,14 @@ SESSION_S = 300.0
 RESERVED_SESSIONS = 2
 MAX_STREAMS_PER_CONN = 4
 MAX_SESSIONS_PER_PEER = 1
-# Reconciliation work, in units of about one id hashed (~1.3 us here).
+# Reconciliation work, in units of about one id hashed into a sketch (0.8-1.4 us
+# here: Reconciler.cost, measured in docs/performance.md).
 WORK_ROUND_BASE = 1 << 16
 WORK_SESSION_FACTOR = 24
 WORK_SESSION_BASE = 1 << 20
-WORK_RATE = 100_000.0  # units per second a peer, a connection or a source earns back (~13% of a core)
+WORK_RATE = 100_000.0  # units per second a peer, a connection or a source earns back (~10% of a core)
 WORK_BURST = 4_000_000.0
+NEIGHBOUR_WAIT_S = 2.0  # the longest a stranger's round waits behind neighbours' sessions
 CANDIDATE_BYTES = 32 * 1024 * 1024  # offered, not yet held: bytes a session may keep in memory
 
 
@@ -102,29 +111,6 @@ def round_work(items: int) -> int:
 def session_work(items: int) -> int:
     """The most reconcile work one session may take over ``items`` items."""
     return WORK_SESSION_FACTOR * items + WORK_SESSION_BASE
-
-
-def rec_work(items: list[tuple[int, bytes]], msg: bytes) -> int:
-    """The work a reconcile message asks of us over sorted ``items``, before doing it.
-
-    Decoding costs its bytes (one unit per 64); every range but a skip may make
-    us hash or scan the items it covers (a fingerprint that matches costs
-    less, but that is not known before computing it). Raises ``Rejected``
-    for a message that does not decode, as the reconciler would.
-    """
-    import bisect
-
-    from ..protocol.reconcile import SKIP, decode_message
-
-    ranges = decode_message(msg)
-    work = len(msg) // 64 + 1
-    lo = 0
-    for upper, mode, _ in ranges:
-        hi = bisect.bisect_left(items, upper)
-        if mode != SKIP:
-            work += hi - lo + 1
-        lo = hi
-    return work
 
 
 class TokenBucket:

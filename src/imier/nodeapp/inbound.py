@@ -21,7 +21,9 @@ Invariants (bounds.py rules 5-7 for the numbers):
    peer id and per connection.
 4. Reconcile work is charged to the peer's bucket (sync.py), the
    connection's and the source's; peers not proven also share one node-wide
-   bucket, so many fresh peer ids together get no more than one.
+   bucket, so many fresh peer ids together get no more than one, and their
+   rounds wait while a neighbour's session reconciles (``Priority``, bounds
+   rule 8).
 5. Waiting for a slot is bounded (``SESSION_WAIT_S``); a stream that finds
    none is closed without an offence (the peer retries on its next tick).
 6. Events of bodies this node does not hold cost it bytes read and memory
@@ -37,7 +39,7 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +59,7 @@ from .bounds import (
     PeerRecord,
     TokenBucket,
 )
-from .sync import Hello, StreamGone, run_session
+from .sync import Charge, Hello, StreamGone, run_session
 
 __all__ = ["Inbound", "Busy", "MAX_SOURCES"]
 
@@ -144,7 +146,9 @@ class Inbound:
         src.streams += 1
         seen = peer.offence_count
         try:
-            stats = await run_session(node, stream, peer, initiator=False, gate=self._gate(peer, conn, src))
+            # a neighbour's whole session, handshake included, goes before strangers' rounds
+            with node.priority.neighbour() if peer.proven else nullcontext():
+                stats = await run_session(node, stream, peer, initiator=False, gate=self._gate(peer, conn, src))
             node._record(peer, stats)
         except Busy as exc:
             log.info("sync from %s not served now: %s", peer_id[-8:], exc)
@@ -167,9 +171,9 @@ class Inbound:
             await _close(stream)
 
     def _gate(self, peer: PeerRecord, conn: Counter, src: Counter
-              ) -> Callable[[Hello], AbstractAsyncContextManager[list[TokenBucket]]]:
+              ) -> Callable[[Hello], AbstractAsyncContextManager[Charge]]:
         @asynccontextmanager
-        async def gate(hs: Hello) -> AsyncIterator[list[TokenBucket]]:
+        async def gate(hs: Hello) -> AsyncIterator[Charge]:
             if self.sessions.get(peer.peer_id, 0) >= MAX_SESSIONS_PER_PEER or conn.sessions >= 1:
                 raise Busy("a session with this peer is already running")
             shares = peer.proven and bool(hs.theirs & hs.mine)
@@ -190,7 +194,10 @@ class Inbound:
             conn.sessions += 1
             src.sessions += 1
             try:
-                yield [conn.work] if peer.proven else [conn.work, src.work, self.strangers]
+                if peer.proven:
+                    yield Charge([conn.work])
+                else:
+                    yield Charge([conn.work, src.work, self.strangers], self.node.priority.after_neighbours)
             finally:
                 limiter.release()
                 conn.sessions -= 1

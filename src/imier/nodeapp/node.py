@@ -36,7 +36,7 @@ from ..store.home import Config, Home
 from ..store.intake import UNREQUESTED, WRONG_BODY, DeferredQueue, IntakeLimits, IntakeReport, take
 from .bounds import MAX_SESSIONS, MAX_STREAMS, SESSION_WAIT_S, PeerRecord
 from .holding import held_bodies
-from .sync import StreamGone, SyncStats, run_session
+from .sync import Priority, StreamGone, SyncStats, run_session
 
 __all__ = ["Options", "Node", "keep_running", "DEFERRED_RETRY_S"]
 
@@ -97,6 +97,7 @@ class Node:
         # `imier sync` while the daemon's own sync with that peer runs) would be
         # refused as busy; it waits for the running one instead (bounded by its deadline).
         self._session_locks: dict[str, trio.Lock] = {}
+        self.priority = Priority()  # neighbours' sessions before strangers' rounds (sync.py)
         self.outbox_event = trio.Event()
         self.changed = trio.Event()  # set when the held set may have changed
         self.started = time.time()

@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -62,15 +62,15 @@ from .bounds import (
     RECONCILE_S,
     SESSION_S,
     PeerRecord,
+    NEIGHBOUR_WAIT_S,
     TokenBucket,
-    rec_work,
     round_work,
     session_work,
 )
 from .holding import admitted, offer_for
 
 __all__ = ["SyncNode", "SyncStats", "FramedStream", "Hello", "run_session", "handshake", "exchange",
-           "StreamGone"]
+           "StreamGone", "Charge", "Priority"]
 
 log = logging.getLogger("imier.sync")
 MAX_ROUNDS = 2000
@@ -83,6 +83,7 @@ class StreamGone(Exception):
 class SyncNode(Protocol):
     name: str
     store: Store
+    priority: Priority
 
     def people(self) -> list[bytes]: ...
 
@@ -208,14 +209,54 @@ class Hello:
     candidate_limit: int = CANDIDATE_BYTES
 
 
+@dataclass
+class Charge:
+    """What an inbound session's reconcile work is charged to, beyond the peer's own
+    bucket (inbound.py): the connection's, the source's, the strangers' buckets,
+    and for a peer not proven a wait behind neighbours first (:class:`Priority`)."""
+
+    buckets: list[TokenBucket]
+    wait: Callable[[], Awaitable[None]] | None = None
+
+
+class Priority:
+    """Neighbours first (bounds rule 8): while this node reconciles with a proven
+    peer (either way), a stranger's next round waits until it is done, for at
+    most ``NEIGHBOUR_WAIT_S`` a round. A stranger's round costs the node's one
+    thread tens of milliseconds; a neighbour's session should not queue behind it."""
+
+    def __init__(self) -> None:
+        self.serving = 0
+        self.waits = 0  # strangers' rounds that waited (imier peers --json)
+
+    @contextmanager
+    def neighbour(self) -> Iterator[None]:
+        self.serving += 1
+        try:
+            yield
+        finally:
+            self.serving -= 1
+
+    async def after_neighbours(self) -> None:
+        if not self.serving:
+            return
+        self.waits += 1
+        with trio.move_on_after(NEIGHBOUR_WAIT_S):
+            for _ in range(int(NEIGHBOUR_WAIT_S / 0.02) + 1):  # bounded, and by the deadline
+                await trio.sleep(0.02)
+                if not self.serving:
+                    break
+
+
 class Work:
     """Reconcile work counted before it is done (bounds rule 6)."""
 
-    def __init__(self, items: int, buckets: list[TokenBucket]) -> None:
+    def __init__(self, items: int, charge: Charge) -> None:
         self.per_round = round_work(items)
         self.cap = session_work(items)
         self.used = 0
-        self.buckets = buckets
+        self.buckets = charge.buckets
+        self.wait = charge.wait
 
     async def spend(self, units: int, peer: PeerRecord) -> None:
         if units > self.per_round:
@@ -224,6 +265,8 @@ class Work:
         if self.used + units > self.cap:
             raise RemoteError("work_budget", f"reconciliation exceeded its work budget ({self.cap} units)",
                               field="rec")
+        if self.wait is not None:
+            await self.wait()
         self.used += units
         peer.work_done += units
         for b in self.buckets:
@@ -379,14 +422,15 @@ class _Candidates:
 
 
 async def exchange(node: SyncNode, fs: FramedStream, peer: PeerRecord, hs: Hello, *, initiator: bool,
-                   buckets: list[TokenBucket] | None = None, stats: SyncStats) -> SyncStats:
+                   charge: Charge | None = None, stats: SyncStats) -> SyncStats:
     """Reconcile ``hs.shared`` and transfer the events each side lacks."""
     store = node.store
     shared = hs.shared
     items = store.items(shared)
     stats.bodies, stats.items = len(shared), len(items)
     r = Reconciler(items)
-    work = Work(len(items), [peer.work, *(buckets or [])])
+    extra = charge or Charge([])
+    work = Work(len(items), Charge([peer.work, *extra.buckets], extra.wait))
     try:
         with trio.fail_after(RECONCILE_S):
             if initiator:
@@ -397,7 +441,7 @@ async def exchange(node: SyncNode, fs: FramedStream, peer: PeerRecord, hs: Hello
                     # An honest exchange needs about log16(n) rounds plus one per 48 KiB of ids.
                     raise RemoteError("too_many_rounds", f"reconciliation exceeded {MAX_ROUNDS} rounds",
                                       field="rec")
-                await work.spend(rec_work(items, f["m"]), peer)
+                await work.spend(r.cost(f["m"]), peer)
                 reply, _have, _need = r.reconcile(f["m"])
                 if reply is None:
                     break
@@ -486,12 +530,12 @@ def _route(raws: list[bytes], cands: _Candidates, remaining: set[bytes], node: S
 
 
 async def run_session(node: SyncNode, stream: Any, peer: PeerRecord, *, initiator: bool,
-                      gate: Callable[[Hello], AbstractAsyncContextManager[list[TokenBucket]]] | None = None,
+                      gate: Callable[[Hello], AbstractAsyncContextManager[Charge]] | None = None,
                       ) -> SyncStats:
     """One sync session; raises RemoteError (peer's fault) or StreamGone.
 
     ``gate`` (inbound sessions, inbound.py) is entered after the handshake: it
-    waits for a session slot and gives the extra work buckets to charge.
+    waits for a session slot and gives what else the work is charged to.
     The whole session ends after SESSION_S (StreamGone: what was received is
     stored, the next session goes on from there).
     """
@@ -500,11 +544,12 @@ async def run_session(node: SyncNode, stream: Any, peer: PeerRecord, *, initiato
     fs = FramedStream(stream)
     with trio.move_on_after(SESSION_S) as whole:
         hs = await handshake(node, fs, peer)
-        if gate is None:
-            await exchange(node, fs, peer, hs, initiator=initiator, stats=stats)
+        if gate is None:  # our own session (we dialled): a neighbour's if the peer is proven
+            with node.priority.neighbour() if peer.proven else nullcontext():
+                await exchange(node, fs, peer, hs, initiator=initiator, stats=stats)
         else:
-            async with gate(hs) as buckets:
-                await exchange(node, fs, peer, hs, initiator=initiator, buckets=buckets, stats=stats)
+            async with gate(hs) as charge:
+                await exchange(node, fs, peer, hs, initiator=initiator, charge=charge, stats=stats)
     if whole.cancelled_caught:
         raise StreamGone(f"the session took longer than {SESSION_S:.0f} s; the next one goes on")
     stats.handshake_bytes = fs.total("hello", "offer")
