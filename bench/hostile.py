@@ -11,11 +11,14 @@ their own processes (tests/integration/hostile_peer.py).
   their events (30 KB each, fresh peer ids every session), for
   ``IMIER_BENCH_HOSTILE_SECONDS`` (8) seconds. Target 0.
 * ``hostile.slowloris_ratio``: the good peer's session time (its ``ms``,
-  median of 3) while 16 peer ids hold 3 streams each (48, each peer id
+  median of 5) while 16 peer ids hold 3 streams each (48, each peer id
   within its limit of 4), sending hellos a byte every 2 s, over the same sync with no attacker. Target <= 2.
 * ``hostile.replay_ratio``: the same while 3 peers replay a 30 KB sketch every
   round, session after session, each taking a new peer id whenever refused.
   Target <= 2.
+* ``*_victim_cores``: the victim daemon's CPU (from /proc/PID/stat, in cores)
+  while the good peer synced under that attack; ``*_trials_ms`` every trial.
+  The attackers print their counters when stopped (SIGTERM).
 
 * ``hostile.deferred_rss``: a second victim daemon (a small community, the
   deferred bound ``IMIER_BENCH_HOSTILE_DEFERRED_MIB``, default the node's 64
@@ -33,6 +36,7 @@ ratio shows it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import statistics
@@ -47,7 +51,7 @@ from .common import env_int
 
 __all__ = ["run"]
 
-TRIALS = 3
+TRIALS = 5
 FAILED_MS = 60_000
 MIB = 1024 * 1024
 RSS_ALLOWANCE = 16 * MIB
@@ -61,6 +65,12 @@ def _proc_kib(pid: int) -> dict[str, int]:
         if k in ("VmRSS", "VmHWM"):
             out[k] = int(v.split()[0])
     return out
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/PID/stat)."""
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _reset_peak(pid: int) -> None:
@@ -132,6 +142,7 @@ def run() -> dict[str, Any]:
             good_sync()  # the good peer is a known neighbour (and warms the caches)
             base = [good_sync() for _ in range(TRIALS)]
             out["baseline_ms"] = statistics.median(base)
+            out["baseline_trials_ms"] = base
 
             before = _stored_bytes(a.home)
             t0 = time.monotonic()
@@ -142,22 +153,21 @@ def run() -> dict[str, Any]:
             out["stranger_sent_bytes_per_min"] = junk.get("sent_bytes", 0) * 60 / took
             out["junk"] = junk
 
-            slow = attack("slowloris", "--seconds", str(seconds + 30), "--streams", "3", "--identities", "16")
-            time.sleep(3)
-            under = [good_sync() for _ in range(TRIALS)]
-            slow.kill()
-            out["slowloris"] = finish(slow)
-            out["slowloris_ms"] = statistics.median(under)
-            out["slowloris_ratio"] = out["slowloris_ms"] / max(1, out["baseline_ms"])
-
-            rep = attack("replay", "--seconds", str(seconds + 30), "--body", body.hex(), "--rotate",
-                         "--identities", "3")
-            time.sleep(3)
-            under = [good_sync() for _ in range(TRIALS)]
-            rep.kill()
-            out["replay"] = finish(rep)
-            out["replay_ms"] = statistics.median(under)
-            out["replay_ratio"] = out["replay_ms"] / max(1, out["baseline_ms"])
+            assert a.proc is not None
+            pid = a.proc.pid
+            for name, args in (("slowloris", ("--streams", "3", "--identities", "16")),
+                               ("replay", ("--body", body.hex(), "--rotate", "--identities", "3"))):
+                p = attack(name, "--seconds", str(seconds + 30), *args)
+                time.sleep(3)
+                c0, t0 = _cpu_s(pid), time.monotonic()
+                under = [good_sync() for _ in range(TRIALS)]
+                # the victim's CPU while the good peer synced under attack, in cores
+                out[f"{name}_victim_cores"] = (_cpu_s(pid) - c0) / (time.monotonic() - t0)
+                out[f"{name}_trials_ms"] = under
+                p.terminate()  # hostile_peer.py prints its counters on SIGTERM
+                out[name] = finish(p)
+                out[f"{name}_ms"] = statistics.median(under)
+                out[f"{name}_ratio"] = out[f"{name}_ms"] / max(1, out["baseline_ms"])
             peers = a.json("peers")
             out["victim_offences"] = sorted({o["code"] for p in peers["peers"] for o in p["recent_offences"]})
         finally:

@@ -91,9 +91,11 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, ...]]:
             ("hostile.stranger_bytes_per_min", f"{r['stranger_bytes_per_min']:,.0f} B/min stored",
              f"{r['stranger_sent_bytes_per_min']:,.0f} B/min sent", "-", "0",
              _fmt(r["stranger_bytes_per_min"] == 0)),
-            ("hostile.slowloris_ratio", f"{r['slowloris_ms']:.0f} ms sync", f"{r['baseline_ms']:.0f} ms alone",
+            ("hostile.slowloris_ratio", f"{r['slowloris_ms']:.0f} ms sync (victim "
+             f"{r.get('slowloris_victim_cores', 0):.2f} cores)", f"{r['baseline_ms']:.0f} ms alone",
              _fmt(r["slowloris_ratio"]), "<= 2", _fmt(r["slowloris_ratio"] <= 2)),
-            ("hostile.replay_ratio", f"{r['replay_ms']:.0f} ms sync", f"{r['baseline_ms']:.0f} ms alone",
+            ("hostile.replay_ratio", f"{r['replay_ms']:.0f} ms sync (victim "
+             f"{r.get('replay_victim_cores', 0):.2f} cores)", f"{r['baseline_ms']:.0f} ms alone",
              _fmt(r["replay_ratio"]), "<= 2", _fmt(r["replay_ratio"] <= 2)),
             ("hostile.deferred_rss", f"{r['deferred_rss'] / 2**20:.0f} MiB RSS growth",
              f"bound {r['deferred_bound'] / 2**20:.0f} MiB (+16), {r['flood_mb']} MB sent",

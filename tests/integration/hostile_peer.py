@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import struct
 import time
 from typing import Any
@@ -40,6 +41,19 @@ from imier.protocol.reconcile import CELL_LEN, SKETCH, Reconciler, encode_messag
 from imier.protocol.limits import MAX_TS
 
 P = TProtocol(wire.SYNC_PROTOCOL)
+_REPORT: dict[str, Any] = {}  # the running attack's counters: printed at its end, or on SIGTERM
+
+
+def _live(counters: dict[str, Any]) -> dict[str, Any]:
+    _REPORT.clear()
+    _REPORT.update(counters)
+    return _REPORT
+
+
+def _report_and_exit(_sig: int, _frame: Any) -> None:
+    """SIGTERM (the bench stops an attack when it has measured): the report so far."""
+    print(json.dumps(_REPORT), flush=True)
+    os._exit(0)
 
 
 class Framed:
@@ -127,7 +141,7 @@ async def junk(addr: str, seconds: float, n_bodies: int, per_body: int) -> dict[
     bodies, evs = junk_events(n_bodies, per_body, 1)
     items = sorted((e.ts, e.id) for e in evs)
     by_id = {e.id: e.raw for e in evs}
-    out = {"sessions": 0, "sent_events": 0, "sent_bytes": 0, "refused": 0, "bodies": len(bodies)}
+    out = _live({"sessions": 0, "sent_events": 0, "sent_bytes": 0, "refused": 0, "bodies": len(bodies)})
     deadline = time.monotonic() + seconds
     n = 0
     while time.monotonic() < deadline and n < 200:
@@ -152,7 +166,7 @@ async def junk(addr: str, seconds: float, n_bodies: int, per_body: int) -> dict[
 
 
 async def slowloris(addr: str, seconds: float, streams: int, identities: int) -> dict[str, Any]:
-    out = {"opened": 0, "failed": 0, "bytes": 0}
+    out = _live({"opened": 0, "failed": 0, "bytes": 0})
     hello = wire.hello("slow", [], [])
 
     async def one_id(k: int) -> None:
@@ -200,7 +214,7 @@ def big_sketch(s: int = 256) -> bytes:
 
 async def replay(addr: str, seconds: float, body: bytes, rotate: bool, identities: int = 1) -> dict[str, Any]:
     """``identities`` replayers at once, each its own peer id (and connection)."""
-    out: dict[str, Any] = {"sessions": 0, "rounds": 0, "refused": 0, "identities": 0, "errors": {}}
+    out = _live({"sessions": 0, "rounds": 0, "refused": 0, "identities": 0, "errors": {}})
     async with trio.open_nursery() as nursery:
         for k in range(identities):
             nursery.start_soon(_replay_one, addr, seconds, body, rotate, bytes([0x52, k]) + b"\x52" * 30, out)
@@ -262,7 +276,7 @@ def future_events(body: bytes, n: int, ahead_ms: int) -> list[Any]:
 
 async def future(addr: str, seconds: float, body: bytes, mb: float, per_session: int,
                  ahead_ms: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"sessions": 0, "sent_events": 0, "sent_bytes": 0, "refused": 0, "errors": {}}
+    out = _live({"sessions": 0, "sent_events": 0, "sent_bytes": 0, "refused": 0, "errors": {}})
     deadline = time.monotonic() + seconds
     goal = int(mb * 1_000_000)
     n = 0
@@ -311,6 +325,7 @@ def main() -> None:
     ap.add_argument("--ahead-ms", type=int, default=3_600_000, help="future: how far ahead")
     a = ap.parse_args()
     quirks.configure_logging("critical")
+    signal.signal(signal.SIGTERM, _report_and_exit)
     if a.mode == "junk":
         res = trio.run(junk, a.addr, a.seconds, a.bodies, a.per_body)
     elif a.mode == "slowloris":
