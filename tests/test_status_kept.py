@@ -190,3 +190,51 @@ def test_the_phase_check_sees_a_withdrawal_held_before_its_time() -> None:
     w.vote("north1", pid, "yes", R1[0] + 20)
     p = read.phase(s, pid, R1[0] + 50)  # the clock passed the withdrawal, no new event
     assert p.state == "withdrawn" and p.open_phase is None
+
+
+def test_kept_results_serve_a_store_used_by_one_thread_after_another(tmp_path: Any) -> None:
+    """The page's server runs store work in trio's worker threads, a different one
+    each time. The kept cache's connection was bound to the thread that opened it:
+    every call from another thread raised sqlite3.ProgrammingError, which the page's
+    watcher took for a busy store, so a vote cast by another process went unseen
+    (docs/decisions.md 57). Here: three threads, and a vote stored by another
+    connection in between."""
+    import threading
+
+    w = World()
+    w.body("north", 4)
+    pid = w.propose("north")
+    w.votes("north", pid, R1[0], yes=2)
+    path = tmp_path / "store.sqlite3"
+    st = Store.open(path, threads=True)
+    st.ingest(w.store.all_events())
+
+    def in_thread(fn: Any) -> Any:
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["value"] = fn()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, on the test's thread
+                box["error"] = exc
+
+        t = threading.Thread(target=run)
+        t.start()
+        t.join(60)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    first = in_thread(lambda: read.status(st, pid, R2[0]))
+    assert first.rounds[0].verdict is not None and first.rounds[0].verdict.yes == 2
+    again = in_thread(lambda: read.documents(st, R2[0]))  # kept, from another thread
+    assert [d["id"] for d in again["proposals"]] == [pid.hex()]
+    known = {e.id for e in w.store.all_events()}
+    w.vote("north3", pid, "no", R1[0] + 100)
+    other = Store.open(path)  # another process's connection
+    other.ingest([e for e in w.store.all_events() if e.id not in known])
+    other.close()
+    after = in_thread(lambda: read.status(st, pid, R2[0]))
+    assert after.rounds[0].verdict is not None and after.rounds[0].verdict.no == 1
+    assert after == tally_proposal(st.all_events(), pid, R2[0])
+    st.close()

@@ -102,14 +102,17 @@ def ensure(store: "Store", *, indexes: bool = True) -> sqlite3.Connection:
         main = next((r[2] for r in store.conn.execute("PRAGMA database_list") if r[1] == "main"), "")
         path = str(Path(main).with_name(CACHE_NAME)) if main else ":memory:"
         try:
-            cache = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+            # Used by whichever thread uses the store (the page's server runs store work
+            # in trio's worker threads, one at a time per store): not bound to this one,
+            # or every call from another thread fails (decisions.md 57).
+            cache = sqlite3.connect(path, isolation_level=None, timeout=5.0, check_same_thread=False)
             if main:
                 cache.execute("PRAGMA journal_mode=WAL")
                 cache.execute("PRAGMA synchronous=NORMAL")  # a lost cache row is only recomputed
             for stmt in CACHE:
                 cache.execute(stmt)
         except sqlite3.Error:
-            cache = sqlite3.connect(":memory:", isolation_level=None)
+            cache = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             for stmt in CACHE:
                 cache.execute(stmt)
         store._kept_conn = cache  # type: ignore[attr-defined]

@@ -152,7 +152,7 @@ class Web:
             self._wake = trio.Event()
             try:
                 changed = await trio.to_thread.run_sync(self._watcher.tick, self.clock())
-            except sqlite3.Error as exc:  # a busy store: look again next time
+            except sqlite3.OperationalError as exc:  # a busy store: look again next time
                 log.info("web: status watch: %s", exc)
                 continue
             except Exception:  # never let one bad tally stop the stream (or the daemon)

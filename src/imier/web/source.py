@@ -5,8 +5,9 @@ returns JSON-ready documents; app.py runs them in worker threads. Nothing here
 decides: it calls the library the CLI calls.
 
 * :func:`status_all` / :func:`status_one` / :func:`status_of_body`: the documents
-  of ``imier status --json``, from :func:`imier.api.read.fresh_documents` (tallied
-  from scratch: a long-running process must not serve a kept result).
+  of ``imier status --json``, from the same library calls as the CLI
+  (:func:`imier.api.read.documents`, :func:`~imier.api.read.proposal_document`):
+  kept results where their inputs are unchanged, checked on every call.
 * :func:`intake`: a posted event goes through the store's one intake
   (:func:`imier.store.intake.take`, ``local=True`` so the daemon publishes it),
   after the page's own checks (the body is held, the seq is not taken).
@@ -81,14 +82,14 @@ def status_of_body(store: Store, body: bytes, as_of: int,
     """The status documents of every proposal of ``body`` (as ``imier status`` lists them)."""
     from ..api import read
 
-    return list(read.fresh_documents(store, as_of, [body])["proposals"])
+    return list(read.documents(store, as_of, [body])["proposals"])
 
 
 def status_all(store: Store, as_of: int) -> dict[str, Any]:
     """``imier status --json``: every proposal of the bodies this node holds."""
     from ..api import read
 
-    return read.fresh_documents(store, as_of)
+    return read.documents(store, as_of)
 
 
 def status_one(store: Store, proposal: bytes, as_of: int) -> dict[str, Any]:
@@ -99,7 +100,7 @@ def status_one(store: Store, proposal: bytes, as_of: int) -> dict[str, Any]:
     if prop is None or prop.kind != "propose" or store.state(proposal) != ACCEPTED:
         raise NotFound("unknown_proposal", "proposal", "this node holds no such proposal")
     try:
-        return read.fresh_document(store, prop.id, as_of)
+        return read.proposal_document(store, prop.id, as_of)
     except read.Void as exc:
         raise NotFound("not_a_proposal", "proposal", f"not a valid proposal: {exc}") from None
 
