@@ -48,10 +48,13 @@ def decisive(reason: str) -> bool:
 
 
 def draft(store: Store, author: bytes, body: bytes, data: Payload, ts: int) -> Event:
-    """The unsigned stand-in of the next event ``author`` would sign in ``body``."""
+    """The unsigned stand-in of the next event ``author`` would sign in ``body`` at ``ts``
+    (the node's clock): its ``prev`` leaves out heads timestamped after the clock, as
+    the signed event's will (rules s.9.4), so a future-dated head cannot move the
+    draft, or the vote, past the window it is checked for."""
     if store.state(body) != 1:
         raise LocalError("this node does not hold that body", hint="check the id, or sync first")
-    seq, prev, min_ts = choose_prev(store, body, author)
+    seq, prev, min_ts = choose_prev(store, body, author, ts)
     at = max(ts, min_ts)
     return Event(author=author, body=body, ts=at, seq=seq, prev=tuple(prev), data=data,
                  sig=_NO_SIG, id=_DRAFT_ID)

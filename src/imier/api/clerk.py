@@ -185,12 +185,19 @@ class Clerk:
 
     # -- writing ----------------------------------------------------------------------
 
-    def _sign(self, body: bytes | None, data: Payload, ts: int, key: SigningKey | None = None) -> Event:
+    def _sign(self, body: bytes | None, data: Payload, ts: int | Callable[[], int],
+              key: SigningKey | None = None, window: tuple[int, int] | None = None) -> Event:
         # The one call into the store's authoring (seq, prev, sign, store in one step).
-        return author_event(self.store, key or self.signer.unlock(), body=body, data=data, ts=ts)
+        return author_event(self.store, key or self.signer.unlock(), body=body, data=data, ts=ts,
+                            window=window)
 
-    def _write(self, d: Event, sentence: str = "", *, note: str | None = None, **facts: object) -> Written:
-        ev = self._sign(d.body, d.data, d.ts)
+    def _write(self, d: Event, sentence: str = "", *, note: str | None = None,
+               window: tuple[int, int] | None = None, **facts: object) -> Written:
+        """Sign and store what draft ``d`` was checked as. The clock is read again inside
+        the write (after the lock; a concurrent command of the same person may have
+        written first), and ``window``, the window the draft was checked for, must
+        still hold the stamped time: else nothing is written and the refusal says so."""
+        ev = self._sign(d.body, d.data, self.clock, window=window)
         if note is not None:
             sentence += f"; this node does not count it yet ({note}): it counts once the admission is here"
         return Written(event=ev, sentence=sentence,
@@ -437,7 +444,7 @@ class Clerk:
         r, why = checks.judged(self.store, prop, d, phases=("amend",), doing="amend")
         note = self._settle(why, "amend")
         assert r.window is not None
-        return self._write(d, note=note, sentence=f"{self.who(d.author)} proposed an amendment to "
+        return self._write(d, note=note, window=r.window, sentence=f"{self.who(d.author)} proposed an amendment to "
                            f"{r.title!r} (amendments close {when(r.window[1])})",
                            verb="amended", title=r.title, proposal=prop.id.hex(), round=r.round,
                            closes=r.window[1])
@@ -466,6 +473,7 @@ class Clerk:
             prop = tgt
             r, why = checks.judged(self.store, prop, d, phases=("vote",), doing="vote")
             assert r.window is not None
+            window = r.window
             closes, what, on = r.window[1], f"round {r.round} closes", repr(r.title)
         elif tgt.kind == "amend":
             assert isinstance(tgt.data, Amend)
@@ -475,6 +483,7 @@ class Clerk:
                 raise LocalError("cannot vote on the amendment: "
                                  + (checks.why_not(r, tgt.id) or "it is not open now"))
             assert r.window is not None
+            window = r.window
             closes, what, on = r.window[1], "amendments close", f"an amendment to {r.title!r}"
         else:
             assert isinstance(tgt.data, Recall)
@@ -486,11 +495,12 @@ class Clerk:
                                  + (checks.why_not(r, tgt.id) or "not counted") + ")")
             if not rc.open:
                 raise LocalError(f"cannot vote on that recall: its vote closed {when(rc.window[1])}")
+            window = rc.window
             closes, what = rc.window[1], "the recall vote closes"
             on = f"the recall of {self.who(rc.holder, prop.body_id)}'s mandate"
         note = self._settle(why, "vote")
         objection = f" ({sev} objection: {cat})" if choice == "no" else ""
-        return self._write(d, note=note, sentence=f"{self.who(d.author)} voted {choice}{objection} on "
+        return self._write(d, note=note, window=window, sentence=f"{self.who(d.author)} voted {choice}{objection} on "
                            f"{on} ({what} {when(closes)})",
                            verb="voted", choice=choice, severity=sev, category=cat,
                            target=tgt.id.hex(), target_kind=tgt.kind, title=r.title,
@@ -509,7 +519,7 @@ class Clerk:
         why, _ = checks.refusal(self.store, prop, d, events=events)
         note = self._settle(why, "change your standing")
         assert r.window is not None
-        return self._write(d, note=note, sentence=f"{self.who(d.author)} now stands {choice} on "
+        return self._write(d, note=note, window=r.window, sentence=f"{self.who(d.author)} now stands {choice} on "
                            f"{r.title!r} (contention closes {when(r.window[1])})",
                            verb="stood", choice=choice, title=r.title, proposal=prop.id.hex(),
                            closes=r.window[1])

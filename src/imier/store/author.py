@@ -96,22 +96,26 @@ def author(
     key: SigningKey,
     body: bytes | None,
     make_payload: Payload | Callable[[], Payload],
-    now_ms: int,
+    now_ms: int | Callable[[], int],
     *,
     window: WindowLike | None = None,
     local: bool = True,
 ) -> Event:
     """Sign the next event of ``key`` in ``body`` at ``now_ms`` and store it, atomically.
 
-    ``make_payload`` is the payload, or a function making it (called inside the
+    ``now_ms`` is the node's clock, or the clock itself: a callable is read inside
+    the write transaction, after the lock is taken, so a concurrent command of the
+    same person that wrote first can never look like an event from the future
+    (rules s.9.4). ``make_payload`` is the payload, or a function making it (called inside the
     transaction, so it sees the store as the event will). ``window``: refuse
     (``Rejected``, code ``outside_window``, field ``ts``) unless the stamped
     timestamp falls inside it. Nothing is written on any refusal.
     """
     with store.atomic():
+        now = now_ms() if callable(now_ms) else now_ms
         data = make_payload() if callable(make_payload) else make_payload
         if isinstance(data, Found):
-            ts = now_ms
+            ts = now
             _check_window(window, ts)
             ev = sign_event(key, body=None, ts=ts, seq=1, prev=[], data=data)
         else:
@@ -119,8 +123,8 @@ def author(
                 raise LocalError("only a founding event has no body")
             if store.state(body) != ACCEPTED:
                 raise LocalError("this node does not hold that body", hint="check the id, or sync first")
-            seq, prev, min_ts = choose_prev(store, body, bytes(key.verify_key), now_ms)
-            ts = max(now_ms, min_ts)
+            seq, prev, min_ts = choose_prev(store, body, bytes(key.verify_key), now)
+            ts = max(now, min_ts)
             _check_window(window, ts)
             ev = sign_event(key, body=body, ts=ts, seq=seq, prev=prev, data=data)
         res = store.ingest([ev], local=local, now_ms=None, source="local")
@@ -142,7 +146,8 @@ def _check_window(window: WindowLike | None, ts: int) -> None:
 
 
 def author_event(
-    store: Store, key: SigningKey, *, body: bytes | None, data: Payload, ts: int, local: bool = True,
+    store: Store, key: SigningKey, *, body: bytes | None, data: Payload, ts: int | Callable[[], int],
+    local: bool = True,
     window: WindowLike | None = None,
 ) -> Event:
     """:func:`author` with the payload given and ``ts`` the node's clock (older signature).
