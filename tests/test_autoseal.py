@@ -5,6 +5,7 @@ from __future__ import annotations
 from imier.nodeapp.autoseal import SEAL_DELAY_MS, Due, auto_seal, due_seals, seal_payloads
 from imier.protocol.events import Seal, Vote, sign_event
 from imier.protocol.limits import MAX_SEAL_HEADS
+from imier.store.author import choose_prev
 
 from .test_consensus_seals import P_R1, proposal, world
 from .test_consensus_world import DAY, T0, World, key, pub
@@ -85,3 +86,32 @@ def test_windows_found_not_due_are_remembered() -> None:
     late = P_R1[1] + DAY + 1  # past the seal window: a seal would not count
     assert due_seals(w.store, [pub(tellers[0])], late, skip=skip) == []
     assert (pid, "r1", pub(tellers[0])) in skip
+
+
+def test_a_seal_never_names_a_head_from_the_future() -> None:
+    """Rules s.9.4: a member's event stamped after the node's clock is a head here (it
+    came within max_skew). A seal at ``now`` names the events it hid instead, so the
+    honest vote it names in its prev stays in the teller's view."""
+    w, tellers = world()
+    pid = proposal(w)
+    w.votes("north", pid, P_R1[0], yes=9)
+    body = w.ids["north"]
+    now = P_R1[1] + SEAL_DELAY_MS
+    before = w.store.heads_at(body, now)
+    assert before == w.store.heads(body)  # no future head: the same heads
+    voter = next(m for m in w.members["north"] if m not in tellers)
+    seq, prev, _ = choose_prev(w.store, body, pub(voter), now)
+    honest = sign_event(key(voter), body=body, ts=now - 10, seq=seq, prev=prev,
+                        data=Vote(target=pid, choice="yes"))
+    ahead = sign_event(key(voter), body=body, ts=now + 200_000, seq=seq + 1, prev=[honest.id],
+                       data=Vote(target=pid, choice="abstain"))
+    res = w.store.ingest([honest, ahead], local=False, now_ms=now + 300_000)
+    assert set(res.accepted) == {honest.id, ahead.id}
+    assert [h for _, h in w.store.heads(body)] == [ahead.id]
+    assert w.store.heads_at(body, now) == [(now - 10, honest.id)]
+    seals = seal_payloads(w.store, Due(body=body, proposal=pid, window="r1", close=P_R1[1], key=pub(tellers[0])),
+                          now)
+    assert [s.heads for s in seals] == [(honest.id,)]
+    made = auto_seal(w.store, {pub(t): key(t) for t in tellers}, now)
+    assert made and all(ahead.id not in e.data.heads for e in made if isinstance(e.data, Seal))
+    assert all(honest.id in e.data.heads for e in made if isinstance(e.data, Seal))

@@ -45,7 +45,7 @@ def cmd_seal(ctx: Context, args: argparse.Namespace) -> int:
             hint=f"'imier status {short(target.id)}' shows its windows and whether they are sealed")
     sealed: list[dict[str, Any]] = []
     for d in due:
-        for payload in seal_payloads(ctx.store, d):
+        for payload in seal_payloads(ctx.store, d, now):
             ev = clerk._sign(d.body, payload, now)  # seals need no rule check beyond due_seals
             sealed.append({"id": ev.id.hex(), "window": d.window, "proposal": d.proposal.hex(),
                            "heads": len(payload.heads)})

@@ -191,10 +191,13 @@ def nothing_due(store: Store, key: bytes, target: Event, now: int, window: str |
     return "; ".join(parts)
 
 
-def seal_payloads(store: Store, due: Due) -> list[Seal]:
+def seal_payloads(store: Store, due: Due, now: int | None = None) -> list[Seal]:
     """The seal(s) for ``due``: the body's heads as this node holds them, sorted,
-    in chunks of at most :data:`MAX_SEAL_HEADS`."""
-    heads = sorted(h for _, h in store.heads(due.body))
+    in chunks of at most :data:`MAX_SEAL_HEADS`. With ``now`` (the node's clock),
+    heads timestamped after it are left out and the events they hid stand in
+    (``Store.heads_at``): a teller never signs over a future-dated event (rules
+    s.9.4), which a node whose clock is right would not hold yet."""
+    heads = sorted(h for _, h in (store.heads(due.body) if now is None else store.heads_at(due.body, now)))
     return [Seal(proposal=due.proposal, window=due.window, heads=tuple(heads[i:i + MAX_SEAL_HEADS]))
             for i in range(0, len(heads), MAX_SEAL_HEADS)]
 
@@ -206,6 +209,6 @@ def auto_seal(store: Store, signers: Mapping[bytes, SigningKey], now: int, *,
     (public key -> signing key); returns the new seal events (to gossip)."""
     made: list[Event] = []
     for due in due_seals(store, signers.keys(), now, seal_delay=seal_delay, skip=skip):
-        for payload in seal_payloads(store, due):
+        for payload in seal_payloads(store, due, now):
             made.append(author_event(store, signers[due.key], body=due.body, data=payload, ts=now))
     return made

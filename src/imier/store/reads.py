@@ -223,6 +223,40 @@ class Reads:
         )
         return [(r[0], r[1]) for r in rows]
 
+    def heads_at(self, body: bytes, now: int, *, limit: int = 100_000) -> list[tuple[int, bytes]]:
+        """The heads of ``body``'s record as of ``now``, newest first: its heads
+        timestamped at or before ``now``, and in place of each head from the future
+        the events at or before ``now`` it names, walking back through future ones
+        (their bytes: accepted events keep no prev rows). The causal past of the
+        result is every accepted event at or before ``now`` the heads reach; an
+        event named here may also lie below another (harmless in a view, which is
+        a union of causal pasts). Walks at most ``limit`` future events, which
+        ``max_skew`` keeps few."""
+        heads = self.heads(body)
+        stack = [h for ts, h in heads if ts > now]
+        if not stack:
+            return heads
+        out = {h: ts for ts, h in heads if ts <= now}
+        seen: set[bytes] = set(stack)
+        walked = 0
+        while stack and walked < limit:
+            walked += 1
+            ev = self.get(stack.pop())
+            if ev is None:
+                continue
+            for pid in ev.prev:
+                if pid in seen:
+                    continue
+                seen.add(pid)
+                row = self.conn.execute("SELECT ts FROM events WHERE id = ? AND state = 1", (pid,)).fetchone()
+                if row is None:
+                    continue
+                if row[0] > now:
+                    stack.append(pid)
+                else:
+                    out[pid] = row[0]
+        return sorted(((ts, h) for h, ts in out.items()), reverse=True)
+
     def recent(self, body: bytes, *, at_or_before: int, limit: int = 8) -> list[tuple[int, bytes]]:
         """``(ts, id)`` of the newest accepted events of ``body`` timestamped at or
         before ``at_or_before``, newest first."""
