@@ -281,3 +281,34 @@ def test_a_strangers_round_waits_while_a_neighbour_reconciles() -> None:
         assert p.serving == 0
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_a_background_loop_on_a_full_disk_logs_one_line_not_a_traceback(caplog: Any) -> None:
+    """A daemon's loop that meets a full disk (the outbox publisher, audit of issue 10)
+    says so in one warning line and tries again later; a bug keeps its traceback."""
+    import logging
+
+    from imier.nodeapp.node import keep_running
+    from imier.store.db import StoreError
+
+    calls = {"n": 0}
+
+    async def full_then_fine() -> None:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise StoreError("the disk is full", hint="free some space")
+
+    async def bug_then_fine() -> None:
+        calls["n"] += 1
+        if calls["n"] <= 3:
+            raise KeyError("x")
+
+    with caplog.at_level(logging.WARNING, logger="imier.daemon"):
+        trio.run(keep_running, "outbox publisher", full_then_fine, clock=trio.testing.MockClock(autojump_threshold=0))
+        warned = [r for r in caplog.records if "outbox publisher" in r.getMessage()]
+        assert len(warned) == 2 and all(r.exc_info is None for r in warned)
+        assert "the disk is full (free some space); trying again in" in warned[0].getMessage()
+        caplog.clear()
+        calls["n"] = 0
+        trio.run(keep_running, "gossip", bug_then_fine, clock=trio.testing.MockClock(autojump_threshold=0))
+        assert any(r.exc_info is not None for r in caplog.records)

@@ -30,7 +30,7 @@ from typing import Any
 import trio
 
 from ..protocol import syncwire as wire
-from ..protocol.errors import RemoteError
+from ..protocol.errors import ImierError, RemoteError
 from ..store.causality import CAUSALITY, NOT_ADMITTED
 from ..store.home import Config, Home
 from ..store.intake import UNREQUESTED, WRONG_BODY, DeferredQueue, IntakeLimits, IntakeReport, take
@@ -455,11 +455,19 @@ class Node:
 
 
 async def keep_running(name: str, fn: Any) -> None:
-    """Run a background loop; an unexpected error is logged and the loop restarted."""
+    """Run a background loop; an error is logged and the loop restarted, later each time
+    (0.5 s doubling to 30 s). An error the world causes (a full disk, a store busy
+    or unreadable: ``ImierError``, which says what to do) is one warning line; only
+    an unexpected one, a bug, is logged with its traceback."""
     for attempt in range(1_000_000):
         try:
             await fn()
             return
+        except ImierError as exc:
+            wait = min(30.0, 0.5 * 2 ** min(attempt, 6))
+            log.warning("%s: %s%s; trying again in %.0f s", name, exc.message,
+                        f" ({exc.hint})" if exc.hint else "", wait)
+            await trio.sleep(wait)
         except Exception:
             log.exception("%s failed; restarting it", name)
             await trio.sleep(min(30.0, 0.5 * 2 ** min(attempt, 6)))
