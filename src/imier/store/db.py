@@ -47,11 +47,11 @@ from .causality import (
     ACCEPTED, PENDING, Admission, Cand, Known, Refusal, cand_of, deps_of, resolve,
 )
 from .reads import Reads, bulk
-from .schema import MIGRATIONS, PRAGMAS, migrate
+from .schema import MIGRATIONS, PRAGMAS, check_schema, migrate
 from .sqlutil import select_in
 
 __all__ = [
-    "Store", "IngestResult", "PendingLimits", "StoreError", "DEFAULT_MAX_SKEW_MS", "PENDING",
+    "Store", "IngestResult", "PendingLimits", "StoreError", "DamagedStore", "damaged", "DEFAULT_MAX_SKEW_MS", "PENDING",
     "ACCEPTED", "PRAGMAS", "MIGRATIONS", "bulk", "open_read_only",
 ]
 
@@ -60,6 +60,20 @@ DEFAULT_MAX_SKEW_MS = 5 * 60 * 1000
 
 class StoreError(LocalError):
     """The database could not be read or written (full disk, I/O error, not a store)."""
+
+
+#: Where a damaged store's reader is sent (the section of docs/operations.md).
+RESTORE_HINT = "restore it from a backup (docs/operations.md, \"Restoring\") or run 'imier verify' for details"
+
+
+class DamagedStore(StoreError):
+    """The store is an SQLite file whose pages are damaged (``malformed``, a failed
+    integrity check, Imier's tables without their record). Nothing was written."""
+
+
+def damaged(path: str | Path | None, detail: str) -> DamagedStore:
+    where = f"the store {path}" if path else "the store"
+    return DamagedStore(f"{where} is damaged ({detail}); nothing was written", hint=RESTORE_HINT)
 
 
 def translate(exc: sqlite3.Error, path: str | Path | None = None) -> StoreError | None:
@@ -75,7 +89,9 @@ def translate(exc: sqlite3.Error, path: str | Path | None = None) -> StoreError 
         detail = "" if low == "disk i/o error" else f" ({msg})"
         return StoreError(f"{where}: disk I/O error{detail}; nothing was written",
                           hint="check the disk has space and the directory is writable, then retry")
-    if "file is not a database" in low or "malformed" in low:
+    if "malformed" in low:
+        return damaged(path, msg)
+    if "file is not a database" in low:
         return StoreError(f"{where} is not a readable Imier store ({msg})",
                           hint="restore it from a backup ('imier backup' makes one), or move it away")
     if "unable to open database" in low or "readonly database" in low or "read-only" in low:
@@ -156,6 +172,7 @@ class Store(Reads):
         conn: sqlite3.Connection | None = None
         try:
             conn = _connect(path, threads=threads)
+            check_schema(conn, path)  # before any pragma writes to another application's file
             for pragma in PRAGMAS:
                 conn.execute(pragma)
             return cls(conn, path=path)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import sqlite3
 import re
 import stat
 import tomllib
@@ -277,6 +278,13 @@ class Home:
             self._store = Store.open(self.store_path)
         return self._store
 
+    def store_damage(self) -> str | None:
+        """What ``PRAGMA quick_check`` finds wrong with the store this home opened, in one
+        line; None if it is sound or was not opened (the CLI asks after an unexpected error)."""
+        if self._store is None:
+            return None
+        return _quick_check(self._store.conn)
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
@@ -387,6 +395,17 @@ class Home:
 
     def node_public(self) -> bytes:
         return self._read_key(self.node_key_path).public
+
+
+def _quick_check(conn: sqlite3.Connection) -> str | None:
+    try:
+        rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check(3)")]
+    except sqlite3.Error as exc:
+        return str(exc)
+    if rows == ["ok"]:
+        return None
+    line = " ".join("; ".join(rows).split())
+    return line if len(line) <= 200 else line[:197] + "..."
 
 
 def _check_key_mode(p: Path) -> None:
