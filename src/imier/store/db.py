@@ -47,7 +47,7 @@ from .causality import (
     ACCEPTED, PENDING, Admission, Cand, Known, Refusal, cand_of, deps_of, resolve,
 )
 from .reads import Reads, bulk
-from .schema import MIGRATIONS, PRAGMAS, check_schema, migrate
+from .schema import IMIER_TABLES, MIGRATIONS, PRAGMAS, migrate
 from .sqlutil import select_in
 
 __all__ = [
@@ -101,6 +101,36 @@ def translate(exc: sqlite3.Error, path: str | Path | None = None) -> StoreError 
         return StoreError(f"{where} is busy (another process holds it for too long)",
                           hint="try again in a moment")
     return None
+
+
+def check_schema(conn: sqlite3.Connection, path: str | Path) -> None:
+    """Refuse, before anything is written, a file that is not an Imier store or is one
+    whose record of migrations is gone (docs/operations.md, "When something is wrong").
+
+    * no tables at all (a new or zero-length file, or ``migrations`` alone, left by a
+      first migration that did not finish): a new store, migrated from the start;
+    * tables but none of Imier's: another application's database; refused, untouched;
+    * Imier's tables without the record of the migrations that made them (a damaged
+      page): refused as damaged, never migrated over (``table events already exists``).
+    Reads only (a read of the schema writes nothing to the file).
+    """
+    tables = {r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+    others = tables - {"migrations"}
+    if not others:
+        return
+    if not others & IMIER_TABLES:
+        shown = ", ".join(sorted(others)[:5]) + (", ..." if len(others) > 5 else "")
+        raise StoreError(f"{path} is not an Imier store: it is another SQLite database (tables {shown}); "
+                         "it was left as it was",
+                         hint="point --home or IMIER_HOME at an Imier node's home, or move the file away")
+    done: set[int] = set()
+    if "migrations" in tables:
+        done = {r[0] for r in conn.execute("SELECT version FROM migrations") if isinstance(r[0], int)}
+    if not done:
+        raise damaged(path, "Imier's tables are there but not the record of their migrations")
+    if 1 in done and "events" not in tables:
+        raise damaged(path, "the events table is missing")
 
 
 @dataclass(frozen=True)

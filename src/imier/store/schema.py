@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..protocol.events import decode_stored
@@ -18,7 +17,7 @@ from .causality import Admission, grants_of
 if TYPE_CHECKING:
     from .db import Store
 
-__all__ = ["MIGRATIONS", "PRAGMAS", "migrate", "check_schema", "SCHEMA_VERSION", "IMIER_TABLES"]
+__all__ = ["MIGRATIONS", "PRAGMAS", "migrate", "SCHEMA_VERSION", "IMIER_TABLES"]
 
 
 def _admission_tables(conn: sqlite3.Connection) -> None:
@@ -150,38 +149,6 @@ PRAGMAS = (
 #: The tables a migrated store holds (besides ``migrations``).
 IMIER_TABLES = frozenset({"events", "prev", "heads", "outbox", "follows", "meta", "pending_from",
                           "persons", "parts"})
-
-
-def check_schema(conn: sqlite3.Connection, path: str | Path) -> None:
-    """Refuse, before anything is written, a file that is not an Imier store or is one
-    whose record of migrations is gone (docs/operations.md, "When something is wrong").
-
-    * no tables at all (a new or zero-length file, or ``migrations`` alone, left by a
-      first migration that did not finish): a new store, migrated from the start;
-    * tables but none of Imier's: another application's database; refused, untouched;
-    * Imier's tables without the record of the migrations that made them (a damaged
-      page): refused as damaged, never migrated over (``table events already exists``).
-    Reads only (a read of the schema writes nothing to the file).
-    """
-    from .db import StoreError, damaged
-
-    tables = {r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
-    others = tables - {"migrations"}
-    if not others:
-        return
-    if not others & IMIER_TABLES:
-        shown = ", ".join(sorted(others)[:5]) + (", ..." if len(others) > 5 else "")
-        raise StoreError(f"{path} is not an Imier store: it is another SQLite database (tables {shown}); "
-                         "it was left as it was",
-                         hint="point --home or IMIER_HOME at an Imier node's home, or move the file away")
-    done: set[int] = set()
-    if "migrations" in tables:
-        done = {r[0] for r in conn.execute("SELECT version FROM migrations") if isinstance(r[0], int)}
-    if not done:
-        raise damaged(path, "Imier's tables are there but not the record of their migrations")
-    if 1 in done and "events" not in tables:
-        raise damaged(path, "the events table is missing")
 
 
 def migrate(store: "Store") -> None:
