@@ -243,6 +243,12 @@ def test_a_damaged_store_is_one_line_and_left_alone(proposals, tmp_path, damage)
             _overwrite(store, (page - 1) * ps, b"\xab" * ps)
         commands = [("status",), ("body", "list"), ("propose", "North", "--title", "t", "--text", "x")]
     before = store.read_bytes()
+    wal = Path(str(store) + "-wal")
+
+    def wal_bytes() -> bytes:
+        return wal.read_bytes() if wal.exists() else b""
+
+    wal_before = wal_bytes()
     out = tmp_path / "out"
     out.mkdir()
     commands += [("export", str(out / "n.bundle")), ("backup", str(out / "b.sqlite3"))]
@@ -252,7 +258,7 @@ def test_a_damaged_store_is_one_line_and_left_alone(proposals, tmp_path, damage)
         assert r.returncode == 1, (args, r.stdout)
         assert line.startswith(f"error: the store {store} is damaged"), (args, line)
         assert "restore it from a backup" in line and "imier verify" in line, line
-        assert store.read_bytes() == before, args
+        assert store.read_bytes() == before and wal_bytes() == wal_before, args
     assert list(out.iterdir()) == []  # no bundle, no backup, no half file
     for args in (("verify",), ("verify", "--json")):
         r = _run(home, *args)
@@ -262,7 +268,7 @@ def test_a_damaged_store_is_one_line_and_left_alone(proposals, tmp_path, damage)
             assert doc["ok"] is False and doc["integrity"] != ["ok"]
         else:
             assert "integrity: ok" not in r.stdout and r.stdout.startswith("integrity: ")
-    assert store.read_bytes() == before
+    assert store.read_bytes() == before and wal_bytes() == wal_before
 
 
 def test_another_applications_database_is_refused_and_left_byte_identical(node) -> None:  # type: ignore[no-untyped-def]
