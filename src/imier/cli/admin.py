@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..store.maintenance import backup, verify
+from ..store.db import DamagedStore
+from ..store.maintenance import backup, verify, verify_file
 from .context import Context, add_json
 
 __all__ = ["register"]
@@ -39,7 +40,11 @@ def cmd_backup(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_verify(ctx: Context, args: argparse.Namespace) -> int:
-    rep = verify(ctx.store)
+    try:
+        rep = verify(ctx.store)
+    except DamagedStore as exc:  # cannot be opened as a store: report what SQLite finds
+        rep = verify_file(ctx.home.store_path)
+        rep.integrity.insert(0, exc.message.replace("; nothing was written", ""))
     doc = rep.to_json()
 
     def render() -> None:

@@ -281,7 +281,21 @@ def cmd_key_list(ctx: Context, args: argparse.Namespace) -> int:
     from ..api import people as list_people
 
     people = list_people(ctx.home)
-    doc = [{"name": p.name, "public_key": hexid(p.public)} for p in people]
+    warned = dict(ctx.home.key_warnings())  # readable by others: listed, and said on stderr
+    doc: list[dict[str, Any]] = []
+    for p in people:
+        entry: dict[str, Any] = {"name": p.name, "public_key": hexid(p.public)}
+        path = ctx.home.keys_dir / f"{p.name}.key"
+        if path in warned:
+            entry["warning"] = warned[path]
+        doc.append(entry)
+    problems = ctx.home.key_problems()  # damaged or odd files: listed with what is wrong
+    for path, _ in problems:
+        warned.pop(path, None)
+    for path, problem in problems:
+        doc.append({"name": path.stem, "public_key": None, "file": str(path), "problem": problem})
+    for warning in warned.values():
+        sys.stderr.write(f"warning: {warning}\n")
 
     def render() -> None:
         from rich.table import Table
@@ -291,7 +305,9 @@ def cmd_key_list(ctx: Context, args: argparse.Namespace) -> int:
         t.add_column("public key")
         for p in people:
             t.add_row(p.name, hexid(p.public))
-        ctx.console.print(t if people else "No people yet: 'imier key new NAME'.")
+        for path, problem in problems:
+            t.add_row(path.stem, f"damaged: {problem}")
+        ctx.console.print(t if doc else "No people yet: 'imier key new NAME'.")
 
     ctx.emit(doc, render)
     return 0

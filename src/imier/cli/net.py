@@ -76,6 +76,7 @@ def cmd_daemon(ctx: Context, args: argparse.Namespace) -> int:
     from ..protocol.charter import parse_duration_ms
 
     home = ctx.home.require()
+    home.check_key_permissions()  # the daemon opens every person's key (auto_seal)
     from .web import web_options_of
 
     # The web pages' options, and the address, fail here, before the node starts.

@@ -47,11 +47,11 @@ from .causality import (
     ACCEPTED, PENDING, Admission, Cand, Known, Refusal, cand_of, deps_of, resolve,
 )
 from .reads import Reads, bulk
-from .schema import MIGRATIONS, PRAGMAS, migrate
+from .schema import IMIER_TABLES, MIGRATIONS, PRAGMAS, migrate
 from .sqlutil import select_in
 
 __all__ = [
-    "Store", "IngestResult", "PendingLimits", "StoreError", "DEFAULT_MAX_SKEW_MS", "PENDING",
+    "Store", "IngestResult", "PendingLimits", "StoreError", "DamagedStore", "damaged", "DEFAULT_MAX_SKEW_MS", "PENDING",
     "ACCEPTED", "PRAGMAS", "MIGRATIONS", "bulk", "open_read_only",
 ]
 
@@ -60,6 +60,20 @@ DEFAULT_MAX_SKEW_MS = 5 * 60 * 1000
 
 class StoreError(LocalError):
     """The database could not be read or written (full disk, I/O error, not a store)."""
+
+
+#: Where a damaged store's reader is sent (the section of docs/operations.md).
+RESTORE_HINT = "restore it from a backup (docs/operations.md, \"Restoring\") or run 'imier verify' for details"
+
+
+class DamagedStore(StoreError):
+    """The store is an SQLite file whose pages are damaged (``malformed``, a failed
+    integrity check, Imier's tables without their record). Nothing was written."""
+
+
+def damaged(path: str | Path | None, detail: str) -> DamagedStore:
+    where = f"the store {path}" if path else "the store"
+    return DamagedStore(f"{where} is damaged ({detail}); nothing was written", hint=RESTORE_HINT)
 
 
 def translate(exc: sqlite3.Error, path: str | Path | None = None) -> StoreError | None:
@@ -75,7 +89,9 @@ def translate(exc: sqlite3.Error, path: str | Path | None = None) -> StoreError 
         detail = "" if low == "disk i/o error" else f" ({msg})"
         return StoreError(f"{where}: disk I/O error{detail}; nothing was written",
                           hint="check the disk has space and the directory is writable, then retry")
-    if "file is not a database" in low or "malformed" in low:
+    if "malformed" in low:
+        return damaged(path, msg)
+    if "file is not a database" in low:
         return StoreError(f"{where} is not a readable Imier store ({msg})",
                           hint="restore it from a backup ('imier backup' makes one), or move it away")
     if "unable to open database" in low or "readonly database" in low or "read-only" in low:
@@ -85,6 +101,36 @@ def translate(exc: sqlite3.Error, path: str | Path | None = None) -> StoreError 
         return StoreError(f"{where} is busy (another process holds it for too long)",
                           hint="try again in a moment")
     return None
+
+
+def check_schema(conn: sqlite3.Connection, path: str | Path) -> None:
+    """Refuse, before anything is written, a file that is not an Imier store or is one
+    whose record of migrations is gone (docs/operations.md, "When something is wrong").
+
+    * no tables at all (a new or zero-length file, or ``migrations`` alone, left by a
+      first migration that did not finish): a new store, migrated from the start;
+    * tables but none of Imier's: another application's database; refused, untouched;
+    * Imier's tables without the record of the migrations that made them (a damaged
+      page): refused as damaged, never migrated over (``table events already exists``).
+    Reads only (a read of the schema writes nothing to the file).
+    """
+    tables = {r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+    others = tables - {"migrations"}
+    if not others:
+        return
+    if not others & IMIER_TABLES:
+        shown = ", ".join(sorted(others)[:5]) + (", ..." if len(others) > 5 else "")
+        raise StoreError(f"{path} is not an Imier store: it is another SQLite database (tables {shown}); "
+                         "it was left as it was",
+                         hint="point --home or IMIER_HOME at an Imier node's home, or move the file away")
+    done: set[int] = set()
+    if "migrations" in tables:
+        done = {r[0] for r in conn.execute("SELECT version FROM migrations") if isinstance(r[0], int)}
+    if not done:
+        raise damaged(path, "Imier's tables are there but not the record of their migrations")
+    if 1 in done and "events" not in tables:
+        raise damaged(path, "the events table is missing")
 
 
 @dataclass(frozen=True)
@@ -156,6 +202,7 @@ class Store(Reads):
         conn: sqlite3.Connection | None = None
         try:
             conn = _connect(path, threads=threads)
+            check_schema(conn, path)  # before any pragma writes to another application's file
             for pragma in PRAGMAS:
                 conn.execute(pragma)
             return cls(conn, path=path)

@@ -10,13 +10,17 @@ Layout (docs/operations.md)::
     HOME/daemon.json        pid and addresses while the daemon runs
 
 The home and the keys directory are 0700, key files 0600; :meth:`Home.check_permissions`
-refuses to go on when they are readable by others.
+refuses to go on when the home, the keys directory or the node's key is readable by
+others, and :meth:`Home.person` when the key about to sign is (another person's readable
+key blocks nobody else: :meth:`Home.key_warnings` lists it for `imier key list`).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import secrets
+import sqlite3
 import re
 import stat
 import tomllib
@@ -245,10 +249,26 @@ class Home:
                 raise LocalError(
                     f"{p} is readable by other users", hint=f"run 'chmod 700 {p}'"
                 )
-        for p in [self.node_key_path, *self._key_files()]:
-            # (a directory among the keys is reported when someone uses it: see person)
-            if p.is_file() and stat.S_IMODE(p.stat().st_mode) & 0o077:
-                raise LocalError(f"key file {p} is readable by other users", hint=f"run 'chmod 600 {p}'")
+        # The node's key, not the people's: a person's readable key blocks only that
+        # person, when it signs (:meth:`person`), or the daemon, which uses them all
+        # (:meth:`check_key_permissions`).
+        _check_key_mode(self.node_key_path)
+
+    def check_key_permissions(self) -> None:
+        """Refuse if any person's key file is readable by others (for the daemon, which
+        opens every key to seal with)."""
+        for p in self._key_files():
+            _check_key_mode(p)
+
+    def key_warnings(self) -> list[tuple[Path, str]]:
+        """``(file, warning)`` for every person's key file readable by other users."""
+        out: list[tuple[Path, str]] = []
+        for p in self._key_files():
+            try:
+                _check_key_mode(p)
+            except LocalError as exc:
+                out.append((p, str(exc)))
+        return out
 
     def config(self) -> Config:
         return Config.load(self.config_path)
@@ -257,6 +277,13 @@ class Home:
         if self._store is None:
             self._store = Store.open(self.store_path)
         return self._store
+
+    def store_damage(self) -> str | None:
+        """What ``PRAGMA quick_check`` finds wrong with the store this home opened, in one
+        line; None if it is sound or was not opened (the CLI asks after an unexpected error)."""
+        if self._store is None:
+            return None
+        return _quick_check(self._store.conn)
 
     def close(self) -> None:
         if self._store is not None:
@@ -283,16 +310,19 @@ class Home:
         except OSError as exc:
             raise LocalError(f"cannot read key file {path}: {exc.strerror}") from None
 
-    def people(self) -> list[SealedKey]:
-        """Every readable person's key; a damaged or odd file blocks only its own person
-        (:meth:`key_problems` lists them, :meth:`person` names the file)."""
-        out: list[SealedKey] = []
+    def _people_files(self) -> list[tuple[Path, SealedKey]]:
+        out: list[tuple[Path, SealedKey]] = []
         for p in self._key_files():
             try:
-                out.append(self._read_key(p))
+                out.append((p, self._read_key(p)))
             except LocalError:
                 continue
         return out
+
+    def people(self) -> list[SealedKey]:
+        """Every readable person's key; a damaged or odd file blocks only its own person
+        (:meth:`key_problems` lists them, :meth:`person` names the file)."""
+        return [k for _, k in self._people_files()]
 
     def key_problems(self) -> list[tuple[Path, str]]:
         """``(file, what is wrong)`` for every key file that cannot be read."""
@@ -311,16 +341,36 @@ class Home:
                 hint="letters, digits, '.', '_' and '-', starting with a letter or digit",
             )
         path = self.keys_dir / f"{name}.key"
-        if path.exists() or path.is_symlink():
-            raise LocalError(f"a person named {name!r} already has a key on this node ({path})")
+        self._refuse_taken(name, path)
         sealed = seal(new_signing_key(), name, passphrase)
-        _write_private(path, sealed.blob)
+        try:
+            _write_private(path, sealed.blob, exclusive=True)
+        except FileExistsError:  # another 'imier key new' made it meanwhile: theirs stays
+            self._refuse_taken(name, path)
+            raise LocalError(f"a person named {name!r} already has a key on this node ({path})") from None
         return sealed
 
+    def _refuse_taken(self, name: str, path: Path) -> None:
+        if path.is_symlink():
+            raise LocalError(f"{path} is a symbolic link, not a key file",
+                             hint=f"move it out of the keys directory to make a key for {name!r}")
+        if path.is_dir():
+            raise LocalError(f"{path} is a directory, not a key file",
+                             hint=f"move it out of the keys directory to make a key for {name!r}")
+        if path.exists() and not path.is_file():
+            raise LocalError(f"{path} is a special file, not a key file",
+                             hint=f"move it out of the keys directory to make a key for {name!r}")
+        if path.exists():
+            raise LocalError(f"a person named {name!r} already has a key on this node ({path})",
+                             hint="choose another name; 'imier key list' shows the names")
+
     def person(self, name: str | None) -> SealedKey:
-        people = self.people()
+        """The key that signs: ``name``'s, or the only person's. Its file must be private."""
+        found = self._people_files()
+        people = [k for _, k in found]
         if name is None:
             if len(people) == 1:
+                _check_key_mode(found[0][0])
                 return people[0]
             if not people:
                 raise LocalError("this node holds no person's key", hint="run 'imier key new NAME'")
@@ -328,8 +378,9 @@ class Home:
                 "this node holds several people: say who signs",
                 hint="--as NAME or IMIER_AS; 'imier key list' shows the names",
             )
-        for p in people:
+        for path, p in found:
             if p.name == name:
+                _check_key_mode(path)
                 return p
         path = self.keys_dir / f"{name}.key"
         if path.exists() or path.is_symlink():
@@ -346,25 +397,77 @@ class Home:
         return self._read_key(self.node_key_path).public
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (0600) whole or not at all: a temporary file, fsync,
-    rename; on failure (a full disk) the temporary file is removed and nothing is left."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
+def _quick_check(conn: sqlite3.Connection) -> str | None:
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check(3)")]
+    except sqlite3.Error as exc:
+        return str(exc)
+    if rows == ["ok"]:
+        return None
+    line = " ".join("; ".join(rows).split())
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def _check_key_mode(p: Path) -> None:
+    # (a directory among the keys is reported when someone uses it: see person)
+    if p.is_file() and stat.S_IMODE(p.stat().st_mode) & 0o077:
+        raise LocalError(f"key file {p} is readable by other users", hint=f"run 'chmod 600 {p}'")
+
+
+def _write_private(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+    """Write ``data`` to ``path`` (0600) whole or not at all: a temporary file, fsync,
+    rename; on failure (a full disk) the temporary file is removed and nothing is left.
+
+    ``exclusive``: never replace an existing ``path``. The temporary file has a name of
+    its own and is hard-linked into place (``link`` fails if ``path`` exists), so of two
+    processes making the same file exactly one succeeds; the other gets
+    :class:`FileExistsError` and ``path`` keeps the first one's bytes.
+    """
+    if exclusive:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    else:
+        tmp = path.with_suffix(path.suffix + ".tmp")
+    linking = False
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+        _write_file(tmp, flags, data)
+        if exclusive:
+            linking = True
+            try:
+                os.link(tmp, path)
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
+                    raise
+                # No hard links here (some network or FAT file systems): O_EXCL is as exclusive.
+                try:
+                    _write_file(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, data)
+                except FileExistsError:
+                    raise
+                except OSError:
+                    path.unlink(missing_ok=True)
+                    raise
+            finally:
+                os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except OSError as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if linking and isinstance(exc, FileExistsError):
+            raise
         hint = "free some space and try again" if exc.errno == errno.ENOSPC else None
         raise LocalError(f"cannot write {path}: {exc.strerror}; nothing was written", hint=hint) from None
+
+
+def _write_file(path: Path, flags: int, data: bytes) -> None:
+    fd = os.open(path, flags, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)

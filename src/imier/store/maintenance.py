@@ -22,10 +22,10 @@ from typing import Any
 
 from ..protocol.errors import LocalError, Rejected
 from ..protocol.events import decode_event
-from .db import Store, StoreError, _target, translate
+from .db import RESTORE_HINT, DamagedStore, Store, StoreError, _target, damaged, translate
 from .reads import bulk
 
-__all__ = ["backup", "checkpoint", "verify", "VerifyReport"]
+__all__ = ["backup", "checkpoint", "verify", "verify_file", "VerifyReport"]
 
 
 def checkpoint(store: Store) -> None:
@@ -49,20 +49,37 @@ def backup(store: Store, dest: str | Path, *, force: bool = False) -> dict[str, 
     if store.path is not None and dest.resolve() == Path(store.path).resolve():
         raise LocalError("the backup cannot be the store itself")
     tmp = dest.with_name(dest.name + ".tmp")
+    stage = "copy"
     try:
+        tmp.unlink(missing_ok=True)  # a leftover of a backup that was killed
+        # Made here, 0600 like the store (SQLite would make it 0644), and empty:
+        # SQLite takes a zero-length file as a new database.
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         target = sqlite3.connect(str(tmp), isolation_level=None)
         try:
             store.conn.backup(target)  # all pages in one step: one consistent snapshot
             target.execute("PRAGMA journal_mode=DELETE")  # one file, no -wal beside it
+            stage = "check"  # the copy holds the source's pages: a damaged page shows here
+            problems = [str(r[0]) for r in target.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                raise damaged(store.path, " ".join("; ".join(problems).split())[:200])
             events = int(target.execute("SELECT count(*) FROM events").fetchone()[0])
+            stage = "copy"
         finally:
             target.close()
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, dest)
+    except DamagedStore as exc:
+        tmp.unlink(missing_ok=True)
+        raise DamagedStore(exc.message.replace("; nothing was written", "; no backup was made"),
+                           hint=exc.hint) from None
     except (sqlite3.Error, OSError) as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, sqlite3.Error):
+            if stage == "check" and isinstance(exc, sqlite3.DatabaseError) and "malformed" in str(exc):
+                raise DamagedStore(f"the store {store.path} is damaged ({exc}); no backup was made",
+                                   hint=RESTORE_HINT) from None
             err = translate(exc, dest)
             if err is not None:
                 raise err from None
@@ -92,13 +109,21 @@ class VerifyReport:
 def verify(store: Store) -> VerifyReport:
     """Check the database file and every stored event's signature, id and columns."""
     rep = VerifyReport()
+    rep.integrity = _integrity(store.conn)
     try:
-        rep.integrity = store.integrity_problems()
         cols = store.conn.execute(
             "SELECT id, body, author, kind, ts, seq, target, state, raw FROM events")
         with bulk():
             for eid, body, author, kind, ts, seq, target, state, raw in cols:
                 rep.events += 1
+                if not isinstance(eid, bytes) or not isinstance(raw, bytes):
+                    # A damaged page reads as NULLs (or numbers) where bytes were stored.
+                    rep.bad.append({"id": eid.hex() if isinstance(eid, bytes) else f"row {rep.events}",
+                                    "code": "unreadable",
+                                    "reason": "the row cannot be read (a damaged page of the store)"})
+                    if not rep.integrity:
+                        rep.integrity = ["a row of the events table cannot be read"]
+                    continue
                 if state == 1:
                     rep.accepted += 1
                 else:
@@ -106,16 +131,48 @@ def verify(store: Store) -> VerifyReport:
                 try:
                     ev = decode_event(raw)
                 except Rejected as exc:
-                    rep.bad.append({"id": bytes(eid).hex(), "code": exc.code, "reason": str(exc)})
+                    rep.bad.append({"id": eid.hex(), "code": exc.code, "reason": str(exc)})
                     continue
                 if ev.id != eid:
-                    rep.bad.append({"id": bytes(eid).hex(), "code": "id_mismatch",
+                    rep.bad.append({"id": eid.hex(), "code": "id_mismatch",
                                     "reason": f"its bytes hash to {ev.id.hex()}"})
                 elif (ev.body_id, ev.author, ev.kind, ev.ts, ev.seq, _target(ev)) != (
                         body, author, kind, ts, seq, target):
-                    rep.bad.append({"id": bytes(eid).hex(), "code": "columns",
+                    rep.bad.append({"id": eid.hex(), "code": "columns",
                                     "reason": "the indexed columns differ from the event's bytes"})
     except sqlite3.Error as exc:
-        err = translate(exc, store.path)
-        rep.integrity.append(str(err) if err is not None else f"cannot read the store: {exc}")
+        line = f"cannot read the store: {exc}"
+        if line not in rep.integrity:
+            rep.integrity.append(line)
     return rep
+
+
+def verify_file(path: str | Path) -> VerifyReport:
+    """For a store that cannot be opened as one (damaged): SQLite's integrity check
+    alone, on a read-only connection, so the damage is reported and nothing written."""
+    rep = VerifyReport()
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        rep.integrity = [f"cannot read the store: {exc}"]
+    else:
+        try:
+            rep.integrity = _integrity(conn)
+        finally:
+            conn.close()
+    if not rep.integrity:  # the file is sound, but not as a store (its record is gone)
+        rep.integrity = ["the database file is sound but Imier's record of its migrations is not"]
+    return rep
+
+
+def _integrity(conn: sqlite3.Connection) -> list[str]:
+    """``PRAGMA integrity_check``'s complaints, one line each (none: sound). A damaged
+    root page can make the full check itself fail; then ``quick_check`` says where."""
+    for pragma in ("integrity_check(100)", "quick_check(100)"):
+        try:
+            rows = [str(r[0]) for r in conn.execute(f"PRAGMA {pragma}")]
+        except sqlite3.DatabaseError as exc:
+            last = f"cannot read the store: {exc}"
+            continue
+        return [] if rows == ["ok"] else [" ".join(r.split()) for r in rows]
+    return [last]

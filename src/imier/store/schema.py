@@ -17,7 +17,7 @@ from .causality import Admission, grants_of
 if TYPE_CHECKING:
     from .db import Store
 
-__all__ = ["MIGRATIONS", "PRAGMAS", "migrate", "SCHEMA_VERSION"]
+__all__ = ["MIGRATIONS", "PRAGMAS", "migrate", "SCHEMA_VERSION", "IMIER_TABLES"]
 
 
 def _admission_tables(conn: sqlite3.Connection) -> None:
@@ -144,6 +144,11 @@ PRAGMAS = (
     # write pages out and back several times). Grows only as used.
     "PRAGMA cache_size=-32768",
 )
+
+
+#: The tables a migrated store holds (besides ``migrations``).
+IMIER_TABLES = frozenset({"events", "prev", "heads", "outbox", "follows", "meta", "pending_from",
+                          "persons", "parts"})
 
 
 def migrate(store: "Store") -> None:
