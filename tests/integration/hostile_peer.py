@@ -37,7 +37,7 @@ from imier.nodeapp import quirks
 from imier.protocol import canonical
 from imier.protocol import syncwire as wire
 from imier.protocol.events import Found, Propose, sign_event
-from imier.protocol.reconcile import CELL_LEN, SKETCH, Reconciler, encode_message
+from imier.protocol.reconcile import CELL_LEN, COUNTED, SKETCH, Reconciler, encode_message
 from imier.protocol.limits import MAX_TS
 
 P = TProtocol(wire.SYNC_PROTOCOL)
@@ -262,6 +262,48 @@ async def _replay_one(addr: str, seconds: float, body: bytes, rotate: bool, seed
             await trio.sleep(0.2)
 
 
+async def slowrec(addr: str, seconds: float, body: bytes, identities: int, every: float) -> dict[str, Any]:
+    """``identities`` peers at once, each completing the handshake for ``body`` and then
+    sending one cheap round (a counted fingerprint that never matches) every
+    ``every`` seconds, to hold a session slot; a new peer id when a session ends."""
+    out = _live({"sessions": 0, "rounds": 0, "ended": 0, "refused": 0})
+    msg = wire.rec(encode_message([((MAX_TS + 1, b""), COUNTED, [os.urandom(16), 0])]))
+    deadline = time.monotonic() + seconds
+
+    async def one(k: int) -> None:
+        for _ in range(200):  # bounded; the deadline ends it first
+            if time.monotonic() >= deadline:
+                return
+            h, info = await _host(os.urandom(32), addr)
+            try:
+                async with h.run([]):
+                    with trio.move_on_after(max(0.5, deadline - time.monotonic())):
+                        await h.connect(info)
+                        s = await h.new_stream(info.peer_id, [P])
+                        f = Framed(s)
+                        await s.write(wire.hello("slowrec", [body], []))
+                        await f.frame()
+                        await s.write(wire.offer([body]))
+                        await f.frame()
+                        out["sessions"] += 1
+                        while True:
+                            await s.write(msg)
+                            m = await f.frame()
+                            if m["t"] != "rec":
+                                break
+                            out["rounds"] += 1
+                            await trio.sleep(every)
+                    out["ended"] += 1
+            except Exception:
+                out["refused"] += 1
+                await trio.sleep(0.2)
+
+    async with trio.open_nursery() as n:
+        for k in range(identities):
+            n.start_soon(one, k)
+    return out
+
+
 def future_events(body: bytes, n: int, ahead_ms: int) -> list[Any]:
     """``n`` proposals in ``body`` by a fresh key, ~58 KB each, dated ``ahead_ms`` from now."""
     k = SigningKey(os.urandom(32))
@@ -311,7 +353,7 @@ async def future(addr: str, seconds: float, body: bytes, mb: float, per_session:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["junk", "slowloris", "replay", "future"])
+    ap.add_argument("mode", choices=["junk", "slowloris", "replay", "future", "slowrec"])
     ap.add_argument("addr")
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--bodies", type=int, default=10)
@@ -323,6 +365,7 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=100, help="future: megabytes to send in all")
     ap.add_argument("--per-session", type=int, default=100, help="future: events a session")
     ap.add_argument("--ahead-ms", type=int, default=3_600_000, help="future: how far ahead")
+    ap.add_argument("--every", type=float, default=6.0, help="slowrec: seconds between rounds")
     a = ap.parse_args()
     quirks.configure_logging("critical")
     signal.signal(signal.SIGTERM, _report_and_exit)
@@ -330,6 +373,8 @@ def main() -> None:
         res = trio.run(junk, a.addr, a.seconds, a.bodies, a.per_body)
     elif a.mode == "slowloris":
         res = trio.run(slowloris, a.addr, a.seconds, a.streams, a.identities)
+    elif a.mode == "slowrec":
+        res = trio.run(slowrec, a.addr, a.seconds, bytes.fromhex(a.body), a.identities, a.every)
     elif a.mode == "future":
         res = trio.run(future, a.addr, a.seconds, bytes.fromhex(a.body), a.mb, a.per_session, a.ahead_ms)
     else:

@@ -217,6 +217,36 @@ def test_a_slowloris_with_many_streams_does_not_stop_a_good_peers_sync(tmp_path)
         _stop(a)
 
 
+def test_peers_holding_slots_with_slow_rounds_do_not_keep_a_neighbour_out_after_a_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The audit's attack on issue 10: peers that complete the handshake and then send
+    one cheap round every 6 s, new peer ids as sessions end, started right after the
+    victim restarts. The good peer, a neighbour before the restart, still syncs
+    (neighbours.json keeps its standing; a stranger's rounds must come within 8 s;
+    one source address holds one strangers' slot)."""
+    a, b = Node(tmp_path, "a"), Node(tmp_path, "b")
+    a.init("ana")
+    b.init("ben")
+    body, evs, _, _ = _history(200, 0, 0)
+    _fill(a, body, evs)
+    _fill(b, body, evs[:150])
+    try:
+        a.start("--sync-interval", "3600s", "--no-gossip")
+        b.run("sync", a.addr(), "--json", timeout=60)
+        b.run("sync", a.addr(), "--json", timeout=60)  # the same sets: now a known neighbour
+        assert any(p["proven"] for p in a.json("peers")["peers"])
+        a.stop()
+        a.start("--sync-interval", "3600s", "--no-gossip")
+        slow = attack(a, "slowrec", "--seconds", "30", "--body", body.hex(), "--identities", "3", "--every", "6")
+        time.sleep(4)  # the slow peers hold their slots
+        codes = [b.run("sync", a.addr(), "--json", ok=False, timeout=60).returncode for _ in range(3)]
+        assert codes == [0, 0, 0], codes
+        got = result(slow, timeout=90)
+        assert got["sessions"] >= 3 and got["rounds"] >= 3, got  # the attack ran
+        assert same_sets([a, b])
+    finally:
+        _stop(a)
+
+
 def test_replayed_sketches_stay_within_a_work_budget(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from imier.nodeapp.bounds import WORK_BURST, WORK_RATE, round_work
 

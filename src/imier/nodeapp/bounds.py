@@ -38,6 +38,15 @@ Invariants:
    ``NEIGHBOUR_WAIT_S`` a round (sync.Priority). Strangers get the node's
    time that neighbours leave, so a good peer's sync is not queued behind
    replayed sketches.
+9. Strangers hold slots briefly: a source address holds at most
+   ``STRANGER_SESSIONS_PER_SOURCE`` general slots for peers not proven (a
+   new peer id from the same address waits), their reconcile rounds must
+   come within ``STRANGER_ROUND_S`` and their whole reconciliation within
+   ``STRANGER_RECONCILE_S``. A peer that completes a handshake and then
+   sends a round every 13 s held a slot for 65 s per peer id; now at most
+   10 + 8 s, and one per address. Proven peers are remembered across
+   restarts (neighbours.py), so an attacker present when the node starts
+   does not put its neighbours back among strangers.
 """
 
 from __future__ import annotations
@@ -71,6 +80,9 @@ __all__ = [
     "round_work",
     "session_work",
     "NEIGHBOUR_WAIT_S",
+    "STRANGER_SESSIONS_PER_SOURCE",
+    "STRANGER_ROUND_S",
+    "STRANGER_RECONCILE_S",
 ]
 
 MAX_STREAMS = 4
@@ -91,6 +103,13 @@ SESSION_S = 300.0
 RESERVED_SESSIONS = 2
 MAX_STREAMS_PER_CONN = 4
 MAX_SESSIONS_PER_PEER = 1
+# Strangers (peers not proven): general slots one source address may hold at once,
+# the longest a round may take to come, and the longest their reconciliation may
+# take (rule 9). An honest first sync of 200k events from nothing takes ~550
+# rounds: ~4 s on loopback, ~30 s at 50 ms a round trip.
+STRANGER_SESSIONS_PER_SOURCE = 1
+STRANGER_ROUND_S = 8.0
+STRANGER_RECONCILE_S = 40.0
 # Reconciliation work, in units of about one id hashed into a sketch (0.8-1.4 us
 # here: Reconciler.cost, measured in docs/performance.md).
 WORK_ROUND_BASE = 1 << 16

@@ -18,7 +18,8 @@ Invariants (bounds.py rules 5-7 for the numbers):
    (``PeerRecord.proven``: the whole-set fingerprint matched, or it sent
    events of a held body that were stored). Strangers cannot take them, so a
    known neighbour syncs whatever strangers do. One session at a time per
-   peer id and per connection.
+   peer id and per connection, and at most ``STRANGER_SESSIONS_PER_SOURCE``
+   for peers not proven from one source address (bounds rule 9).
 4. Reconcile work is charged to the peer's bucket (sync.py), the
    connection's and the source's; peers not proven also share one node-wide
    bucket, so many fresh peer ids together get no more than one, and their
@@ -54,6 +55,7 @@ from .bounds import (
     MAX_STREAMS_PER_CONN,
     RESERVED_SESSIONS,
     SESSION_WAIT_S,
+    STRANGER_SESSIONS_PER_SOURCE,
     WORK_BURST,
     WORK_RATE,
     PeerRecord,
@@ -82,6 +84,7 @@ class Counter:
 
     streams: int = 0
     sessions: int = 0
+    stranger_sessions: int = 0  # of peers not proven (bounds rule 9)
     refused: int = 0
     unheld: deque[float] = field(default_factory=lambda: deque(maxlen=UNHELD_STRIKES))
     work: TokenBucket = field(default_factory=lambda: TokenBucket(WORK_RATE, WORK_BURST))
@@ -185,14 +188,26 @@ class Inbound:
                 limiter = self.reserved
             else:
                 limiter = self.general
+            stranger = not peer.proven
             with trio.move_on_after(SESSION_WAIT_S) as waited:
-                await limiter.acquire()
+                # bounded by the deadline: at most SESSION_WAIT_S / 0.05 passes
+                while True:
+                    if not stranger or src.stranger_sessions < STRANGER_SESSIONS_PER_SOURCE:
+                        await limiter.acquire()
+                        if not stranger or src.stranger_sessions < STRANGER_SESSIONS_PER_SOURCE:
+                            break
+                        limiter.release()  # another stranger from this address got in first
+                    await trio.sleep(0.05)
             if waited.cancelled_caught:
+                if stranger and src.stranger_sessions >= STRANGER_SESSIONS_PER_SOURCE:
+                    raise Busy(f"this address already has {src.stranger_sessions} session(s) of peers "
+                               "not yet known here (bounds rule 9)")
                 raise Busy(f"all {MAX_SESSIONS} session slots are taken"
                            + ("" if shares else " (reserved ones are kept for peers sharing a held body)"))
             self.sessions[peer.peer_id] = self.sessions.get(peer.peer_id, 0) + 1
             conn.sessions += 1
             src.sessions += 1
+            src.stranger_sessions += stranger
             try:
                 if peer.proven:
                     yield Charge([conn.work])
@@ -202,6 +217,7 @@ class Inbound:
                 limiter.release()
                 conn.sessions -= 1
                 src.sessions -= 1
+                src.stranger_sessions -= stranger
                 n = self.sessions.get(peer.peer_id, 1) - 1
                 if n:
                     self.sessions[peer.peer_id] = n

@@ -36,6 +36,8 @@ from ..store.home import Config, Home
 from ..store.intake import UNREQUESTED, WRONG_BODY, DeferredQueue, IntakeLimits, IntakeReport, take
 from .bounds import MAX_SESSIONS, MAX_STREAMS, SESSION_WAIT_S, PeerRecord
 from .holding import held_bodies
+from .neighbours import FILE_NAME as NEIGHBOURS_FILE
+from .neighbours import Neighbours
 from .sync import Priority, StreamGone, SyncStats, run_session
 
 __all__ = ["Options", "Node", "keep_running", "DEFERRED_RETRY_S"]
@@ -98,6 +100,8 @@ class Node:
         # refused as busy; it waits for the running one instead (bounded by its deadline).
         self._session_locks: dict[str, trio.Lock] = {}
         self.priority = Priority()  # neighbours' sessions before strangers' rounds (sync.py)
+        # peers proven before, across restarts (neighbours.py)
+        self.neighbours = Neighbours(home.path / NEIGHBOURS_FILE, int(time.time() * 1000))
         self.outbox_event = trio.Event()
         self.changed = trio.Event()  # set when the held set may have changed
         self.started = time.time()
@@ -139,7 +143,7 @@ class Node:
         key = peer_id if isinstance(peer_id, str) else peer_id.to_string()
         rec = self.peers.get(key)
         if rec is None:
-            rec = self.peers[key] = PeerRecord(peer_id=key)
+            rec = self.peers[key] = PeerRecord(peer_id=key, proven=self.neighbours.known(key))
         return rec
 
     def offend(self, peer: PeerRecord, code: str, message: str) -> None:
@@ -300,6 +304,8 @@ class Node:
         return stats
 
     def _record(self, peer: PeerRecord, stats: SyncStats) -> None:
+        if peer.proven:
+            self.neighbours.proved(peer.peer_id, int(time.time() * 1000))
         peer.syncs += 1
         peer.last_sync = stats.to_json()
         self.last_syncs = (self.last_syncs + [stats.to_json()])[-20:]

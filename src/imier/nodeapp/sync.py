@@ -61,6 +61,8 @@ from .bounds import (
     READ_TIMEOUT_S,
     RECONCILE_S,
     SESSION_S,
+    STRANGER_RECONCILE_S,
+    STRANGER_ROUND_S,
     PeerRecord,
     NEIGHBOUR_WAIT_S,
     TokenBucket,
@@ -431,26 +433,35 @@ async def exchange(node: SyncNode, fs: FramedStream, peer: PeerRecord, hs: Hello
     r = Reconciler(items)
     extra = charge or Charge([])
     work = Work(len(items), Charge([peer.work, *extra.buckets], extra.wait))
-    try:
-        with trio.fail_after(RECONCILE_S):
-            if initiator:
-                await fs.write(wire.rec(r.initiate()), "rec")
-            while True:
-                f = await fs.expect("rec")
-                if r.rounds >= MAX_ROUNDS:
-                    # An honest exchange needs about log16(n) rounds plus one per 48 KiB of ids.
-                    raise RemoteError("too_many_rounds", f"reconciliation exceeded {MAX_ROUNDS} rounds",
-                                      field="rec")
-                await work.spend(r.cost(f["m"]), peer)
-                reply, _have, _need = r.reconcile(f["m"])
-                if reply is None:
-                    break
-                await fs.write(wire.rec(reply), "rec")
-                if r.done:
-                    break
-    except trio.TooSlowError:
-        raise RemoteError("slow_reconcile", f"reconciliation took longer than {RECONCILE_S:.0f} s",
-                          field="rec") from None
+    # The reconciliation's deadline counts the peer's time, not ours: time spent
+    # waiting on our own work buckets or behind neighbours (Work.spend) extends it.
+    stranger = not initiator and not peer.proven  # bounds rule 9
+    limit = STRANGER_RECONCILE_S if stranger else RECONCILE_S
+    read_timeout = fs.timeout
+    if stranger:
+        fs.timeout = min(fs.timeout, STRANGER_ROUND_S)
+    with trio.CancelScope(deadline=trio.current_time() + limit) as scope:
+        if initiator:
+            await fs.write(wire.rec(r.initiate()), "rec")
+        while True:
+            f = await fs.expect("rec")
+            if r.rounds >= MAX_ROUNDS:
+                # An honest exchange needs about log16(n) rounds plus one per 48 KiB of ids.
+                raise RemoteError("too_many_rounds", f"reconciliation exceeded {MAX_ROUNDS} rounds",
+                                  field="rec")
+            t = trio.current_time()
+            await work.spend(r.cost(f["m"]), peer)
+            scope.deadline += trio.current_time() - t
+            reply, _have, _need = r.reconcile(f["m"])
+            if reply is None:
+                break
+            await fs.write(wire.rec(reply), "rec")
+            if r.done:
+                break
+    fs.timeout = read_timeout
+    if scope.cancelled_caught:
+        raise RemoteError("slow_reconcile", f"reconciliation took longer than {limit:.0f} s",
+                          field="rec")
     stats.rounds = r.rounds
     stats.work = work.used
     stats.have, stats.need = len(r.have), len(r.need)

@@ -1,0 +1,156 @@
+"""Known neighbours across restarts (nodeapp/neighbours.py), strangers' slots (bounds rule 9)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from imier.nodeapp import neighbours as nb
+from imier.nodeapp.inbound import Inbound
+from imier.nodeapp.neighbours import Neighbours
+from imier.nodeapp.node import Node
+from imier.nodeapp.sync import StreamGone, run_session
+from imier.protocol import syncwire as wire
+from imier.protocol.errors import RemoteError
+
+from .test_inbound import _community, _Inbound
+from .test_sync_session import _ids, _node, _Stream
+
+NOW = 1_800_000_000_000
+
+
+def test_a_proven_peer_is_remembered_and_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "neighbours.json"
+    n = Neighbours(path, NOW)
+    assert not n.known("P1") and not path.exists()
+    n.proved("P1", NOW)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text()) == {"version": 1, "peers": {"P1": NOW}}
+    mtime = path.stat().st_mtime_ns
+    n.proved("P1", NOW + 1000)  # seen again within a day: no write
+    assert path.stat().st_mtime_ns == mtime
+    assert Neighbours(path, NOW + 5).known("P1")
+    assert not Neighbours(path, NOW + nb.KEEP_MS + 1).known("P1")  # not seen for 90 days
+
+
+def test_the_file_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nb, "MAX_KEPT", 3)
+    n = Neighbours(tmp_path / "neighbours.json", NOW)
+    for i in range(5):
+        n.proved(f"P{i}", NOW + i)
+    again = Neighbours(tmp_path / "neighbours.json", NOW + 10)
+    assert sorted(again.peers) == ["P2", "P3", "P4"]
+
+
+@pytest.mark.parametrize("text", ["{", "[]", '{"version": 2, "peers": {}}', '{"version": 1, "peers": {"x": "y"}}',
+                                  "\xff\xfe"])
+def test_a_damaged_file_is_one_warning_and_no_neighbours(tmp_path: Path, caplog: Any, text: str) -> None:
+    path = tmp_path / "neighbours.json"
+    path.write_bytes(text.encode("latin-1"))
+    with caplog.at_level(logging.WARNING, logger="imier.daemon"):
+        n = Neighbours(path, NOW)
+    assert n.peers == {}
+    assert any("starting with no known neighbours" in r.getMessage() for r in caplog.records)
+    n.proved("P", NOW)  # and it is written anew
+    assert Neighbours(path, NOW).known("P")
+
+
+def test_a_node_knows_its_neighbours_after_a_restart(tmp_path: Path) -> None:
+    """The standing a peer earned (a clean session over a held body) survives the
+    daemon's restart: a new Node over the same home treats it as proven."""
+    a, ana = _node(tmp_path, "a")
+    b, _ = _node(tmp_path, "b")
+    body = _community(a, ana, 10)
+    a.store.follow(body)
+    b.store.follow(body)
+
+    async def session() -> None:
+        sa, sb = trio.testing.memory_stream_pair()
+        async with trio.open_nursery() as n:
+            n.start_soon(Inbound(a).handle, _Inbound(sa, "B", ("127.0.0.1", 1000)))
+            await run_session(b, _Stream(sb), b.peer("A"), initiator=True)
+
+    trio.run(session)  # B downloads: not proven yet
+    assert not a.peer("B").proven
+    trio.run(session)  # B holds the same events: proven
+    assert a.peer("B").proven
+    restarted = Node(a.home, a.opts, node_key=None)
+    assert restarted.peer("B").proven and not restarted.peer("C").proven
+    assert _ids(a) == _ids(b)
+
+
+def test_strangers_from_one_address_take_one_slot_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bounds rule 9: a second stranger from the same address waits while the first
+    holds a slot, and is closed (no offence) if it is still held after SESSION_WAIT_S;
+    a stranger from another address is served meanwhile."""
+    import imier.nodeapp.inbound as inbound_mod
+
+    monkeypatch.setattr(inbound_mod, "SESSION_WAIT_S", 0.5)
+    a, ana = _node(tmp_path, "a")
+    b, _ = _node(tmp_path, "b")
+    body = _community(a, ana, 10)
+    a.store.follow(body)
+    b.store.follow(body)
+    gate = Inbound(a)
+    src = gate.source("10.0.0.1")
+
+    async def stranger(name: str, ip: str) -> BaseException | None:
+        sa, sb = trio.testing.memory_stream_pair()
+        async with trio.open_nursery() as n:
+            n.start_soon(gate.handle, _Inbound(sa, name, (ip, 4000)))
+            try:
+                with trio.fail_after(5):
+                    await run_session(b, _Stream(sb), b.peer(name), initiator=True)
+            except (StreamGone, RemoteError) as exc:
+                return exc
+        return None
+
+    async def scenario() -> None:
+        src.stranger_sessions = 1  # a stranger from 10.0.0.1 holds a slot
+        err = await stranger("S2", "10.0.0.1")
+        assert isinstance(err, StreamGone), err
+        assert a.peer("S2").offence_count == 0
+        assert await stranger("S3", "10.0.0.2") is None  # another address is served
+        src.stranger_sessions = 0
+        assert await stranger("S4", "10.0.0.1") is None  # and the first, once it is free
+
+    trio.run(scenario)
+
+
+def test_a_stranger_that_goes_quiet_after_the_handshake_loses_its_slot(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bounds rule 9: a stranger's round must come within STRANGER_ROUND_S (the audit's
+    attacker sent one every 13 s and held a slot 65 s per peer id)."""
+    import imier.nodeapp.sync as sync_mod
+
+    monkeypatch.setattr(sync_mod, "STRANGER_ROUND_S", 0.3)
+    a, ana = _node(tmp_path, "a")
+    body = _community(a, ana, 10)
+    a.store.follow(body)
+    gate = Inbound(a)
+
+    async def quiet(s: Any) -> None:
+        await s.send_all(wire.hello("q", [body], []) + wire.offer([body]))
+        await trio.sleep(30)  # never a round
+
+    async def scenario() -> float:
+        sa, sb = trio.testing.memory_stream_pair()
+        t0 = trio.current_time()
+        async with trio.open_nursery() as n:
+            n.start_soon(quiet, sb)
+            await gate.handle(_Inbound(sa, "Q", ("10.0.0.9", 1)))
+            n.cancel_scope.cancel()
+        return trio.current_time() - t0
+
+    took = trio.run(scenario, clock=trio.testing.MockClock(autojump_threshold=0))  # virtual time
+    assert 0.3 <= took < 1
+    codes = [c for _, c, _ in a.peer("Q").offences]
+    assert codes == ["timeout"], codes
+    assert gate.general.available_tokens == gate.general.total_tokens
