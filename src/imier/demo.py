@@ -111,7 +111,13 @@ def run(root: Path) -> int:
     muni = north.imier("body", "found", "municipality", "Riverside", *CHARTER,
                        "--part", "North", "--part", "East", "--part", "West")
     say(f"  Riverside founded ({muni[:12]}): discussion 3s, votes 5s, amendments 5s, contention 3s")
-    say("  naming a community is only an invitation: East and West do not hold Riverside yet")
+    time.sleep(4)  # two sync rounds and gossip: time enough for it to arrive, if it would
+    early = [n.town for n in (east, west) if n.holds(muni)]
+    if early:
+        raise RuntimeError(f"{' and '.join(early)} hold Riverside before consenting to it: "
+                           "federation by consent is broken (docs/rules.md s.9.2)")
+    say("  naming a community is only an invitation: after two sync rounds East and West "
+        "still do not hold Riverside")
     say("Each community consents to Riverside by carrying a 'federate' proposal (docs/rules.md s.9.2)")
     joins: list[tuple[DemoHome, str]] = []
     for n in nodes:
