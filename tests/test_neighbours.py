@@ -154,3 +154,96 @@ def test_a_stranger_that_goes_quiet_after_the_handshake_loses_its_slot(tmp_path:
     codes = [c for _, c, _ in a.peer("Q").offences]
     assert codes == ["timeout"], codes
     assert gate.general.available_tokens == gate.general.total_tokens
+
+
+# -- vouches: a person's signature over their node's key (syncwire.vouch_message) --------
+
+
+def test_a_vouch_rides_in_the_hello_and_is_checked() -> None:
+    from nacl.signing import SigningKey
+
+    person, node, other = SigningKey.generate(), SigningKey.generate(), SigningKey.generate()
+    node_pub = bytes(node.verify_key)
+    sig = person.sign(wire.vouch_message(node_pub)).signature
+    frame = wire.hello("n", [], [], [(bytes(person.verify_key), sig)])
+    h = wire.decode_frame(frame[4:])
+    assert h["vouch"] == [[bytes(person.verify_key), sig]]
+    assert wire.vouch_valid(bytes(person.verify_key), sig, node_pub)
+    assert not wire.vouch_valid(bytes(person.verify_key), sig, bytes(other.verify_key))  # another node
+    assert not wire.vouch_valid(bytes(other.verify_key), sig, node_pub)  # another person
+    plain = wire.hello("n", [], [])
+    assert b"vouch" not in plain and wire.decode_frame(plain[4:])["vouch"] == []  # optional
+    for bad in ([[b"x" * 32]], [[b"x" * 31, b"s" * 64]], [[b"x" * 32, b"s" * 63]], "no",
+                [[b"x" * 32, b"s" * 64]] * (wire.MAX_VOUCHES + 1)):
+        doc = {"t": "hello", "v": 1, "node": "n", "bodies": [], "people": [], "vouch": bad}
+        with pytest.raises(Exception) as e:
+            wire.decode_frame(wire.encode_frame(doc)[4:])
+        assert getattr(e.value, "field", None) == "vouch"
+
+
+def test_a_new_key_vouches_for_its_node_and_an_old_one_on_unlock(tmp_path: Path) -> None:
+    from imier.store.home import Home
+
+    home = Home(tmp_path / "h")
+    home.create("n", "pw")
+    sealed = home.new_person("ana", "pw")
+    path = home.keys_dir / "ana.vouch"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert home.vouches() == [(sealed.public, path.read_bytes())]
+    assert wire.vouch_valid(sealed.public, path.read_bytes(), home.node_public())
+    path.unlink()  # a key made before vouches existed
+    assert home.vouches() == []
+    home.unlock(sealed, "pw")
+    assert [p for p, _ in home.vouches()] == [sealed.public]
+    path.write_bytes(b"\0" * 64)  # one that does not hold for this node key is left out, and remade
+    assert home.vouches() == []
+    home.unlock(sealed, "pw")
+    assert [p for p, _ in home.vouches()] == [sealed.public]
+    assert [p.name for p in home.people()] == ["ana"] and home.key_problems() == []
+
+
+class _KeyedPID:
+    def __init__(self, s: str, public: bytes) -> None:
+        self.s, self.public = s, public
+
+    def to_string(self) -> str:
+        return self.s
+
+    def extract_public_key(self) -> Any:
+        public = self.public
+
+        class K:
+            def to_bytes(self) -> bytes:
+                return public
+
+        return K()
+
+
+def test_a_node_vouched_for_by_a_member_is_a_neighbour_from_its_first_session(tmp_path: Path) -> None:
+    """Inbound invariant 7: b's person is admitted in a's community; b's first session
+    carries its vouch, so a serves it as a neighbour (proven, remembered). The same
+    hello from a connection whose key is not b's node key is a stranger's."""
+    from imier.protocol.events import Admit
+    from imier.store.author import author_event
+
+    a, ana = _node(tmp_path, "a")
+    b, _ = _node(tmp_path, "b")
+    body = _community(a, ana, 10)
+    ben = b.home.people()[0].public
+    author_event(a.store, ana, body=body, data=Admit(member=ben), ts=NOW)
+    a.store.follow(body)
+    b.store.follow(body)
+    gate = Inbound(a)
+
+    async def session(pid: str, node_public: bytes) -> None:
+        sa, sb = trio.testing.memory_stream_pair()
+        stream = _Inbound(sa, pid, ("10.0.0.5", 7))
+        stream.muxed_conn.peer_id = _KeyedPID(pid, node_public)  # type: ignore[assignment]
+        async with trio.open_nursery() as n:
+            n.start_soon(gate.handle, stream)
+            await run_session(b, _Stream(sb), b.peer("A"), initiator=True)
+
+    trio.run(session, "IMPOSTOR", b"\x01" * 32)
+    assert not a.peer("IMPOSTOR").proven
+    trio.run(session, "B", b.home.node_public())
+    assert a.peer("B").proven and a.neighbours.known("B")

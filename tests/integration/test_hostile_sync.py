@@ -247,6 +247,38 @@ def test_peers_holding_slots_with_slow_rounds_do_not_keep_a_neighbour_out_after_
         _stop(a)
 
 
+def test_a_new_members_node_syncs_the_first_time_while_slow_peers_hold_the_slots(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A node that has never synced with the victim, whose person is a member of the
+    victim's community (its record came by bundle), syncs 3 of 3 times while peers
+    holding slots with slow rounds are connected: its hello carries its person's
+    vouch, so the victim serves it as a neighbour from the first session."""
+    a, c = Node(tmp_path, "a"), Node(tmp_path, "c")
+    a.init("ana")
+    cid = c.init("cid")
+    body = a.run("body", "found", "community", "North").stdout.strip()
+    a.run("member", "admit", "North", cid)
+    for i in range(5):
+        a.run("propose", "North", "--title", f"P{i}", "--text", "x")
+    bundle = tmp_path / "north.imier"
+    a.run("export", str(bundle))
+    c.run("body", "follow", body)
+    c.run("import", str(bundle))
+    a.run("propose", "North", "--title", "after the bundle", "--text", "y")  # c lacks this one
+    try:
+        a.start("--sync-interval", "3600s", "--no-gossip")
+        slow = attack(a, "slowrec", "--seconds", "30", "--body", body, "--identities", "3", "--every", "6")
+        time.sleep(4)
+        runs = [c.run("sync", a.addr(), "--json", ok=False, timeout=60) for _ in range(3)]
+        assert [r.returncode for r in runs] == [0, 0, 0], [r.stderr[-300:] for r in runs]
+        assert json.loads(runs[0].stdout)["new"] == 1
+        got = result(slow, timeout=90)
+        assert got["sessions"] >= 3, got
+        c_peer = c.json("id")["peer_id"]
+        assert [p["proven"] for p in peer_doc(a, c_peer)] == [True]
+    finally:
+        _stop(a)
+
+
 def test_replayed_sketches_stay_within_a_work_budget(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from imier.nodeapp.bounds import WORK_BURST, WORK_RATE, round_work
 

@@ -32,6 +32,10 @@ Invariants (bounds.py rules 5-7 for the numbers):
    sent such events ``UNHELD_STRIKES`` times lately gets no such allowance for
    peers not proven: the first event of a body we do not hold ends the session
    (fresh peer ids from the same address gain nothing).
+7. A peer whose hello carries a valid vouch (syncwire.vouch_message) by a
+   person of a body both sides hold is a node of one of our people: it is
+   proven from its first session (a new member's laptop gets the reserved
+   slots and goes before strangers, whatever strangers do).
 """
 
 from __future__ import annotations
@@ -88,6 +92,15 @@ class Counter:
     refused: int = 0
     unheld: deque[float] = field(default_factory=lambda: deque(maxlen=UNHELD_STRIKES))
     work: TokenBucket = field(default_factory=lambda: TokenBucket(WORK_RATE, WORK_BURST))
+
+
+def _node_public(stream: Any) -> bytes | None:
+    """The Ed25519 public key the peer's id is made of (authenticated by the
+    connection's handshake), or None."""
+    try:
+        return bytes(stream.muxed_conn.peer_id.extract_public_key().to_bytes())
+    except Exception:
+        return None
 
 
 def _remote(stream: Any) -> tuple[str, int]:
@@ -151,7 +164,8 @@ class Inbound:
         try:
             # a neighbour's whole session, handshake included, goes before strangers' rounds
             with node.priority.neighbour() if peer.proven else nullcontext():
-                stats = await run_session(node, stream, peer, initiator=False, gate=self._gate(peer, conn, src))
+                stats = await run_session(node, stream, peer, initiator=False,
+                                      gate=self._gate(peer, conn, src, _node_public(stream)))
             node._record(peer, stats)
         except Busy as exc:
             log.info("sync from %s not served now: %s", peer_id[-8:], exc)
@@ -173,12 +187,34 @@ class Inbound:
                 self.conns.pop(key, None)
             await _close(stream)
 
-    def _gate(self, peer: PeerRecord, conn: Counter, src: Counter
+    def vouched(self, peer: PeerRecord, hs: Hello, node_public: bytes | None) -> bool:
+        """Whether a person of a body both sides hold vouches for the peer's node key
+        (syncwire.vouch_message): a node of one of our people, a neighbour from its
+        first session (invariant 7). Only persons of those bodies are checked, so a
+        hello full of junk vouches costs a lookup each and no signature check."""
+        if node_public is None or not hs.vouch:
+            return False
+        both = hs.theirs & hs.mine
+        if not both:
+            return False
+        persons: set[bytes] = set()
+        for b in sorted(both)[:64]:
+            persons |= self.node.store.persons(b)
+        for person, sig in hs.vouch:
+            if person in persons and wire.vouch_valid(person, sig, node_public):
+                log.info("peer %s is a node of a person of a held body (vouched); served as a neighbour",
+                         peer.peer_id[-8:])
+                return True
+        return False
+
+    def _gate(self, peer: PeerRecord, conn: Counter, src: Counter, node_public: bytes | None = None
               ) -> Callable[[Hello], AbstractAsyncContextManager[Charge]]:
         @asynccontextmanager
         async def gate(hs: Hello) -> AsyncIterator[Charge]:
             if self.sessions.get(peer.peer_id, 0) >= MAX_SESSIONS_PER_PEER or conn.sessions >= 1:
                 raise Busy("a session with this peer is already running")
+            if not peer.proven and self.vouched(peer, hs, node_public):
+                peer.proven = True
             shares = peer.proven and bool(hs.theirs & hs.mine)
             now = time.monotonic()
             if (not peer.proven and len(src.unheld) >= UNHELD_STRIKES

@@ -87,6 +87,7 @@ class Node:
         # Future-dated events to take when their time comes (bounded in bytes, s.9.3).
         self.deferred = DeferredQueue(opts.limits.deferred_max_bytes, opts.limits.deferred_peer_bytes)
         self._people: list[bytes] = []
+        self._vouches: list[tuple[bytes, bytes]] = []
         self._people_at = 0.0
         self._held: set[bytes] = set()
         self._held_at = 0.0
@@ -115,8 +116,14 @@ class Node:
     def people(self) -> list[bytes]:
         if time.monotonic() - self._people_at > 5:
             self._people = sorted(p.public for p in self.home.people())
+            self._vouches = self.home.vouches()
             self._people_at = time.monotonic()
         return self._people
+
+    def vouches(self) -> list[tuple[bytes, bytes]]:
+        """This node's people's vouches for it (store/home.py), read with :meth:`people`."""
+        self.people()
+        return self._vouches
 
     def held(self, *, fresh: bool = False) -> set[bytes]:
         """The bodies this node holds (holding.py), recomputed when the store changed.

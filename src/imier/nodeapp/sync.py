@@ -89,6 +89,8 @@ class SyncNode(Protocol):
 
     def people(self) -> list[bytes]: ...
 
+    def vouches(self) -> list[tuple[bytes, bytes]]: ...
+
     def held(self, *, fresh: bool = False) -> set[bytes]: ...
 
     def offend(self, peer: PeerRecord, code: str, message: str) -> None: ...
@@ -209,6 +211,7 @@ class Hello:
     # Bytes of candidate events kept before an admit of ours shows up (inbound.py
     # lowers it to 0 for strangers from a source that already sent such junk).
     candidate_limit: int = CANDIDATE_BYTES
+    vouch: list[tuple[bytes, bytes]] = field(default_factory=list)  # the peer's people vouching for it
 
 
 @dataclass
@@ -284,7 +287,7 @@ async def handshake(node: SyncNode, fs: FramedStream, peer: PeerRecord) -> Hello
         with trio.fail_after(HANDSHAKE_S):
             mine = set(node.held())
             people = node.people()
-            await fs.write(wire.hello(node.name, sorted(mine), people), "hello")
+            await fs.write(wire.hello(node.name, sorted(mine), people, node.vouches()), "hello")
             h = await fs.expect("hello")
             peer.node = h["node"]
             peer.bodies = set(h["bodies"])
@@ -298,7 +301,7 @@ async def handshake(node: SyncNode, fs: FramedStream, peer: PeerRecord) -> Hello
     if len(shared) > wire.MAX_BODIES:
         raise RemoteError("too_many_bodies", f"more than {wire.MAX_BODIES} bodies", field="offer")
     return Hello(mine=mine, theirs=set(h["bodies"]), people=list(h["people"]), shared=shared,
-                 candidates=shared - mine)
+                 candidates=shared - mine, vouch=[(p, sig) for p, sig in h.get("vouch", [])])
 
 
 class _Candidates:

@@ -3,7 +3,8 @@
 A sync frame on the stream is ``u32 big-endian length || canonical msgpack
 map``; the map's ``"t"`` names the frame (docs/protocol.md, "Sync")::
 
-    hello  {"t": "hello", "v": 1, "node": str, "bodies": [bin32], "people": [bin32]}
+    hello  {"t": "hello", "v": 1, "node": str, "bodies": [bin32], "people": [bin32],
+            "vouch": [[bin32, bin64]]}        "vouch" optional: see :func:`vouch_message`
     offer  {"t": "offer", "bodies": [bin32]}
     rec    {"t": "rec", "m": bin}             a reconcile.py message
     ev     {"t": "ev", "ev": [bin]}           signed events (each <= MAX_EVENT_BYTES)
@@ -50,6 +51,9 @@ __all__ = [
     "encode_gossip",
     "decode_gossip",
     "MAX_GOSSIP_EVENTS",
+    "MAX_VOUCHES",
+    "vouch_message",
+    "vouch_valid",
 ]
 
 SYNC_PROTOCOL = "/imier/sync/1"
@@ -59,6 +63,8 @@ EVENT_FRAME_TARGET = 256 * 1024  # senders batch events up to about this much
 MAX_EVENTS_PER_FRAME = 1024
 MAX_BODIES = 4096
 MAX_PEOPLE = 1024
+MAX_VOUCHES = 16
+VOUCH_TAG = b"imier/vouch/1\x00"
 MAX_GOSSIP_EVENTS = 16
 MAX_GOSSIP_BYTES = 256 * 1024
 LEN = struct.Struct(">I")
@@ -93,6 +99,25 @@ def _ids(v: Any, name: str, limit: int) -> list[bytes]:
     return v
 
 
+def vouch_message(node_public: bytes) -> bytes:
+    """What a person signs to vouch for a node as theirs: the tag and the node's
+    Ed25519 public key (the key its libp2p peer id is made of). A peer that shows a
+    valid vouch by a person of a body we hold is a node of one of its people."""
+    return VOUCH_TAG + node_public
+
+
+def vouch_valid(person: bytes, sig: bytes, node_public: bytes) -> bool:
+    from nacl.exceptions import BadSignatureError
+    from nacl.signing import VerifyKey
+
+    try:
+        VerifyKey(person).verify(vouch_message(node_public), sig)
+        return True
+    except (BadSignatureError, ValueError, TypeError):
+        return False
+
+
+_OPTIONAL: dict[str, set[str]] = {"hello": {"vouch"}}
 _SHAPES: dict[str, set[str]] = {
     "hello": {"t", "v", "node", "bodies", "people"},
     "offer": {"t", "bodies"},
@@ -112,8 +137,10 @@ def decode_frame(body: bytes) -> dict[str, Any]:
     keys = _SHAPES.get(t)
     if keys is None:
         raise Rejected("unknown_frame", f"unknown frame type {t!r}", field="t")
-    if set(value) != keys:
-        raise Rejected("bad_frame", f"a {t} frame has exactly {', '.join(sorted(keys))}", field=t)
+    if not keys <= set(value) <= keys | _OPTIONAL.get(t, set()):
+        raise Rejected("bad_frame", f"a {t} frame has exactly {', '.join(sorted(keys))}"
+                       + (f" (and may have {', '.join(sorted(_OPTIONAL[t]))})" if t in _OPTIONAL else ""),
+                       field=t)
     if t == "hello":
         if value["v"] != SYNC_VERSION:
             raise Rejected("bad_version", f"sync version {value['v']!r} is not supported", field="v")
@@ -122,6 +149,12 @@ def decode_frame(body: bytes) -> dict[str, Any]:
             raise Rejected("bad_field", f"node name: text of at most {MAX_NAME}", field="node")
         _ids(value["bodies"], "bodies", MAX_BODIES)
         _ids(value["people"], "people", MAX_PEOPLE)
+        vouch = value.get("vouch", [])
+        if not isinstance(vouch, list) or len(vouch) > MAX_VOUCHES or not all(
+                isinstance(v, list) and len(v) == 2 and isinstance(v[0], bytes) and len(v[0]) == ID_LEN
+                and isinstance(v[1], bytes) and len(v[1]) == 64 for v in vouch):
+            raise Rejected("bad_field", f"at most {MAX_VOUCHES} [person key, signature] pairs", field="vouch")
+        value["vouch"] = vouch
     elif t == "offer":
         _ids(value["bodies"], "bodies", MAX_BODIES)
     elif t == "rec":
@@ -140,11 +173,13 @@ def decode_frame(body: bytes) -> dict[str, Any]:
     return value
 
 
-def hello(node: str, bodies: list[bytes], people: list[bytes]) -> bytes:
-    return encode_frame(
-        {"t": "hello", "v": SYNC_VERSION, "node": node[:MAX_NAME], "bodies": sorted(bodies),
-         "people": sorted(people)}
-    )
+def hello(node: str, bodies: list[bytes], people: list[bytes],
+          vouch: list[tuple[bytes, bytes]] | None = None) -> bytes:
+    doc: dict[str, Any] = {"t": "hello", "v": SYNC_VERSION, "node": node[:MAX_NAME], "bodies": sorted(bodies),
+                           "people": sorted(people)}
+    if vouch:
+        doc["vouch"] = [[p, sig] for p, sig in sorted(vouch)[:MAX_VOUCHES]]
+    return encode_frame(doc)
 
 
 def offer(bodies: list[bytes]) -> bytes:

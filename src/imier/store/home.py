@@ -342,13 +342,53 @@ class Home:
             )
         path = self.keys_dir / f"{name}.key"
         self._refuse_taken(name, path)
-        sealed = seal(new_signing_key(), name, passphrase)
+        key = new_signing_key()
+        sealed = seal(key, name, passphrase)
         try:
             _write_private(path, sealed.blob, exclusive=True)
         except FileExistsError:  # another 'imier key new' made it meanwhile: theirs stays
             self._refuse_taken(name, path)
             raise LocalError(f"a person named {name!r} already has a key on this node ({path})") from None
+        self.write_vouch(name, key)
         return sealed
+
+    # -- vouches: a person's signature over this node's public key (syncwire.vouch_message) --
+
+    def _vouch_path(self, name: str) -> Path:
+        return self.keys_dir / f"{name}.vouch"
+
+    def write_vouch(self, name: str, key: SigningKey) -> None:
+        """``keys/NAME.vouch``: ``name``'s signature saying this node is theirs, shown in
+        the sync hello so that peers holding one of their bodies serve this node as a
+        neighbour from its first session (nodeapp/inbound.py). Made when the key is
+        made, or the first time it is unlocked; a failure to write it is not an error
+        (the node is then served as a stranger until it proves itself)."""
+        from ..protocol.syncwire import vouch_message
+
+        try:
+            sig = key.sign(vouch_message(self.node_public())).signature
+            _write_private(self._vouch_path(name), sig)
+        except (OSError, LocalError):
+            pass
+
+    def vouches(self) -> list[tuple[bytes, bytes]]:
+        """``(person public key, signature)`` for every person whose vouch is on file and
+        holds for this node's key (one made for another node key is left out)."""
+        from ..protocol.syncwire import vouch_valid
+
+        try:
+            node = self.node_public()
+        except LocalError:
+            return []
+        out: list[tuple[bytes, bytes]] = []
+        for p in self.people():
+            try:
+                sig = self._vouch_path(p.name).read_bytes()
+            except OSError:
+                continue
+            if len(sig) == 64 and vouch_valid(p.public, sig, node):
+                out.append((p.public, sig))
+        return out
 
     def _refuse_taken(self, name: str, path: Path) -> None:
         if path.is_symlink():
@@ -388,10 +428,13 @@ class Home:
         raise LocalError(f"no person named {name!r} on this node", hint="'imier key list' shows the names")
 
     def unlock(self, sealed: SealedKey, passphrase: str) -> SigningKey:
-        return unseal(sealed.blob, passphrase)
+        key = unseal(sealed.blob, passphrase)
+        if sealed.public not in dict(self.vouches()):  # made before vouches, or for another node key
+            self.write_vouch(sealed.name, key)
+        return key
 
     def node_key(self, passphrase: str) -> SigningKey:
-        return self.unlock(self._read_key(self.node_key_path), passphrase)
+        return unseal(self._read_key(self.node_key_path).blob, passphrase)
 
     def node_public(self) -> bytes:
         return self._read_key(self.node_key_path).public
