@@ -2,8 +2,9 @@
 
 ``IMIER_BENCH_GOSSIP_NODES`` (10) daemons, each its own process and home,
 on 127.0.0.1. Node 0 founds a body and admits one person of every other
-node; node ``i`` bootstraps to nodes ``i - 1`` and ``(i - 1) // 2`` (a
-sparse graph, so messages take several hops). Once every node holds the
+node, which follows it (an admission from elsewhere is only an invitation);
+node ``i`` bootstraps to nodes ``i - 1`` and ``(i - 1) // 2`` (a sparse
+graph, so messages take several hops). Once every node holds the
 body and the meshes have formed, ``IMIER_BENCH_GOSSIP_PUBLISHES`` (5)
 proposals are made in turn on the farthest nodes with ``imier propose`` (the
 CLI writes the store and the outbox and wakes the daemon, which publishes).
@@ -50,6 +51,8 @@ def run() -> dict[str, Any]:
         body = nodes[0].run("body", "found", "community", "Bench", IMIER_NOW=str(t0)).stdout.strip()
         for i, k in enumerate(keys[1:], start=1):
             nodes[0].run("member", "admit", "Bench", k, IMIER_NOW=str(t0 + i))
+            # an admission learnt from a peer is an invitation (docs/decisions.md 45): accept it
+            nodes[i].run("body", "follow", body)
         try:
             nodes[0].start("--sync-interval", "3600s")
             for i in range(1, n):

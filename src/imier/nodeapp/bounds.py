@@ -40,8 +40,8 @@ Invariants:
    replayed sketches.
 9. Strangers hold slots briefly: a source address holds at most
    ``STRANGER_SESSIONS_PER_SOURCE`` general slots for peers not proven (a
-   new peer id from the same address waits), their reconcile rounds must
-   come within ``STRANGER_ROUND_S`` and their whole reconciliation within
+   new peer id from the same address waits), their reconcile rounds after
+   the first must come within ``STRANGER_ROUND_S`` and their whole reconciliation within
    ``STRANGER_RECONCILE_S``. A peer that completes a handshake and then
    sends a round every 13 s held a slot for 65 s per peer id; now at most
    10 + 8 s, and one per address. Proven peers are remembered across

@@ -441,13 +441,13 @@ async def exchange(node: SyncNode, fs: FramedStream, peer: PeerRecord, hs: Hello
     stranger = not initiator and not peer.proven  # bounds rule 9
     limit = STRANGER_RECONCILE_S if stranger else RECONCILE_S
     read_timeout = fs.timeout
-    if stranger:
-        fs.timeout = min(fs.timeout, STRANGER_ROUND_S)
     with trio.CancelScope(deadline=trio.current_time() + limit) as scope:
         if initiator:
             await fs.write(wire.rec(r.initiate()), "rec")
         while True:
             f = await fs.expect("rec")
+            if stranger:  # from its second round on (its first waits for its own snapshot of the items)
+                fs.timeout = min(read_timeout, STRANGER_ROUND_S)
             if r.rounds >= MAX_ROUNDS:
                 # An honest exchange needs about log16(n) rounds plus one per 48 KiB of ids.
                 raise RemoteError("too_many_rounds", f"reconciliation exceeded {MAX_ROUNDS} rounds",
