@@ -112,7 +112,10 @@ def _daemon(store_path: str, root: Path) -> dict[str, Any]:
         assert a.proc is not None
         time.sleep(5)
         idle = _proc_status(a.proc.pid)
-        stats = b.json("sync", a.addr(), "--timeout", "600")
+        try:
+            stats = b.json("sync", a.addr(), "--timeout", "600")
+        except AssertionError as exc:  # the serving daemon's side of it, for the report
+            raise AssertionError(f"{exc}\n--- a's log (end) ---\n{a.log()[-1500:]}") from None
         time.sleep(1)
         after = _proc_status(a.proc.pid)
     finally:

@@ -276,6 +276,13 @@ class Node:
         peer = self.peer(peer_id)
         if peer.banned():
             return None
+        if peer.streams:
+            # The peer is syncing with us right now (inbound): that session reconciles
+            # both ways. A second one is redundant, and against a temporary host (a
+            # person's 'imier sync') the stream could not be opened, and giving up on
+            # it reset the connection under the running session.
+            log.debug("sync with %s: skipped, its own session with us is running", peer_id[-8:])
+            return None
         lock = self._session_locks.setdefault(peer_id, trio.Lock())
         try:
             async with lock:
