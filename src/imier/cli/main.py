@@ -8,9 +8,10 @@ the parsed args and returns an exit code. Modules import heavy things
 Errors are turned into words here and only here (:func:`say_error`): any
 :class:`~imier.protocol.errors.ImierError` becomes one line on stderr
 ("error: ...") and exit code 1; a :class:`Rejected` keeps its code and names
-the option the person typed (``data.k`` is ``--seats``). An SQLite error, or any
-other unexpected error while the store fails ``PRAGMA quick_check``, is a damaged
-store: one line saying so and where to restore from. Usage errors exit 2,
+the option the person typed (``data.k`` is ``--seats``). Any other error is
+the store's to explain (:meth:`~imier.store.home.Home.explain`: a full disk, a
+busy or damaged store) in one line saying what to do; what it cannot explain
+is a bug and keeps its traceback. Usage errors exit 2,
 with "did you mean" for a mistyped command. Never a traceback for bad input.
 """
 
@@ -20,13 +21,11 @@ import argparse
 import difflib
 import os
 import re
-import sqlite3
 import sys
 import textwrap
 from typing import Sequence
 
 from ..protocol.errors import ImierError, RemoteError
-from ..store.db import damaged, translate
 from . import admin, carry, core, seal
 from .context import Context
 
@@ -214,14 +213,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _damage(ctx: Context, detail: str | None = None) -> ImierError | None:
-    """The damaged-store error if the store this command opened fails ``quick_check``."""
-    problem = ctx.home.store_damage()
-    if problem is None:
-        return None
-    return damaged(ctx.home.store_path, detail or problem)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -234,18 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImierError as exc:
         ctx.error(say_error(exc))
         return 1
-    except sqlite3.DatabaseError as exc:  # what translate did not catch lower down
-        err = translate(exc, ctx.home.store_path) or _damage(ctx, str(exc))
+    except Exception as exc:  # the store says whether the world or a damaged store caused it
+        err = ctx.home.explain(exc)
         if err is None:
             raise  # a bug: keep its traceback
-        ctx.error(say_error(err))
-        return 1
-    except Exception:
-        # A damaged page can also read as NULLs where bytes are stored (TypeError, ...):
-        # if the store fails its check, that is what to say; otherwise it is a bug.
-        err = _damage(ctx)
-        if err is None:
-            raise
         ctx.error(say_error(err))
         return 1
     except KeyboardInterrupt:

@@ -31,9 +31,9 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from ..protocol.charter import parse_duration_ms
-from ..protocol.errors import LocalError, Rejected
+from ..protocol.errors import ImierError, LocalError, Rejected
 from ..protocol.keys import SealedKey, new_signing_key, read_sealed, seal, unseal
-from .db import DEFAULT_MAX_SKEW_MS, Store
+from .db import DEFAULT_MAX_SKEW_MS, Store, damaged, translate
 from .intake import IntakeLimits
 
 __all__ = ["Home", "Config", "default_home", "NAME_RE"]
@@ -280,10 +280,28 @@ class Home:
 
     def store_damage(self) -> str | None:
         """What ``PRAGMA quick_check`` finds wrong with the store this home opened, in one
-        line; None if it is sound or was not opened (the CLI asks after an unexpected error)."""
+        line; None if it is sound or was not opened."""
         if self._store is None:
             return None
         return _quick_check(self._store.conn)
+
+    def explain(self, exc: BaseException) -> ImierError | None:
+        """The error to tell a person for ``exc``, an unexpected error of a command that
+        used this home: an SQLite error the world causes (a full disk, a busy or unreadable
+        store: :func:`translate`), or, whatever ``exc`` is, the damaged-store error when
+        the store this home opened fails ``quick_check`` (a damaged page can read as
+        NULLs where bytes are stored: a TypeError far from SQLite). None: a bug, which
+        keeps its traceback."""
+        detail = None
+        if isinstance(exc, sqlite3.DatabaseError):
+            err = translate(exc, self.store_path)
+            if err is not None:
+                return err
+            detail = str(exc)
+        problem = self.store_damage()
+        if problem is None:
+            return None
+        return damaged(self.store_path, detail or problem)
 
     def close(self) -> None:
         if self._store is not None:
