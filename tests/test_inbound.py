@@ -55,6 +55,16 @@ def _community(node: Any, key: Any, n: int) -> bytes:
     return found.id
 
 
+def _both_follow(tmp_path: Any, n: int) -> tuple[Any, Any, Any, bytes]:
+    """Nodes a (ana, a community of ``n`` votes) and b, both following it: ``(a, ana, b, body)``."""
+    a, ana = _node(tmp_path, "a")
+    b, _ = _node(tmp_path, "b")
+    body = _community(a, ana, n)
+    a.store.follow(body)
+    b.store.follow(body)
+    return a, ana, b, body
+
+
 def test_the_work_of_a_message_is_counted_from_its_ranges() -> None:
     items = [(T + i, bytes([i % 256, i // 256]) + b"\0" * 30) for i in range(1000)]
     items.sort()
@@ -120,11 +130,7 @@ def test_slots_reserved_for_a_peer_that_shares_a_held_body(tmp_path, monkeypatch
     import imier.nodeapp.inbound as inbound_mod
 
     monkeypatch.setattr(inbound_mod, "SESSION_WAIT_S", 0.2)
-    a, ana = _node(tmp_path, "a")
-    b, _ = _node(tmp_path, "b")
-    body = _community(a, ana, 20)
-    b.store.follow(body)
-    a.store.follow(body)
+    a, _, b, body = _both_follow(tmp_path, 20)
     gate = Inbound(a)
     gate.general = trio.CapacityLimiter(1)
     a.peer("GOOD").proven = True

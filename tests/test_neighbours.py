@@ -20,7 +20,7 @@ from imier.nodeapp.sync import StreamGone, run_session
 from imier.protocol import syncwire as wire
 from imier.protocol.errors import RemoteError
 
-from .test_inbound import _community, _Inbound
+from .test_inbound import _both_follow, _community, _Inbound
 from .test_sync_session import _ids, _node, _Stream
 
 NOW = 1_800_000_000_000
@@ -65,11 +65,7 @@ def test_a_damaged_file_is_one_warning_and_no_neighbours(tmp_path: Path, caplog:
 def test_a_node_knows_its_neighbours_after_a_restart(tmp_path: Path) -> None:
     """The standing a peer earned (a clean session over a held body) survives the
     daemon's restart: a new Node over the same home treats it as proven."""
-    a, ana = _node(tmp_path, "a")
-    b, _ = _node(tmp_path, "b")
-    body = _community(a, ana, 10)
-    a.store.follow(body)
-    b.store.follow(body)
+    a, _, b, body = _both_follow(tmp_path, 10)
 
     async def session() -> None:
         sa, sb = trio.testing.memory_stream_pair()
@@ -93,11 +89,7 @@ def test_strangers_from_one_address_take_one_slot_at_a_time(tmp_path: Path, monk
     import imier.nodeapp.inbound as inbound_mod
 
     monkeypatch.setattr(inbound_mod, "SESSION_WAIT_S", 0.5)
-    a, ana = _node(tmp_path, "a")
-    b, _ = _node(tmp_path, "b")
-    body = _community(a, ana, 10)
-    a.store.follow(body)
-    b.store.follow(body)
+    a, _, b, body = _both_follow(tmp_path, 10)
     gate = Inbound(a)
     src = gate.source("10.0.0.1")
 
@@ -236,13 +228,9 @@ def test_a_node_vouched_for_by_a_member_is_a_neighbour_from_its_first_session(tm
     from imier.protocol.events import Admit
     from imier.store.author import author_event
 
-    a, ana = _node(tmp_path, "a")
-    b, _ = _node(tmp_path, "b")
-    body = _community(a, ana, 10)
+    a, ana, b, body = _both_follow(tmp_path, 10)
     ben = b.home.people()[0].public
     author_event(a.store, ana, body=body, data=Admit(member=ben), ts=NOW)
-    a.store.follow(body)
-    b.store.follow(body)
     gate = Inbound(a)
 
     async def session(pid: str, node_public: bytes) -> None:

@@ -99,15 +99,20 @@ async def _host(seed: bytes, addr: str) -> tuple[Any, Any]:
     return h, info_from_p2p_addr(multiaddr.Multiaddr(addr))
 
 
+async def _handshake(s: Any, f: Framed, name: str, bodies: list[bytes]) -> None:
+    """hello and offer of ``bodies``, reading the victim's of each."""
+    await s.write(wire.hello(name, bodies, []))
+    await f.frame()
+    await s.write(wire.offer(bodies))
+    await f.frame()
+
+
 async def _offer(s: Any, f: Framed, name: str, bodies: list[bytes], items: list[tuple[int, bytes]],
                  errors: dict[str, int] | None = None) -> list[bytes]:
     """hello, offer and reconcile ``items`` with the victim; the ids it lacks, in
     ``items``' order. A refusal ends the reconciliation; with ``errors``, its code is
     counted there and the session given up (EOFError)."""
-    await s.write(wire.hello(name, bodies, []))
-    await f.frame()
-    await s.write(wire.offer(bodies))
-    await f.frame()
+    await _handshake(s, f, name, bodies)
     r = Reconciler(items)
     await s.write(wire.rec(r.initiate()))
     while True:
@@ -237,10 +242,7 @@ async def _replay_one(addr: str, seconds: float, body: bytes, rotate: bool, seed
                     while time.monotonic() < deadline:
                         s = await h.new_stream(info.peer_id, [P])
                         f = Framed(s)
-                        await s.write(wire.hello("replay", [body], []))
-                        await f.frame()
-                        await s.write(wire.offer([body]))
-                        await f.frame()
+                        await _handshake(s, f, "replay", [body])
                         out["sessions"] += 1
                         try:
                             while True:
@@ -281,10 +283,7 @@ async def slowrec(addr: str, seconds: float, body: bytes, identities: int, every
                         await h.connect(info)
                         s = await h.new_stream(info.peer_id, [P])
                         f = Framed(s)
-                        await s.write(wire.hello("slowrec", [body], []))
-                        await f.frame()
-                        await s.write(wire.offer([body]))
-                        await f.frame()
+                        await _handshake(s, f, "slowrec", [body])
                         out["sessions"] += 1
                         while True:
                             await s.write(msg)

@@ -267,6 +267,7 @@ class Inbound:
             "sessions": MAX_SESSIONS - int(self.general.available_tokens),
             "reserved_sessions": RESERVED_SESSIONS - int(self.reserved.available_tokens),
             "connections": len(self.conns),
+            "neighbour_waits": self.node.priority.waits,  # strangers' rounds that waited (sync.Priority)
             "sources": {ip: {"streams": c.streams, "sessions": c.sessions}
                         for ip, c in self.sources.items() if c.streams or c.sessions},
         }
