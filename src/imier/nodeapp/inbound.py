@@ -225,17 +225,21 @@ class Inbound:
             else:
                 limiter = self.general
             stranger = not peer.proven
+
+            def room() -> bool:  # for a stranger: its address holds fewer strangers' slots than allowed
+                return not stranger or src.stranger_sessions < STRANGER_SESSIONS_PER_SOURCE
+
             with trio.move_on_after(SESSION_WAIT_S) as waited:
                 # bounded by the deadline: at most SESSION_WAIT_S / 0.05 passes
                 while True:
-                    if not stranger or src.stranger_sessions < STRANGER_SESSIONS_PER_SOURCE:
+                    if room():
                         await limiter.acquire()
-                        if not stranger or src.stranger_sessions < STRANGER_SESSIONS_PER_SOURCE:
+                        if room():
                             break
                         limiter.release()  # another stranger from this address got in first
                     await trio.sleep(0.05)
             if waited.cancelled_caught:
-                if stranger and src.stranger_sessions >= STRANGER_SESSIONS_PER_SOURCE:
+                if not room():
                     raise Busy(f"this address already has {src.stranger_sessions} session(s) of peers "
                                "not yet known here (bounds rule 9)")
                 raise Busy(f"all {MAX_SESSIONS} session slots are taken"

@@ -480,17 +480,16 @@ async def keep_running(name: str, fn: Any) -> None:
     or unreadable: ``ImierError``, which says what to do) is one warning line; only
     an unexpected one, a bug, is logged with its traceback."""
     for attempt in range(1_000_000):
+        wait = min(30.0, 0.5 * 2 ** min(attempt, 6))
         try:
             await fn()
             return
         except ImierError as exc:
-            wait = min(30.0, 0.5 * 2 ** min(attempt, 6))
             log.warning("%s: %s%s; trying again in %.0f s", name, exc.message,
                         f" ({exc.hint})" if exc.hint else "", wait)
-            await trio.sleep(wait)
         except Exception:
             log.exception("%s failed; restarting it", name)
-            await trio.sleep(min(30.0, 0.5 * 2 ** min(attempt, 6)))
+        await trio.sleep(wait)
 
 
 async def _send_err(stream: Any, exc: RemoteError) -> None:
